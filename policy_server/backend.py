@@ -1,0 +1,83 @@
+"""The PolicyBackend interface every model runner implements, and the backend registry."""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_async.config import BackendConfig
+from vla_async.specs import PolicySpec, RobotSpec
+
+
+class BackendError(RuntimeError):
+    """A backend could not load or run; the message is safe to send to a client."""
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyInput:
+    """One robot's request as the model sees it.
+
+    `state` is already the conditioning state: the rollforward state when the client sent one
+    (VLASH), the measured state otherwise.
+    """
+
+    state: np.ndarray
+    images: Mapping[str, np.ndarray] = field(default_factory=dict)
+    task: str = ""
+    environment_state: np.ndarray | None = None
+    session_id: str = ""
+
+
+class PolicyBackend(abc.ABC):
+    """Runs a policy: `infer` maps a batch of inputs to one action chunk [H, action_dim] each."""
+
+    #: True when `infer` benefits from several inputs at once (one forward pass for the batch).
+    supports_batching: bool = False
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> PolicySpec:
+        """What the policy needs and produces."""
+
+    def check_robot(self, robot: RobotSpec) -> None:  # noqa: B027 - optional hook
+        """Extra per-robot checks beyond `specs.check_compatible` (raise SpecMismatchError)."""
+
+    def warmup(self) -> None:  # noqa: B027 - optional hook
+        """Run once before serving so the first real request is not slow (compile, allocate)."""
+
+    @abc.abstractmethod
+    def infer(self, batch: Sequence[PolicyInput]) -> list[np.ndarray]:
+        """One chunk per input, each float32 [H, action_dim]. Raise BackendError on failure."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+# name -> "module:factory"; factory(config: BackendConfig) -> PolicyBackend. Imported lazily.
+BACKENDS: dict[str, str] = {
+    "linear": "policy_server.backends.linear:LinearBackend",
+    "expert": "policy_server.backends.expert:ExpertBackend",
+    "torch": "policy_server.backends.torch_backend:TorchBackend",
+    "onnx": "policy_server.backends.onnx_backend:OnnxBackend",
+    "lerobot": "policy_server.backends.lerobot_backend:LeRobotBackend",
+}
+
+
+def create_backend(config: BackendConfig) -> PolicyBackend:
+    target = BACKENDS.get(config.name)
+    if target is None:
+        raise BackendError(f"unknown backend {config.name!r}; available: {sorted(BACKENDS)}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise BackendError(
+            f"backend {config.name!r} needs {exc.name!r}; install it with pip install 'vla-async[server]'"
+            + (" or 'vla-async[lerobot]'" if config.name == "lerobot" else "")
+            + (" or 'vla-async[sim]'" if config.name == "expert" else "")
+        ) from exc
+    return getattr(module, attr)(config)

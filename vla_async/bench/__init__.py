@@ -1,0 +1,1 @@
+"""Benchmarks of the core (they print numbers; nothing here asserts on time)."""

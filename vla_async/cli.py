@@ -1,0 +1,59 @@
+"""`vla-async` — one entry point, subcommands implemented where they belong.
+
+The core never imports the server, the client or the simulator at module level: each subcommand
+is a `module:function` looked up only when it is used, so `vla-async client` on a robot computer
+never needs torch or MuJoCo.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> (module:function taking argv and returning an exit code, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("policy_server.cli:main", "run the policy server"),
+    "client": ("robot_client.cli:main", "run the robot client (real-time loop)"),
+    "demo": ("sim.demo:main", "the main job: server + client on a simulated pick-and-place, then a report"),
+    "eval": ("sim.eval.cli:main", "evaluate strategies × tasks × latencies (virtual or real time)"),
+    "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server"),
+    "sim": ("sim.cli:main", "simulation tools: snapshot (camera PNGs, episode MP4)"),
+    "keys": ("vla_async.keys:main", "make CurveZMQ key pairs"),
+    "roundtrip": ("robot_client.roundtrip:main", "start a server and a client on loopback and report round trips"),
+    "export-onnx": ("policy_server.export_onnx:main", "export a torch/LeRobot policy to ONNX and check it"),
+}
+
+
+def load_entry(target: str) -> Callable[[Sequence[str]], int]:
+    module_name, _, func_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, func_name)
+
+
+def usage() -> str:
+    lines = ["usage: vla-async <command> [options]  (vla-async <command> --help for its fields)", "", "commands:"]
+    lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"vla-async: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    try:
+        entry = load_entry(SUBCOMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra, e.g. "
+              f"pip install 'vla-async[sim]' or 'vla-async[server]'", file=sys.stderr)
+        return 2
+    return int(entry(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

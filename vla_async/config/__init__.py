@@ -1,0 +1,38 @@
+"""Typed configuration: schema sections and the YAML/override loader."""
+
+from vla_async.config.loader import (
+    CONFIG_DIR,
+    ConfigError,
+    StrictModel,
+    build_config,
+    describe_fields,
+    load_config,
+    parse_overrides,
+)
+from vla_async.config.schema import (
+    BackendConfig,
+    BatchingConfig,
+    ClientConfig,
+    CurveConfig,
+    DelayConfig,
+    FuserConfig,
+    InjectedLatencyConfig,
+    LogConfig,
+    NetworkConfig,
+    RobotConfig,
+    SafetyConfig,
+    ServerConfig,
+    SmootherConfig,
+    StrategyConfig,
+    load_strategy_preset,
+    strategy_config,
+    strategy_names,
+)
+
+__all__ = [
+    "CONFIG_DIR", "ConfigError", "StrictModel", "build_config", "describe_fields", "load_config",
+    "parse_overrides", "BackendConfig", "BatchingConfig", "ClientConfig", "CurveConfig", "DelayConfig",
+    "FuserConfig", "InjectedLatencyConfig", "LogConfig", "NetworkConfig", "RobotConfig", "SafetyConfig",
+    "ServerConfig", "SmootherConfig", "StrategyConfig", "load_strategy_preset", "strategy_config",
+    "strategy_names",
+]

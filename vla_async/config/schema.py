@@ -1,0 +1,199 @@
+"""The config schema: one section class per concern, one root per process.
+
+Sections are shared between roots (the client and the evaluator use the same `StrategyConfig`, so
+what is benchmarked is what runs on the robot). Field descriptions show up in `--help`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_merge, read_yaml
+
+# ---------------------------------------------------------------- network
+
+
+class CurveConfig(StrictModel):
+    enabled: bool = Field(False, description="encrypt and authenticate with CurveZMQ")
+    server_secret_key: str | None = Field(None, description="server: path to its secret key file")
+    authorized_keys_dir: str | None = Field(None, description="server: folder of allowed client public keys")
+    server_public_key: str | None = Field(None, description="client: path to the server's public key file")
+    client_secret_key: str | None = Field(None, description="client: path to its own secret key file")
+
+
+class NetworkConfig(StrictModel):
+    host: str = Field("127.0.0.1", description="bind (server) or connect (client) address")
+    port: int = Field(5555, ge=1, le=65535)
+    request_timeout_s: float = Field(2.0, gt=0, le=60, description="deadline for one inference request")
+    heartbeat_interval_s: float = Field(0.5, gt=0, le=30)
+    heartbeat_timeout_s: float = Field(3.0, gt=0, le=300, description="peer considered gone after this silence")
+    reconnect_min_s: float = Field(0.05, gt=0, le=10)
+    reconnect_max_s: float = Field(2.0, gt=0, le=60)
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=2**31 - 1)
+    zero_copy: bool = Field(False, description="send array frames without copying (helps only for large arrays)")
+    image_encoding: Literal["raw", "jpeg"] = Field("raw", description="jpeg for Wi-Fi/WAN links")
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    curve: CurveConfig = CurveConfig()
+
+
+# ---------------------------------------------------------------- server
+
+
+class InjectedLatencyConfig(StrictModel):
+    """Extra latency added to every chunk, to emulate a large VLA on a GPU."""
+
+    distribution: Literal["constant", "normal", "lognormal"] = "constant"
+    mean_ms: float = Field(0.0, ge=0, le=10_000)
+    jitter_ms: float = Field(0.0, ge=0, le=10_000, description="std (normal) or spread (lognormal)")
+    spike_probability: float = Field(0.0, ge=0, le=1)
+    spike_ms: float = Field(0.0, ge=0, le=10_000, description="added on a spike")
+    min_ms: float = Field(0.0, ge=0)
+    seed: int = 0
+
+
+class BackendConfig(StrictModel):
+    name: str = Field("linear", description="expert | linear | replay | torch | onnx | lerobot")
+    path: str | None = Field(None, description="model file or checkpoint directory")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    chunk_length: int = Field(50, ge=1, le=10_000)
+    options: dict[str, Any] = Field(default_factory=dict, description="backend-specific options")
+
+
+class BatchingConfig(StrictModel):
+    max_batch: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait this long to fill a batch")
+
+
+class ServerConfig(StrictModel):
+    network: NetworkConfig = NetworkConfig()
+    backend: BackendConfig = BackendConfig()
+    batching: BatchingConfig = BatchingConfig()
+    injected_latency: InjectedLatencyConfig = InjectedLatencyConfig()
+    max_clients: int = Field(64, ge=1, le=4096)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# ---------------------------------------------------------------- strategy (scheduler)
+
+
+class DelayConfig(StrictModel):
+    """How the client estimates d̂, the delay from capture to a usable chunk."""
+
+    mode: Literal["measured", "fixed"] = "measured"
+    fixed_ticks: int = Field(0, ge=0, le=1000, description="used when mode=fixed, and before warm-up ends")
+    window: int = Field(20, ge=1, le=10_000, description="latency samples kept")
+    quantile: float = Field(0.9, ge=0, le=1)
+    margin_ticks: float = Field(0.0, ge=0, le=100)
+    warmup_samples: int = Field(1, ge=0, le=1000, description="first samples ignored (cold start)")
+    min_ticks: int = Field(0, ge=0)
+    max_ticks: int = Field(100, ge=0, le=10_000)
+
+
+class SmootherConfig(StrictModel):
+    enabled: bool = False
+    degree: int = Field(3, ge=0, le=9)
+    window: int = Field(0, ge=0, le=10_000, description="0: fit the whole chunk; else sliding window length")
+
+
+class FuserConfig(StrictModel):
+    kind: Literal["latest_only", "lerobot", "temporal_ensemble", "rail"] = "rail"
+    align: bool = Field(True, description="place chunks by tick (drop passed actions); false = naive")
+    blend_ticks: int = Field(8, ge=1, le=1000, description="rail: length of the quintic blend")
+    adaptive_blend: bool = Field(True, description="rail: scale blend length with the size of the mismatch")
+    lerobot_old_weight: float = Field(0.3, ge=0, le=1)
+    ensemble_m: float = Field(0.01, ge=0, le=10, description="temporal_ensemble: w_i = exp(-m i)")
+
+
+class StrategyConfig(StrictModel):
+    """One named way of running async inference; presets in configs/strategies/<name>.yaml."""
+
+    name: str = "vlash_rail"
+    sync: bool = Field(False, description="hold position while waiting for each chunk")
+    trigger: Literal["horizon", "delay", "every_tick"] = "delay"
+    execution_horizon: int = Field(10, ge=1, le=10_000, description="s: actions executed per chunk")
+    trigger_margin_ticks: int = Field(2, ge=0, le=1000, description="trigger when planned ticks left ≤ d̂ + this")
+    lerobot_queue_threshold: float = Field(0.5, ge=0, le=1)
+    max_in_flight: int = Field(1, ge=1, le=64)
+    rollforward: Literal["none", "commanded", "delta", "tracking"] = "commanded"
+    delay: DelayConfig = DelayConfig()
+    smoother: SmootherConfig = SmootherConfig()
+    fuser: FuserConfig = FuserConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """`{preset: rail, fuser: {...}}` → the preset's YAML with the given fields on top."""
+        if isinstance(data, dict) and "preset" in data:
+            data = dict(data)
+            preset = data.pop("preset")
+            data = deep_merge(load_strategy_preset(preset), data)
+        return data
+
+
+def strategy_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "strategies").glob("*.yaml"))
+
+
+def load_strategy_preset(name: str) -> dict[str, Any]:
+    path = CONFIG_DIR / "strategies" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown strategy preset {name!r}; available: {strategy_names()}")
+    data = read_yaml(path)
+    data.setdefault("name", name)
+    return data
+
+
+def strategy_config(name: str, **overrides: Any) -> StrategyConfig:
+    return StrategyConfig.model_validate(deep_merge(load_strategy_preset(name), overrides))
+
+
+class SafetyConfig(StrictModel):
+    enabled: bool = True
+    limit_margin: float = Field(0.0, ge=0, description="shrink the robot's position limits by this much")
+    max_velocity: float | list[float] = Field(6.0, description="per joint, units/s (scalar or per-joint list)")
+    max_acceleration: float | list[float] = Field(60.0, description="per joint, units/s²")
+    max_step: float | list[float] = Field(0.35, description="max change of a command in one tick")
+    watchdog_timeout_s: float = Field(1.0, gt=0, le=60, description="no chunk for this long → come to rest")
+    rest_deceleration: float = Field(10.0, gt=0, description="units/s² used to bring the arm to rest")
+
+
+# ---------------------------------------------------------------- robot and client
+
+
+class CameraConfig(StrictModel):
+    height: int = Field(224, ge=16, le=4096)
+    width: int = Field(224, ge=16, le=4096)
+
+
+class RobotConfig(StrictModel):
+    kind: Literal["sim", "lerobot"] = "sim"
+    task: str = Field("pick_place", description="sim task: reach_jump | track | pick_place")
+    seed: int = 0
+    fps: float = Field(30.0, gt=0, le=1000)
+    cameras: list[str] = Field(default_factory=lambda: ["front", "wrist"], description="cameras to render")
+    camera: CameraConfig = CameraConfig()
+    render: bool = Field(True, description="render camera images (off when the policy ignores them)")
+    lerobot_type: str | None = Field(None, description="lerobot: robot type, e.g. so101_follower")
+    lerobot_port: str | None = Field(None, description="lerobot: serial port")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogConfig(StrictModel):
+    path: str | None = Field(None, description="per-tick log file (.jsonl); none = no file")
+    print_summary: bool = True
+    live_status: bool = True
+
+
+class ClientConfig(StrictModel):
+    network: NetworkConfig = NetworkConfig()
+    robot: RobotConfig = RobotConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    safety: SafetyConfig = SafetyConfig()
+    log: LogConfig = LogConfig()
+    duration_s: float = Field(20.0, gt=0, le=86_400, description="stop after this long")
+    stop_on_success: bool = True
+    task_instruction: str | None = Field(None, description="override the task's language instruction")
+    client_name: str = "robot"

@@ -1,0 +1,127 @@
+"""The messages that cross the wire, as frozen dataclasses.
+
+Encoding and validation live in `vla_async.protocol`; this module is only the vocabulary.
+Ticks are the client's control ticks (see DESIGN.md section 3): the server never needs the
+client's clock, it only echoes ticks back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_async.specs import PolicySpec, RobotSpec
+
+PROTOCOL_VERSION = 1
+
+
+class ErrorCode(str, enum.Enum):
+    BAD_MESSAGE = "bad_message"  # undecodable, wrong frames/dtypes/shapes, oversize
+    VERSION_MISMATCH = "version_mismatch"
+    SPEC_MISMATCH = "spec_mismatch"
+    NO_SESSION = "no_session"  # observation before a successful Hello
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    BACKEND_ERROR = "backend_error"  # the model raised or produced invalid output (e.g. NaN)
+    OVERLOADED = "overloaded"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Client → server: first message of a session."""
+
+    client_name: str
+    robot_spec: RobotSpec
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """Server → client: the handshake succeeded; here is what the policy is."""
+
+    session_id: str
+    policy_spec: PolicySpec
+    server_name: str = "vla-async"
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """Client → server: what the robot saw at `tick`, and where the new chunk should start.
+
+    `exec_tick` is the tick the returned chunk's action 0 is for (`tick + d̂` with rollforward,
+    `tick` without). `rollforward_state`, when present, replaces `state` as the policy's
+    proprioceptive input (VLASH). `deadline_ms` is a relative budget: the server drops the request
+    if it could not start it within that many milliseconds of receiving it.
+    """
+
+    request_id: int
+    tick: int
+    exec_tick: int
+    state: np.ndarray
+    images: Mapping[str, np.ndarray] = field(default_factory=dict)
+    task: str = ""
+    rollforward_state: np.ndarray | None = None
+    environment_state: np.ndarray | None = None
+    deadline_ms: float = 1000.0
+
+
+@dataclass(frozen=True)
+class ServerTiming:
+    """Where the server spent its time on one chunk, in milliseconds."""
+
+    queue_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    model_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    total_ms: float = 0.0
+    batch_size: int = 1
+
+    @property
+    def overhead_ms(self) -> float:
+        """Server time outside the model forward (and outside queueing)."""
+        return self.total_ms - self.model_ms - self.queue_ms
+
+
+@dataclass(frozen=True, eq=False)
+class ActionChunk:
+    """Server → client: `actions[i]` is the command for tick `start_tick + i`."""
+
+    request_id: int
+    start_tick: int
+    actions: np.ndarray  # [H, action_dim] float32
+    timing: ServerTiming = field(default_factory=ServerTiming)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def end_tick(self) -> int:
+        """One past the last tick this chunk covers."""
+        return self.start_tick + self.horizon
+
+
+@dataclass(frozen=True)
+class ErrorMessage:
+    """Either direction: a failure with a code and a human-readable message (never a traceback)."""
+
+    code: ErrorCode
+    message: str
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Ping:
+    seq: int
+
+
+@dataclass(frozen=True)
+class Pong:
+    seq: int
+
+
+Message = Hello | Welcome | Observation | ActionChunk | ErrorMessage | Ping | Pong

@@ -1,0 +1,254 @@
+"""What a robot and a policy declare about themselves, and the handshake check between them.
+
+A spec is plain data (frozen dataclasses) that travels in Hello/Welcome as a dict. Everything the
+codec checks at run time (array names, shapes, dtypes) is derived from the agreed specs, so a
+mismatch is found once, at connect time, with every difference listed in one error.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A spec is malformed (bad field, inconsistent sizes)."""
+
+
+class SpecMismatchError(SpecError):
+    """Robot and policy specs disagree; `mismatches` lists every difference."""
+
+    def __init__(self, mismatches: Sequence[str]):
+        self.mismatches = list(mismatches)
+        lines = "\n  - ".join(self.mismatches)
+        super().__init__(f"robot and policy specs do not match ({len(self.mismatches)} problems):\n  - {lines}")
+
+
+class ActionKind(str, enum.Enum):
+    """How an action vector is interpreted by the robot."""
+
+    ABSOLUTE = "absolute_joint_position"
+    DELTA = "delta_joint_position"
+    END_EFFECTOR = "end_effector"
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    height: int
+    width: int
+    channels: int = 3
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise SpecError(f"camera name must be a non-empty string, got {self.name!r}")
+        for attr in ("height", "width", "channels"):
+            value = getattr(self, attr)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 8192:
+                raise SpecError(f"camera {self.name!r}: {attr} must be an int in 1..8192, got {value!r}")
+        if self.channels not in (1, 3):
+            raise SpecError(f"camera {self.name!r}: channels must be 1 or 3, got {self.channels}")
+
+
+def _check_names(owner: str, what: str, names: Sequence[str]) -> None:
+    if len(names) == 0:
+        raise SpecError(f"{owner}: {what} must not be empty")
+    if any(not isinstance(n, str) or not n for n in names):
+        raise SpecError(f"{owner}: {what} must be non-empty strings, got {list(names)!r}")
+    if len(set(names)) != len(names):
+        raise SpecError(f"{owner}: {what} has duplicates: {list(names)!r}")
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    """What a robot offers: state and action names, action kind, cameras, control rate.
+
+    `stepwise_actions` names gripper-like dimensions (open/closed) that are step-held, never fitted
+    or blended as smooth curves. `position_limits` (one (low, high) pair per action) are hard limits
+    the safety layer clamps to.
+    """
+
+    name: str
+    fps: float
+    state_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    action_kind: ActionKind = ActionKind.ABSOLUTE
+    cameras: tuple[CameraSpec, ...] = ()
+    stepwise_actions: tuple[str, ...] = ()
+    position_limits: tuple[tuple[float, float], ...] | None = None
+    environment_state_dim: int = 0
+
+    def __post_init__(self) -> None:
+        _validate_common(self, f"robot {self.name!r}")
+        if not (0 < float(self.fps) <= 1000):
+            raise SpecError(f"robot {self.name!r}: fps must be in (0, 1000], got {self.fps!r}")
+        if self.position_limits is not None:
+            if len(self.position_limits) != len(self.action_names):
+                raise SpecError(
+                    f"robot {self.name!r}: position_limits has {len(self.position_limits)} pairs "
+                    f"for {len(self.action_names)} actions"
+                )
+            for name, (lo, hi) in zip(self.action_names, self.position_limits):
+                if not lo < hi:
+                    raise SpecError(f"robot {self.name!r}: limit for {name!r} must have low < high, got ({lo}, {hi})")
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    @property
+    def stepwise_mask(self) -> tuple[bool, ...]:
+        return tuple(name in self.stepwise_actions for name in self.action_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RobotSpec:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a policy needs and produces. `chunk_length` is H, the number of actions per chunk."""
+
+    name: str
+    state_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    chunk_length: int
+    action_kind: ActionKind = ActionKind.ABSOLUTE
+    cameras: tuple[CameraSpec, ...] = ()
+    fps: float | None = None
+    environment_state_dim: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _validate_common(self, f"policy {self.name!r}")
+        if not isinstance(self.chunk_length, int) or not 1 <= self.chunk_length <= 10_000:
+            raise SpecError(f"policy {self.name!r}: chunk_length must be an int in 1..10000, got {self.chunk_length!r}")
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicySpec:
+        return _from_dict(cls, data)
+
+
+def _validate_common(spec: RobotSpec | PolicySpec, owner: str) -> None:
+    if not isinstance(spec.name, str) or not spec.name:
+        raise SpecError(f"{owner}: name must be a non-empty string")
+    _check_names(owner, "state_names", spec.state_names)
+    _check_names(owner, "action_names", spec.action_names)
+    if not isinstance(spec.action_kind, ActionKind):
+        raise SpecError(f"{owner}: action_kind must be one of {[k.value for k in ActionKind]}")
+    cam_names = [c.name for c in spec.cameras]
+    if len(set(cam_names)) != len(cam_names):
+        raise SpecError(f"{owner}: duplicate camera names {cam_names!r}")
+    if not isinstance(spec.environment_state_dim, int) or not 0 <= spec.environment_state_dim <= 4096:
+        raise SpecError(f"{owner}: environment_state_dim must be an int in 0..4096")
+
+
+def _to_dict(spec: RobotSpec | PolicySpec) -> dict[str, Any]:
+    data = asdict(spec)
+    data["action_kind"] = spec.action_kind.value
+    if "extra" in data:
+        data["extra"] = dict(data["extra"])
+    return data
+
+
+_TUPLE_FIELDS = ("state_names", "action_names", "stepwise_actions")
+
+
+def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """Build a spec from untrusted data (a network message or YAML), with clear errors."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{cls.__name__} must be a mapping, got {type(data).__name__}")
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"{cls.__name__}: unknown fields {unknown}; allowed: {sorted(known)}")
+    kwargs: dict[str, Any] = dict(data)
+    try:
+        for key in _TUPLE_FIELDS:
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        if "action_kind" in kwargs:
+            kwargs["action_kind"] = ActionKind(kwargs["action_kind"])
+        if "cameras" in kwargs:
+            kwargs["cameras"] = tuple(
+                c if isinstance(c, CameraSpec) else CameraSpec(**dict(c)) for c in kwargs["cameras"]
+            )
+        if kwargs.get("position_limits") is not None:
+            kwargs["position_limits"] = tuple((float(lo), float(hi)) for lo, hi in kwargs["position_limits"])
+        return cls(**kwargs)
+    except SpecError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{cls.__name__}: {exc}") from exc
+
+
+def spec_mismatches(robot: RobotSpec, policy: PolicySpec) -> list[str]:
+    """Every way `policy` cannot drive `robot`; empty when they are compatible."""
+    problems: list[str] = []
+    if tuple(robot.state_names) != tuple(policy.state_names):
+        problems.append(_name_diff("state", robot.state_names, policy.state_names))
+    if tuple(robot.action_names) != tuple(policy.action_names):
+        problems.append(_name_diff("action", robot.action_names, policy.action_names))
+    if robot.action_kind != policy.action_kind:
+        problems.append(
+            f"action kind: robot executes {robot.action_kind.value!r}, policy produces {policy.action_kind.value!r}"
+        )
+    robot_cams = {c.name: c for c in robot.cameras}
+    for cam in policy.cameras:
+        have = robot_cams.get(cam.name)
+        if have is None:
+            problems.append(f"camera {cam.name!r}: policy needs it, robot has {sorted(robot_cams) or 'no cameras'}")
+        elif have.shape != cam.shape:
+            problems.append(f"camera {cam.name!r}: robot gives {have.shape}, policy expects {cam.shape}")
+    if policy.fps is not None and abs(float(policy.fps) - float(robot.fps)) > 1e-6:
+        problems.append(f"fps: robot runs at {robot.fps} Hz, policy was trained at {policy.fps} Hz")
+    if policy.environment_state_dim and policy.environment_state_dim != robot.environment_state_dim:
+        problems.append(
+            f"environment_state: policy needs {policy.environment_state_dim} values, "
+            f"robot provides {robot.environment_state_dim}"
+        )
+    return problems
+
+
+def _name_diff(what: str, robot_names: Sequence[str], policy_names: Sequence[str]) -> str:
+    missing = [n for n in policy_names if n not in robot_names]
+    extra = [n for n in robot_names if n not in policy_names]
+    if not missing and not extra:
+        return f"{what} names: same names in a different order (robot {list(robot_names)}, policy {list(policy_names)})"
+    parts = []
+    if missing:
+        parts.append(f"policy expects {missing} which the robot lacks")
+    if extra:
+        parts.append(f"robot has {extra} which the policy does not use")
+    return f"{what} names: " + "; ".join(parts)
+
+
+def check_compatible(robot: RobotSpec, policy: PolicySpec) -> None:
+    """Raise SpecMismatchError listing every mismatch, or return when the pair is compatible."""
+    problems = spec_mismatches(robot, policy)
+    if problems:
+        raise SpecMismatchError(problems)
