@@ -19,7 +19,7 @@ import numpy as np
 
 #: Field names of every line in the log, in order (documented for readers of the file).
 TICK_FIELDS = (
-    "tick", "time_s", "lateness_ms", "missed", "command", "state", "source_request_id",
+    "tick", "time_s", "lateness_ms", "work_ms", "missed", "command", "state", "source_request_id",
     "observation_age_ticks", "stalled", "watchdog", "delay_ticks", "rollforward_error",
     "request_id", "chunks_arrived",
 )
@@ -32,6 +32,7 @@ class TickRecord:
     tick: int
     time_s: float  # since the run started (the clock's t0)
     lateness_ms: float  # wake-up time minus the tick's absolute deadline
+    work_ms: float  # wake-up to command sent and observation submitted (client CPU per tick)
     missed: int  # ticks skipped right before this one (overrun)
     command: np.ndarray  # the command sent to the robot
     state: np.ndarray  # measured state at this tick

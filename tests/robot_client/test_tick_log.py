@@ -13,7 +13,7 @@ from robot_client.tick_log import TICK_FIELDS, TickLogWriter, TickRecord, read_t
 
 def make_record(k: int, dim: int = 6) -> TickRecord:
     return TickRecord(
-        tick=k, time_s=k / 30, lateness_ms=0.1 * k, missed=0,
+        tick=k, time_s=k / 30, lateness_ms=0.1 * k, work_ms=0.05, missed=0,
         command=np.full(dim, k, np.float32), state=np.arange(dim, dtype=np.float64) + k,
         source_request_id=k // 10 if k >= 10 else -1,
         observation_age_ticks=(k % 10) if k >= 10 else None,

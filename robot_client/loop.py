@@ -1,0 +1,198 @@
+"""The real-time client loop: one control thread on absolute deadlines, driving the ActionScheduler.
+
+Each tick k (see DESIGN.md section 3 and the scheduler contract):
+  1. wait for k's absolute deadline (TickClock; an overrun skips ticks instead of bursting);
+  2. apply every chunk that arrived since the last tick (`on_chunk(k_now=k)`), so a chunk that
+     landed during the sleep already shapes this tick's command; errors and deadline misses free
+     the scheduler's in-flight slot (`on_request_failed`);
+  3. read the robot state, `on_tick(k, state)`, send the command;
+  4. if the scheduler asks for inference, capture the observation at k (images only when the
+     policy has cameras) and submit it (non-blocking: the transport runs on its own thread);
+  5. hand a TickRecord to the log writer thread and the summary accumulator.
+
+Nothing here formats strings or touches the disk per tick.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from robot_client.clock import TickClock, TickTiming
+from robot_client.robot import Robot, RobotObservation
+from robot_client.summary import RunStats, RunSummary
+from robot_client.tick_log import TickLogWriter, TickRecord
+from vla_async.config import ClientConfig
+from vla_async.messages import ActionChunk, ErrorMessage, Observation
+from vla_async.scheduler import ActionScheduler, InferenceRequest
+from vla_async.specs import PolicySpec
+from vla_async.transport import PolicyClient, ReceivedChunk
+
+#: how often (in seconds) the loop asks a simulated robot whether its task succeeded
+_SUCCESS_CHECK_PERIOD_S = 0.2
+
+
+class RealTimeClient:
+    """Runs the control loop for `duration_s` (or until `stop()` / task success).
+
+    The robot must already be connected (use it as a context manager); the policy client is
+    connected here. A policy client created here is also closed here; one passed in is left open.
+    """
+
+    def __init__(self, config: ClientConfig, robot: Robot, policy: PolicyClient | None = None) -> None:
+        self.config = config
+        self.robot = robot
+        self._policy = policy
+        self._stop = threading.Event()
+        self.policy_spec: PolicySpec | None = None
+        self.last_record: TickRecord | None = None  # read by the live status printer
+        self.stats: RunStats | None = None
+        self.summary: RunSummary | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current tick (thread- and signal-safe)."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, duration_s: float | None = None) -> RunSummary:
+        cfg = self.config
+        duration = cfg.duration_s if duration_s is None else float(duration_s)
+        owned = self._policy is None
+        policy = self._policy or PolicyClient(cfg.network, cfg.client_name, self.robot.spec)
+        writer = TickLogWriter(cfg.log.path) if cfg.log.path else None
+        try:
+            welcome = policy.connect()
+            self.policy_spec = welcome.policy_spec
+            scheduler = ActionScheduler(cfg.strategy, self.robot.spec, welcome.policy_spec.chunk_length, cfg.safety)
+            if writer is not None:
+                writer.open()
+            self.stats = RunStats(self.robot.spec.fps)
+            errors = self._loop(policy, scheduler, writer, duration)
+        finally:
+            if writer is not None:
+                writer.close()
+            if owned:
+                policy.close()
+        self.summary = self.stats.finish(errors=errors, transport=dict(policy.stats), extra=self._task_extra())
+        return self.summary
+
+    def _loop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
+              duration_s: float) -> int:
+        spec = self.robot.spec
+        fps = float(spec.fps)
+        cameras = tuple(c.name for c in self.policy_spec.cameras) if self.policy_spec else ()
+        task = self.config.task_instruction or str(getattr(self.robot, "instruction", "") or "")
+        deadline_ms = self.config.network.request_timeout_s * 1000.0
+        task_status = getattr(self.robot, "task_status", None) if self.config.stop_on_success else None
+        success_every = max(1, round(_SUCCESS_CHECK_PERIOD_S * fps))
+        end_tick = max(1, math.ceil(duration_s * fps))
+        stats = self.stats
+        assert stats is not None
+
+        capture: dict[int, tuple[int, float]] = {}  # request_id -> (capture tick, capture time)
+        errors = 0
+        clock = TickClock(fps)
+        gc.collect()
+        gc.freeze()  # long-lived setup objects leave the collector's view: shorter GC pauses in the loop
+        t0 = clock.start()
+        try:
+            k = 0
+            while k < end_tick and not self._stop.is_set():
+                timing = clock.wait(k)
+                k = timing.tick
+                if k >= end_tick:
+                    break
+                arrived, failed = self._apply_arrivals(policy, scheduler, capture, k)
+                errors += failed
+                obs = self.robot.get_observation(with_images=False)
+                out = scheduler.on_tick(k, obs.state)
+                self.robot.send_action(out.command)
+                request_id = -1
+                if out.request is not None:
+                    request_id = self._submit(policy, out.request, obs, timing, cameras, task, deadline_ms, capture)
+                work_ms = (time.monotonic() - timing.woke_at) * 1e3
+                source = out.source_request_id
+                age = k - capture[source][0] if source in capture else None
+                record = TickRecord(
+                    tick=k, time_s=timing.woke_at - t0, lateness_ms=timing.lateness_s * 1e3, work_ms=work_ms,
+                    missed=timing.missed, command=np.array(out.command, copy=True), state=np.array(obs.state, copy=True),
+                    source_request_id=source, observation_age_ticks=age, stalled=bool(out.stalled),
+                    watchdog=bool(out.watchdog), delay_ticks=float(out.delay_ticks),
+                    rollforward_error=None if out.rollforward_error is None else float(out.rollforward_error),
+                    request_id=request_id, chunks_arrived=arrived,
+                )
+                stats.add(record)
+                if writer is not None:
+                    writer.write(record)
+                self.last_record = record
+                if len(capture) > 256 and source >= 0:
+                    for rid in [r for r in capture if r < source]:
+                        del capture[rid]
+                if task_status is not None and k % success_every == 0 and task_status().success:
+                    break
+                k += 1
+        finally:
+            gc.unfreeze()
+        return errors
+
+    def _apply_arrivals(self, policy: PolicyClient, scheduler: ActionScheduler,
+                        capture: Mapping[int, tuple[int, float]], k_now: int) -> tuple[int, int]:
+        """Feed arrived chunks and failures to the scheduler; returns (chunks, errors)."""
+        chunks = failed = 0
+        for item in policy.poll():
+            if isinstance(item, ReceivedChunk):
+                chunk: ActionChunk = item.chunk
+                captured = capture.get(chunk.request_id)
+                latency = item.received_at - captured[1] if captured is not None else None
+                scheduler.on_chunk(chunk, k_now=k_now, latency_s=latency)
+                chunks += 1
+            elif isinstance(item, ErrorMessage):
+                failed += 1
+                if item.request_id is not None:
+                    scheduler.on_request_failed(item.request_id)
+        return chunks, failed
+
+    def _submit(self, policy: PolicyClient, request: InferenceRequest, obs: RobotObservation, timing: TickTiming,
+                cameras: tuple[str, ...], task: str, deadline_ms: float,
+                capture: dict[int, tuple[int, float]]) -> int:
+        images: dict[str, np.ndarray] = {}
+        env_state = obs.environment_state
+        if cameras:
+            with_images = self.robot.get_observation(with_images=True)
+            images = {name: with_images.images[name] for name in cameras}
+            if with_images.environment_state is not None:
+                env_state = with_images.environment_state
+        capture[request.request_id] = (request.tick, timing.woke_at)
+        policy.submit(Observation(
+            request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick, state=obs.state,
+            images=images, task=task, rollforward_state=request.rollforward_state,
+            environment_state=env_state, deadline_ms=deadline_ms,
+        ))
+        return request.request_id
+
+    def _task_extra(self) -> dict[str, Any]:
+        task_status = getattr(self.robot, "task_status", None)
+        if task_status is None:
+            return {}
+        try:
+            status = task_status()
+        except Exception as exc:  # the summary must not fail because a status read did
+            return {"task_status_error": str(exc)}
+        return {"task_success": bool(status.success), "task_progress": round(float(status.progress), 3)}
+
+    def status_line(self) -> str:
+        """One human line about the latest tick (for the live display; called from another thread)."""
+        r, stats = self.last_record, self.stats
+        if r is None or stats is None:
+            return "waiting for the first tick..."
+        src = f"chunk {r.source_request_id} age {r.observation_age_ticks}" if r.source_request_id >= 0 else "holding"
+        flags = " WATCHDOG" if r.watchdog else (" stalled" if r.stalled else "")
+        return (f"t={r.time_s:6.1f}s tick {r.tick:6d}  {src}  d̂={r.delay_ticks:4.1f}  lateness {r.lateness_ms:5.2f} ms  "
+                f"chunks {stats.chunks_received}  stalls {stats.stalls}  missed {stats.missed}{flags}")
