@@ -1,0 +1,75 @@
+"""The run summary: counts and percentiles from tick records, identical from memory and from the log."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_client.summary import RunStats, summarize_records
+from robot_client.tick_log import TickLogWriter, TickRecord, read_tick_log
+
+
+def run_records(fps: float = 50.0) -> list[TickRecord]:
+    """A run: 5 stalled ticks, chunk 0 arrives at tick 5, a 2-tick overrun at 20, one stall at 30."""
+    records = []
+    k = 0
+    while k < 40:
+        missed = 2 if k == 20 else 0
+        k += missed
+        arrived = 1 if k in (5, 15) else 0
+        source = -1 if k < 5 or k == 30 else (0 if k < 15 else 1)
+        records.append(TickRecord(
+            tick=k, time_s=k / fps, lateness_ms=float(k % 3) * 0.1, work_ms=0.2, missed=missed,
+            command=np.zeros(6), state=np.zeros(6), source_request_id=source,
+            observation_age_ticks=None if source < 0 else k - (0 if source == 0 else 10),
+            stalled=source < 0, watchdog=False, delay_ticks=3.0,
+            rollforward_error=0.5 if k in (8, 18) else None, request_id=0 if k == 0 else (1 if k == 10 else -1),
+            chunks_arrived=arrived,
+        ))
+        k += 1
+    return records
+
+
+def test_counts_and_rates() -> None:
+    stats = RunStats(50.0)
+    for r in run_records():
+        stats.add(r)
+    s = stats.finish(errors=1, transport={"sent": 2})
+    assert s.ticks == 38 and s.missed_ticks == 2
+    assert s.achieved_fps == pytest.approx(38 / (40 / 50.0))
+    assert s.first_chunk_tick == 5
+    assert s.stalls == 6 and s.stalls_after_first_chunk == 1
+    assert s.requests == 2 and s.chunks_received == 2 and s.chunks_executed == 2
+    assert s.lateness_max_ms == pytest.approx(0.2)
+    assert s.rollforward_error_mean == pytest.approx(0.5)
+    assert s.errors == 1 and s.transport == {"sent": 2}
+    assert s.gap_p95_ms == pytest.approx(20.0)
+    table = s.format_table()
+    assert "38 ticks" in table and "1 after the first chunk" in table
+
+
+def test_summary_from_the_log_file_matches(tmp_path: Path) -> None:
+    records = run_records()
+    stats = RunStats(50.0)
+    with TickLogWriter(tmp_path / "t.jsonl") as log:
+        for r in records:
+            stats.add(r)
+            log.write(r)
+    direct = stats.finish().to_dict()
+    from_file = summarize_records(read_tick_log(tmp_path / "t.jsonl"), 50.0).to_dict()
+    assert direct.keys() == from_file.keys()
+    for key, value in direct.items():
+        if isinstance(value, float):
+            assert from_file[key] == pytest.approx(value, abs=1e-6), key
+        else:
+            assert from_file[key] == value, key
+
+
+def test_empty_run_has_no_numbers_invented() -> None:
+    s = RunStats(30.0).finish()
+    assert s.ticks == 0 and s.achieved_fps == 0.0
+    assert math.isnan(s.lateness_p99_ms)
+    assert s.to_dict()["lateness_p99_ms"] is None
