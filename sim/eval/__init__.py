@@ -1,0 +1,1 @@
+"""Evaluation harness: grids of task × strategy × latency × seed, two engines, one report."""

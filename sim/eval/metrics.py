@@ -1,0 +1,266 @@
+"""Metrics from papers.md ("Metrics"), as pure functions of per-tick arrays and events.
+
+Definitions (also in docs/metrics.md):
+- junction: a tick whose command comes from a different chunk than the previous tick's (both
+  real chunks, not a hold). |Δp|, |Δv|, |Δa| are the first, second and third backward differences
+  of the command at that tick (scaled to units, units/s, units/s²), max over gradual joints.
+- stall: a tick with no fresh planned action (last command held), after the first chunk arrived;
+  the wait for the very first chunk is start-up, reported separately.
+- reaction latency: event time → first tick whose *commanded* tool position has closed at least
+  `distance` on the new target since the event while moving toward it at ≥ `speed`.
+- TTFA: capture tick of a request → first tick executed from its chunk.
+- staleness: age of the observation behind each executed action (tick − capture tick of its chunk).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from sim.eval.episode_log import EpisodeLog, EventRecord, RequestRecord
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% for z = 1.96)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _gradual(command: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    command = np.asarray(command, dtype=float)
+    return command if mask is None else command[:, np.asarray(mask, dtype=bool)]
+
+
+def rms_jerk(command: np.ndarray, fps: float, mask: np.ndarray | None = None) -> float:
+    """RMS of the third derivative of the commanded trajectory (finite differences), gradual joints."""
+    p = _gradual(command, mask)
+    if p.shape[0] < 4:
+        return 0.0
+    jerk = np.diff(p, n=3, axis=0) * fps**3
+    return float(np.sqrt(np.mean(jerk**2)))
+
+
+def command_steps(command: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """|Δp| per tick (max over gradual joints), length T-1."""
+    p = _gradual(command, mask)
+    if p.shape[0] < 2:
+        return np.zeros(0)
+    return np.abs(np.diff(p, axis=0)).max(axis=1)
+
+
+def junction_ticks(source_request_id: np.ndarray) -> np.ndarray:
+    """Indices i where row i's chunk differs from row i-1's and both are real chunks (≥ 0)."""
+    src = np.asarray(source_request_id)
+    if src.shape[0] < 2:
+        return np.zeros(0, dtype=int)
+    change = (src[1:] != src[:-1]) & (src[1:] >= 0) & (src[:-1] >= 0)
+    return np.nonzero(change)[0] + 1
+
+
+def junction_jumps(
+    command: np.ndarray, source_request_id: np.ndarray, fps: float, mask: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """|Δp| (units), |Δv| (units/s), |Δa| (units/s²) at every junction, max over gradual joints.
+
+    Δv and Δa need 2 and 3 earlier rows; junctions too early for them are skipped for that term.
+    """
+    p = _gradual(command, mask)
+    out: dict[str, list[float]] = {"dp": [], "dv": [], "da": []}
+    for i in junction_ticks(source_request_id):
+        out["dp"].append(float(np.abs(p[i] - p[i - 1]).max()))
+        if i >= 2:
+            out["dv"].append(float(np.abs(p[i] - 2 * p[i - 1] + p[i - 2]).max() * fps))
+        if i >= 3:
+            out["da"].append(float(np.abs(p[i] - 3 * p[i - 1] + 3 * p[i - 2] - p[i - 3]).max() * fps**2))
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def first_chunk_index(source_request_id: np.ndarray) -> int | None:
+    idx = np.nonzero(np.asarray(source_request_id) >= 0)[0]
+    return int(idx[0]) if idx.size else None
+
+
+def stall_stats(stalled: np.ndarray, source_request_id: np.ndarray) -> dict[str, int]:
+    """Stalled ticks and stall runs after the first chunk started; start-up ticks before it."""
+    stalled = np.asarray(stalled, dtype=bool)
+    first = first_chunk_index(source_request_id)
+    if first is None:
+        return {"stall_ticks": 0, "stall_runs": 0, "startup_ticks": int(stalled.shape[0])}
+    s = stalled[first:]
+    runs = int(np.count_nonzero(s[1:] & ~s[:-1]) + (1 if s.size and s[0] else 0))
+    return {"stall_ticks": int(s.sum()), "stall_runs": runs, "startup_ticks": first}
+
+
+def staleness_ticks(tick: np.ndarray, source_request_id: np.ndarray, capture_tick: Mapping[int, int]) -> np.ndarray:
+    """Per executed tick: tick − capture tick of the chunk the command came from."""
+    out = [int(k) - capture_tick[int(r)] for k, r in zip(tick, source_request_id, strict=False) if r >= 0 and int(r) in capture_tick]
+    return np.asarray(out, dtype=float)
+
+
+def ttfa_ticks(tick: np.ndarray, source_request_id: np.ndarray, requests: Sequence[RequestRecord]) -> dict[int, int]:
+    """request_id → ticks from its capture to the first tick executed from its chunk (executed ones only)."""
+    first_exec: dict[int, int] = {}
+    for k, r in zip(tick, source_request_id, strict=False):
+        if r >= 0 and int(r) not in first_exec:
+            first_exec[int(r)] = int(k)
+    return {q.request_id: first_exec[q.request_id] - q.capture_tick for q in requests if q.request_id in first_exec}
+
+
+def event_tick(time_s: float, fps: float) -> int:
+    """First control tick at or after an event (the first one that can observe it)."""
+    return int(math.ceil(time_s * fps - 1e-9))
+
+
+def reaction_latency_s(
+    tick: np.ndarray, commanded_tool: np.ndarray, event: EventRecord, fps: float,
+    distance_m: float, speed_mps: float, until_tick: int | None = None,
+) -> float | None:
+    """Seconds from the event until the commanded tool closes on its target (see module doc); None if never."""
+    ke = event_tick(event.time_s, fps)
+    tick = np.asarray(tick)
+    target = np.asarray(event.target, dtype=float)
+    dist = np.linalg.norm(np.asarray(commanded_tool, dtype=float) - target, axis=1)
+    rows = np.nonzero(tick >= ke)[0]
+    if rows.size == 0:
+        return None
+    i0 = int(rows[0])
+    base = dist[i0 - 1] if i0 > 0 else dist[i0]
+    for i in rows:
+        if until_tick is not None and tick[i] >= until_tick:
+            break
+        if i == 0:
+            continue
+        toward = (dist[i - 1] - dist[i]) * fps
+        if base - dist[i] >= distance_m and toward >= speed_mps:
+            return float(tick[i] / fps - event.time_s)
+    return None
+
+
+def time_to_hit_s(
+    tick: np.ndarray, measured_tool: np.ndarray, event: EventRecord, fps: float, radius_m: float,
+    until_tick: int | None = None,
+) -> float | None:
+    """Seconds from the event until the measured tool is within `radius_m` of the event's target."""
+    ke = event_tick(event.time_s, fps)
+    dist = np.linalg.norm(np.asarray(measured_tool, dtype=float) - np.asarray(event.target, dtype=float), axis=1)
+    for k, d in zip(np.asarray(tick), dist, strict=False):
+        if until_tick is not None and k >= until_tick:
+            break
+        if k >= ke and d <= radius_m:
+            return float(k / fps - event.time_s)
+    return None
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return values[np.isfinite(values)]
+
+
+def episode_metrics(
+    log: EpisodeLog, *, reaction_distance_m: float = 0.01, reaction_speed_mps: float = 0.05, hit_radius_m: float = 0.02
+) -> dict[str, object]:
+    """Scalars and pooled samples of one episode (samples are lists, pooled across seeds later)."""
+    fps = log.fps
+    mask = log.gradual_mask
+    jumps = junction_jumps(log.command, log.source_request_id, fps, mask)
+    stalls = stall_stats(log.stalled, log.source_request_id)
+    capture = log.capture_ticks()
+    ttfa = ttfa_ticks(log.tick, log.source_request_id, log.requests)
+    reactions: list[float | None] = []
+    hits: list[float | None] = []
+    for n, ev in enumerate(log.events):
+        nxt = event_tick(log.events[n + 1].time_s, fps) if n + 1 < len(log.events) else None
+        reactions.append(reaction_latency_s(log.tick, log.commanded_tool, ev, fps, reaction_distance_m,
+                                            reaction_speed_mps, until_tick=nxt))
+        hits.append(time_to_hit_s(log.tick, log.measured_tool, ev, fps, hit_radius_m, until_tick=nxt))
+    event_ttfa: list[float] = []
+    for ev in log.events:
+        ke = event_tick(ev.time_s, fps)
+        after = [q for q in log.requests if q.capture_tick >= ke and q.request_id in ttfa]
+        if after:
+            event_ttfa.append(ttfa[after[0].request_id] / fps)
+    latencies = [q.latency_s for q in log.requests if q.latency_s is not None]
+    return {
+        "success": bool(log.success),
+        "completion_time_s": log.completion_time_s,
+        "duration_s": log.duration_s,
+        "rms_jerk": rms_jerk(log.command, fps, mask),
+        "junction_dp": jumps["dp"].tolist(), "junction_dv": jumps["dv"].tolist(), "junction_da": jumps["da"].tolist(),
+        "steps": command_steps(log.command, mask).tolist(),
+        **stalls,
+        "stall_time_s": stalls["stall_ticks"] / fps,
+        "reaction_s": [r for r in reactions if r is not None],
+        "reaction_missed": sum(r is None for r in reactions),
+        "time_to_hit_s": [h for h in hits if h is not None],
+        "hit_missed": sum(h is None for h in hits),
+        "events": len(log.events),
+        "ttfa_s": [t / fps for t in ttfa.values()],
+        "event_ttfa_s": event_ttfa,
+        "staleness_s": (staleness_ticks(log.tick, log.source_request_id, capture) / fps).tolist(),
+        "rollforward_error": _finite(log.rollforward_error).tolist(),
+        "client_cost_s": log.client_cost_s.tolist(),
+        "latency_s": latencies,
+        "requests": len(log.requests),
+        "failed_requests": sum(q.failed for q in log.requests),
+    }
+
+
+def _stat(values: Sequence[float], kind: str) -> float | None:
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size == 0:
+        return None
+    if kind == "mean":
+        return float(arr.mean())
+    if kind == "max":
+        return float(arr.max())
+    return float(np.percentile(arr, float(kind[1:])))
+
+
+def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """One report row from the episodes of a cell: pooled samples, Wilson interval, means."""
+
+    def pool(key: str) -> list[float]:
+        return [float(v) for ep in episodes for v in ep[key]]  # type: ignore[attr-defined]
+
+    def mean_of(key: str) -> float | None:
+        vals = [ep[key] for ep in episodes if ep[key] is not None]
+        return float(np.mean(vals)) if vals else None  # type: ignore[arg-type]
+
+    n = len(episodes)
+    wins = sum(bool(ep["success"]) for ep in episodes)
+    lo, hi = wilson_interval(wins, n)
+    completion = [ep["completion_time_s"] for ep in episodes if ep["success"] and ep["completion_time_s"] is not None]
+    total_time = sum(float(ep["duration_s"]) for ep in episodes)  # type: ignore[arg-type]
+    steps = pool("steps")
+    moving = [s for s in steps if s > 1e-6]
+    row: dict[str, object] = {
+        "episodes": n, "successes": wins, "success_rate": wins / n if n else 0.0, "success_ci95": [lo, hi],
+        "completion_time_s": float(np.mean(completion)) if completion else None,
+        "throughput_per_min": 60.0 * wins / total_time if total_time > 0 else 0.0,
+        "rms_jerk": mean_of("rms_jerk"),
+        "stall_ticks": mean_of("stall_ticks"), "stall_runs": mean_of("stall_runs"),
+        "stall_time_s": mean_of("stall_time_s"), "startup_ticks": mean_of("startup_ticks"),
+        "typical_step": _stat(moving, "p50"),
+        "events": sum(int(ep["events"]) for ep in episodes),  # type: ignore[call-overload]
+        "reaction_missed": sum(int(ep["reaction_missed"]) for ep in episodes),  # type: ignore[call-overload]
+        "hit_missed": sum(int(ep["hit_missed"]) for ep in episodes),  # type: ignore[call-overload]
+        "requests": mean_of("requests"), "failed_requests": sum(int(ep["failed_requests"]) for ep in episodes),  # type: ignore[call-overload]
+    }
+    for key, stats in {
+        "junction_dp": ("p95", "max"), "junction_dv": ("p95", "max"), "junction_da": ("p95", "max"),
+        "reaction_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"),
+        "ttfa_s": ("mean", "p95"), "event_ttfa_s": ("mean", "max"), "staleness_s": ("mean", "p95", "max"),
+        "rollforward_error": ("mean", "p95"), "client_cost_s": ("mean", "p95"),
+        "latency_s": ("p50", "p95", "p99"),
+    }.items():
+        samples = pool(key)
+        for kind in stats:
+            row[f"{key}_{kind}"] = _stat(samples, kind)
+    return row

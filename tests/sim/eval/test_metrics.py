@@ -1,0 +1,133 @@
+"""Each metric against values computed by hand on small synthetic trajectories."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sim.eval.episode_log import EpisodeRecorder, EventRecord, RequestRecord
+from sim.eval.metrics import (
+    aggregate,
+    command_steps,
+    episode_metrics,
+    junction_jumps,
+    junction_ticks,
+    reaction_latency_s,
+    rms_jerk,
+    staleness_ticks,
+    stall_stats,
+    time_to_hit_s,
+    ttfa_ticks,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-3)
+    lo, hi = wilson_interval(0, 5)
+    assert lo == 0.0 and hi == pytest.approx(0.4345, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_rms_jerk_of_cubic_is_its_constant_third_derivative():
+    fps = 10.0
+    t = np.arange(20) / fps
+    cmd = np.stack([t**3, np.zeros_like(t), 5 * t**3], axis=1)  # jerk 6 and (masked) 30
+    mask = np.array([True, True, False])
+    # third difference of t^3 sampled at dt is exactly 6 dt^3 -> jerk 6; second joint 0
+    assert rms_jerk(cmd, fps, mask) == pytest.approx(math.sqrt((36 + 0) / 2))
+    assert rms_jerk(cmd[:3], fps, mask) == 0.0
+    assert rms_jerk(np.outer(t, [1, 1, 1]), fps) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_junctions_only_between_real_chunks():
+    src = np.array([-1, -1, 0, 0, 0, 1, 1, -1, 1, 2])
+    assert junction_ticks(src).tolist() == [5, 9]
+
+
+def test_junction_jumps_hand_computed():
+    fps = 2.0
+    cmd = np.array([[0.0, 9], [0.0, 9], [0.0, 9], [1.0, 9], [1.5, 0], [2.0, 0]])  # gripper col masked out
+    src = np.array([0, 0, 0, 1, 1, 1])
+    j = junction_jumps(cmd, src, fps, np.array([True, False]))
+    assert j["dp"].tolist() == [1.0]
+    assert j["dv"].tolist() == [pytest.approx(1.0 * fps)]  # p3 - 2p2 + p1 = 1
+    assert j["da"].tolist() == [pytest.approx(1.0 * fps**2)]  # p3 - 3p2 + 3p1 - p0 = 1
+    assert command_steps(cmd, np.array([True, False])).tolist() == [0.0, 0.0, 1.0, 0.5, 0.5]
+
+
+def test_stalls_exclude_startup_and_count_runs():
+    stalled = np.array([1, 1, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
+    src = np.array([-1, -1, 0, -1, -1, 0, 1, -1, 1])
+    assert stall_stats(stalled, src) == {"stall_ticks": 3, "stall_runs": 2, "startup_ticks": 2}
+    assert stall_stats(np.array([True, True]), np.array([-1, -1]))["stall_ticks"] == 0
+
+
+def test_staleness_and_ttfa():
+    ticks = np.arange(8)
+    src = np.array([-1, -1, 0, 0, 0, 1, 1, 1])
+    reqs = [RequestRecord(0, capture_tick=0, exec_tick=0), RequestRecord(1, capture_tick=3, exec_tick=5),
+            RequestRecord(2, capture_tick=6, exec_tick=8)]
+    assert staleness_ticks(ticks, src, {0: 0, 1: 3, 2: 6}).tolist() == [2, 3, 4, 2, 3, 4]
+    assert ttfa_ticks(ticks, src, reqs) == {0: 2, 1: 2}  # request 2 never executed
+
+
+def _approach(n: int, start: int, step: float) -> np.ndarray:
+    """Commanded tool on the x axis: still until `start`, then moving +x by `step` per tick."""
+    x = np.array([0.0 if k < start else (k - start + 1) * step for k in range(n)])
+    return np.stack([x, np.zeros(n), np.zeros(n)], axis=1)
+
+
+def test_reaction_latency_thresholds():
+    fps = 10.0
+    ticks = np.arange(30)
+    tool = _approach(30, start=8, step=0.004)  # 4 mm/tick = 4 cm/s toward target at x=1
+    ev = EventRecord(time_s=0.25, kind="target_jump", target=(1.0, 0.0, 0.0))  # first tick able to see it: 3
+    # closes 1 cm after 3 ticks of motion (tick 10), speed 0.04 m/s >= 0.03
+    assert reaction_latency_s(ticks, tool, ev, fps, 0.01, 0.03) == pytest.approx(1.0 - 0.25)
+    assert reaction_latency_s(ticks, tool, ev, fps, 0.01, 0.05) is None  # never fast enough
+    assert reaction_latency_s(ticks, tool, ev, fps, 0.01, 0.03, until_tick=9) is None
+    away = EventRecord(time_s=0.25, kind="target_jump", target=(-1.0, 0.0, 0.0))
+    assert reaction_latency_s(ticks, tool, away, fps, 0.01, 0.0) is None
+
+
+def test_time_to_hit():
+    fps = 10.0
+    ticks = np.arange(30)
+    tool = _approach(30, start=0, step=0.01)
+    ev = EventRecord(time_s=0.05, kind="target_jump", target=(0.2, 0.0, 0.0))
+    # x(k) = (k+1)*0.01 -> within 0.025 of 0.2 from x=0.18, k=17
+    assert time_to_hit_s(ticks, tool, ev, fps, 0.025) == pytest.approx(1.7 - 0.05)
+    assert time_to_hit_s(ticks, tool, ev, fps, 0.025, until_tick=10) is None
+
+
+def _log(success: bool, completion: float | None):
+    rec = EpisodeRecorder({"task": "t"}, 10.0, np.array([True, False]))
+    for k in range(6):
+        rec.tick(tick=k, command=[0.1 * k, 0], state=[0.1 * k, 0], stalled=k in (0, 4),
+                 source_request_id=-1 if k in (0, 4) else (0 if k < 3 else 1), rollforward_error=0.5 if k == 3 else None)
+    rec.request(0, 0, 0)
+    rec.request(1, 2, 3).latency_s = 0.1
+    return rec.finish(success, completion)
+
+
+def test_episode_metrics_and_aggregate(tmp_path):
+    log = _log(True, 0.6)
+    m = episode_metrics(log)
+    assert m["stall_ticks"] == 1 and m["startup_ticks"] == 1
+    assert m["rollforward_error"] == [0.5]
+    assert m["staleness_s"] == pytest.approx([0.1, 0.2, 0.1, 0.3])
+    assert m["latency_s"] == [0.1]
+    path = tmp_path / "ep.jsonl"
+    log.save_jsonl(path)
+    again = episode_metrics(type(log).load_jsonl(path))
+    assert again == m
+    row = aggregate([m, episode_metrics(_log(False, None))])
+    assert row["success_rate"] == 0.5 and row["completion_time_s"] == pytest.approx(0.6)
+    assert row["throughput_per_min"] == pytest.approx(60 * 1 / 1.2)
+    assert row["success_ci95"] == list(wilson_interval(1, 2))

@@ -1,0 +1,46 @@
+"""Report table, JSON and plots from synthetic episodes (no simulator needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sim.eval.episode_log import EpisodeRecorder
+from sim.eval.metrics import aggregate, episode_metrics
+from sim.eval.plots import plot_junction_trajectory, plot_metrics_vs_latency
+from sim.eval.quality import quality_checks
+from sim.eval.report import markdown_table, write_json
+
+
+def _log(step: float, chunk_every: int):
+    rec = EpisodeRecorder({}, 30.0, np.array([True, True, False]))
+    for k in range(60):
+        rec.tick(tick=k, command=[step * k, np.sin(k / 5), 0], state=[step * k, 0, 0], source_request_id=k // chunk_every)
+        if k % chunk_every == 0:
+            rec.request(k // chunk_every, k, k)
+    return rec.finish(True, 2.0)
+
+
+def _row(strategy: str, lat: float, step: float) -> dict:
+    return {"task": "pick_place", "strategy": strategy, "latency_ms": lat, "jitter_ms": 0.0,
+            "is_reference": lat == 0, **aggregate([episode_metrics(_log(step, 10))])}
+
+
+def test_table_json_and_plots(tmp_path):
+    rows = [_row("sync", 0, 0.01), _row("vlash_rail", 100, 0.01), _row("naive", 100, 0.03)]
+    table = markdown_table(rows)
+    assert table.count("\n") == 4 and "| pick_place | vlash_rail | 100±0 | 1 | 100% |" in table
+    write_json(tmp_path / "r.json", {"a": 1}, rows, [])
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][1]["strategy"] == "vlash_rail"
+    (png,) = plot_metrics_vs_latency(rows, tmp_path)
+    traj = plot_junction_trajectory({"a": _log(0.01, 10), "b": _log(0.03, 7)}, tmp_path / "t.png")
+    assert png.stat().st_size > 10_000 and traj.stat().st_size > 10_000
+
+
+def test_quality_checks_compare_against_the_right_rows():
+    rows = [_row("sync", 0, 0.01), _row("vlash_rail", 100, 0.01), _row("naive", 100, 0.03)]
+    checks = {c.target: c for c in quality_checks(rows)}
+    jerk = next(c for t, c in checks.items() if "naive" in t)
+    assert jerk.value == rows[1]["rms_jerk"] / rows[2]["rms_jerk"]
+    assert checks["stalled ticks / episode = 0"].passed
