@@ -1,0 +1,182 @@
+"""PyTorch backend: a policy module or a torch.export program from a local path.
+
+Formats (the model card next to the file says what the model takes, see `model_io`):
+  - `*.pt2`: a torch.export ExportedProgram (`torch.export.save`), no Python code needed;
+  - `*.pt` / `*.pth` / `*.safetensors`: a state dict loaded with `weights_only=True` (never
+    unpickling code) into the module built by the card's `model.factory` ("module:function").
+
+Options (`backend.options`): `compile` (torch.compile the module), `compile_backend` (default
+inductor), `cuda_graphs` (capture one CUDA graph per batch size, fixed shapes), `warmup_iters`,
+`threads` (CPU intra-op threads).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policy_server.backend import BackendError, PolicyBackend, PolicyInput
+from policy_server.model_io import ModelCard, read_card, require_file, split_actions, stack_inputs
+from vla_async.config import BackendConfig
+from vla_async.specs import PolicySpec
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def load_torch_policy(path: Path) -> tuple[torch.nn.Module, ModelCard]:
+    """Load the module and its card from disk (CPU, float32, eval mode)."""
+    card = read_card(path)
+    try:
+        if path.suffix == ".pt2":
+            module = torch.export.load(str(path)).module()
+        else:
+            module = _build_from_factory(card)
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+            missing, unexpected = module.load_state_dict(state, strict=True)
+            if missing or unexpected:
+                raise BackendError(f"weights in {path} do not fit the module: missing {missing[:5]}, "
+                                   f"unexpected {unexpected[:5]}")
+    except BackendError:
+        raise
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise BackendError(f"could not load torch policy {path}: {type(exc).__name__}: {exc}") from exc
+    if hasattr(module, "eval") and not path.suffix == ".pt2":
+        module.eval()
+    return module, card
+
+
+def _build_from_factory(card: ModelCard) -> torch.nn.Module:
+    target = card.model.get("factory")
+    if not target or ":" not in str(target):
+        raise BackendError("model card has no model.factory ('module:function') to build the module from")
+    module_name, _, attr = str(target).partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BackendError(f"model factory {target!r} cannot be imported: {exc}") from exc
+    return factory(**dict(card.model.get("kwargs", {})))
+
+
+class TorchBackend(PolicyBackend):
+    supports_batching = True
+
+    def __init__(self, config: BackendConfig):
+        path = require_file(config.path, "torch")
+        options = dict(config.options)
+        if options.get("threads"):
+            torch.set_num_threads(int(options["threads"]))
+        self.device = _device(config.device)
+        self.dtype = DTYPES[config.dtype]
+        module, self.card = load_torch_policy(path)
+        self.module = module.to(self.device, self.dtype) if self.dtype != torch.float32 else module.to(self.device)
+        if options.get("compile"):
+            self.module = torch.compile(self.module, backend=options.get("compile_backend", "inductor"), dynamic=False)
+        self.warmup_iters = int(options.get("warmup_iters", 2))
+        self._graphs: _CudaGraphs | None = None
+        if options.get("cuda_graphs"):
+            if self.device.type != "cuda":
+                raise BackendError("backend.options.cuda_graphs needs a CUDA device (backend.device=cuda)")
+            self._graphs = _CudaGraphs(self._forward_tensors)
+        self._check_load(path)
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self.card.spec
+
+    def _check_load(self, path: Path) -> None:
+        """One forward pass on zeros: wrong input names/shapes fail here, at load, with the model's message."""
+        try:
+            out = self._run(_zeros_batch(self.card, 1))
+        except Exception as exc:
+            shapes = ", ".join(f"{t.name} [1, {', '.join(map(str, t.shape))}]" for t in self.card.inputs)
+            raise BackendError(f"torch policy {path} rejects the inputs its spec describes ({shapes}): "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        split_actions(out, 1, self.spec)
+
+    def warmup(self) -> None:
+        batch = _zeros_batch(self.card, 1)
+        for _ in range(self.warmup_iters):
+            self._run(batch)
+
+    def infer(self, batch: Sequence[PolicyInput]) -> list[np.ndarray]:
+        arrays = stack_inputs(self.card, batch)
+        try:
+            out = self._run(arrays)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"torch policy failed: {type(exc).__name__}: {exc}") from exc
+        return split_actions(out, len(batch), self.spec)
+
+    def _run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        tensors = [torch.from_numpy(arrays[t.name]).to(self.device, self.dtype, non_blocking=True)
+                   for t in self.card.inputs]
+        with torch.inference_mode():
+            out = self._graphs(tensors) if self._graphs is not None else self._forward_tensors(tensors)
+            return out.float().cpu().numpy()
+
+    def _forward_tensors(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        return self.module(*tensors)
+
+    def close(self) -> None:
+        self._graphs = None
+        self.module = None  # type: ignore[assignment]
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise BackendError(f"bad backend.device {name!r}: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"backend.device={name!r} but this torch has no CUDA device; use backend.device=cpu")
+    return device
+
+
+def _zeros_batch(card: ModelCard, batch: int) -> dict[str, np.ndarray]:
+    return {t.name: np.zeros((batch, *t.shape), dtype=np.float32) for t in card.inputs}
+
+
+class _CudaGraphs:
+    """One captured CUDA graph per batch size: static input buffers are filled, the graph replayed."""
+
+    def __init__(self, forward: Any):
+        self.forward = forward
+        self.graphs: dict[int, tuple[Any, list[torch.Tensor], torch.Tensor]] = {}
+
+    def __call__(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        b = int(tensors[0].shape[0])
+        if b not in self.graphs:
+            self.graphs[b] = self._capture(tensors)
+        graph, static_in, static_out = self.graphs[b]
+        for dst, src in zip(static_in, tensors, strict=True):
+            dst.copy_(src)
+        graph.replay()
+        return static_out.clone()
+
+    def _capture(self, tensors: list[torch.Tensor]) -> tuple[Any, list[torch.Tensor], torch.Tensor]:
+        static_in = [t.clone() for t in tensors]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm up kernels / allocator outside the graph
+                self.forward(static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.forward(static_in)
+        return graph, static_in, static_out

@@ -1,0 +1,230 @@
+"""What a model file takes and returns, in one place for the torch, ONNX and LeRobot backends.
+
+A generic model (torch or ONNX) is described by a *model card*: the PolicySpec it serves plus its
+ordered input tensors. The card lives in a sidecar file next to the model (`<model>.spec.json`)
+or, for ONNX, in the model's metadata under `vla_async.model_card`.
+
+Input convention (LeRobot's names, so exported LeRobot policies and our own look the same):
+  observation.state              [B, state_dim] float32
+  observation.images.<camera>    [B, C, H, W] float32 in [0, 1]  (robot sends HWC uint8)
+  observation.environment_state  [B, env_dim] float32
+and one output `action` [B, H, action_dim]. The task text is not a tensor; generic models ignore it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policy_server.backend import BackendError, PolicyInput
+from vla_async.specs import PolicySpec, SpecError
+
+CARD_FORMAT = "vla-async-model/1"
+METADATA_KEY = "vla_async.model_card"
+STATE_KEY = "observation.state"
+ENV_KEY = "observation.environment_state"
+IMAGE_PREFIX = "observation.images."
+OUTPUT_NAME = "action"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input: its name, where its values come from, and its shape without the batch dim."""
+
+    name: str
+    source: str  # "state" | "environment_state" | "image:<camera>"
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The PolicySpec a model serves, its ordered inputs, and free-form loader details (`model`)."""
+
+    spec: PolicySpec
+    inputs: tuple[TensorSpec, ...]
+    output: str = OUTPUT_NAME
+    model: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": CARD_FORMAT,
+                "policy_spec": self.spec.to_dict(),
+                "inputs": [t.to_dict() for t in self.inputs],
+                "output": self.output,
+                "model": dict(self.model),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "model card") -> ModelCard:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BackendError(f"{origin}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
+            raise BackendError(f"{origin}: not a {CARD_FORMAT} card (format={data.get('format')!r})"
+                               if isinstance(data, dict) else f"{origin}: must be a JSON object")
+        try:
+            spec = PolicySpec.from_dict(data["policy_spec"])
+            inputs = tuple(
+                TensorSpec(str(t["name"]), str(t["source"]), tuple(int(d) for d in t["shape"]),
+                           str(t.get("dtype", "float32")))
+                for t in data["inputs"]
+            )
+        except (KeyError, TypeError, ValueError, SpecError) as exc:
+            raise BackendError(f"{origin}: malformed card: {exc}") from exc
+        return cls(spec=spec, inputs=inputs, output=str(data.get("output", OUTPUT_NAME)),
+                   model=dict(data.get("model") or {}))
+
+
+def standard_inputs(spec: PolicySpec) -> tuple[TensorSpec, ...]:
+    """The input tensors a generic model for `spec` takes, in forward() argument order."""
+    inputs = [TensorSpec(STATE_KEY, "state", (spec.state_dim,))]
+    for cam in spec.cameras:
+        inputs.append(TensorSpec(IMAGE_PREFIX + cam.name, f"image:{cam.name}", (cam.channels, cam.height, cam.width)))
+    if spec.environment_state_dim:
+        inputs.append(TensorSpec(ENV_KEY, "environment_state", (spec.environment_state_dim,)))
+    return tuple(inputs)
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """`dir/policy.onnx` → `dir/policy.spec.json`; a checkpoint directory → `dir/policy.spec.json`."""
+    path = Path(model_path)
+    if path.is_dir():
+        return path / "policy.spec.json"
+    return path.with_name(path.name.split(".")[0] + ".spec.json")
+
+
+def write_card(model_path: str | Path, card: ModelCard) -> Path:
+    target = sidecar_path(model_path)
+    target.write_text(card.to_json())
+    return target
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    target = sidecar_path(model_path)
+    if not target.is_file():
+        raise BackendError(f"no model card for {model_path}: expected the sidecar file {target}")
+    return ModelCard.from_json(target.read_text(), origin=str(target))
+
+
+def require_file(path: str | None, backend: str) -> Path:
+    if not path:
+        raise BackendError(f"backend {backend!r} needs backend.path (a model file)")
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise BackendError(f"backend {backend!r}: model path {resolved} does not exist")
+    return resolved
+
+
+def check_declared_inputs(
+    declared: Mapping[str, tuple[tuple[Any, ...], str]], card: ModelCard, model_desc: str
+) -> None:
+    """Compare what a model file declares (name -> (shape with batch dim, dtype)) with the card.
+
+    Dims that are not ints (symbolic / dynamic) match anything. Every difference goes in one error.
+    """
+    problems: list[str] = []
+    for t in card.inputs:
+        if t.name not in declared:
+            problems.append(f"input {t.name!r} ({t.source}) is missing; the model has {sorted(declared)}")
+            continue
+        shape, dtype = declared[t.name]
+        want = (None, *t.shape)
+        if len(shape) != len(want) or any(
+            isinstance(h, int) and w is not None and h != w for h, w in zip(shape, want, strict=True)
+        ):
+            problems.append(f"input {t.name!r}: model takes shape {list(shape)}, spec gives [batch, {', '.join(map(str, t.shape))}]")
+        if dtype != t.dtype:
+            problems.append(f"input {t.name!r}: model takes {dtype}, spec gives {t.dtype}")
+    extra = sorted(set(declared) - {t.name for t in card.inputs})
+    if extra:
+        problems.append(f"model inputs {extra} are not produced from the spec")
+    if problems:
+        raise BackendError(f"{model_desc} does not match its spec:\n  - " + "\n  - ".join(problems))
+
+
+def stack_inputs(card: ModelCard, batch: Sequence[PolicyInput]) -> dict[str, np.ndarray]:
+    """Batch the robots' inputs into the model's tensors (images HWC uint8 → CHW float32 in [0, 1])."""
+    if not batch:
+        raise BackendError("empty batch")
+    arrays: dict[str, np.ndarray] = {}
+    for t in card.inputs:
+        if t.source == "state":
+            values = [np.asarray(p.state, dtype=np.float32) for p in batch]
+        elif t.source == "environment_state":
+            if any(p.environment_state is None for p in batch):
+                raise BackendError(f"input {t.name!r} needs environment_state, which the robot did not send")
+            values = [np.asarray(p.environment_state, dtype=np.float32) for p in batch]
+        elif t.source.startswith("image:"):
+            cam = t.source.partition(":")[2]
+            if any(cam not in p.images for p in batch):
+                raise BackendError(f"input {t.name!r} needs camera {cam!r}, which the robot did not send")
+            hwc = np.stack([np.asarray(p.images[cam]) for p in batch])
+            if hwc.ndim == 3:  # grayscale without channel axis
+                hwc = hwc[..., None]
+            scale = np.float32(1.0 / 255.0) if hwc.dtype == np.uint8 else np.float32(1.0)
+            arrays[t.name] = np.ascontiguousarray(hwc.transpose(0, 3, 1, 2), dtype=np.float32) * scale
+            _check_shape(t, arrays[t.name])
+            continue
+        else:
+            raise BackendError(f"input {t.name!r}: unknown source {t.source!r}")
+        arrays[t.name] = np.stack(values)
+        _check_shape(t, arrays[t.name])
+    return arrays
+
+
+def _check_shape(t: TensorSpec, array: np.ndarray) -> None:
+    if tuple(array.shape[1:]) != tuple(t.shape):
+        raise BackendError(f"input {t.name!r}: got shape {list(array.shape[1:])}, model expects {list(t.shape)}")
+
+
+def split_actions(output: Any, batch_size: int, spec: PolicySpec) -> list[np.ndarray]:
+    """[B, H, A] model output → B float32 chunks [H, A]; a wrong shape is a BackendError."""
+    array = np.asarray(output)
+    want = (batch_size, spec.chunk_length, spec.action_dim)
+    if array.shape != want:
+        raise BackendError(f"model output {OUTPUT_NAME!r} has shape {list(array.shape)}, expected {list(want)}")
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in array]
+
+
+def resolve_key_map(
+    needed: Sequence[str], available: Sequence[str], explicit: Mapping[str, str] | None = None, what: str = "camera"
+) -> dict[str, str]:
+    """Map each key the policy needs to a key the robot has: explicit mapping first, then same name,
+    then the unique name that the needed key ends with (e.g. `observation.images.front` → `front`)."""
+    explicit = dict(explicit or {})
+    mapping: dict[str, str] = {}
+    problems: list[str] = []
+    for key in needed:
+        short = key.rsplit(".", 1)[-1]
+        if key in explicit:
+            chosen = explicit[key]
+            if chosen not in available:
+                problems.append(f"{what} map {key!r} -> {chosen!r}: robot has no {chosen!r}")
+                continue
+        elif key in available:
+            chosen = key
+        elif short in available:
+            chosen = short
+        else:
+            problems.append(f"policy needs {what} {key!r}; robot has {sorted(available) or 'none'}")
+            continue
+        mapping[key] = chosen
+    if problems:
+        raise BackendError(
+            f"{what} mismatch between policy and robot (set backend.options.{what}_map to map names):\n  - "
+            + "\n  - ".join(problems)
+        )
+    return mapping

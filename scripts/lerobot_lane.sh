@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The LeRobot test lane: LeRobot 0.4.4 pins torch<2.11, so it gets its own venv (.venv-lerobot) with its
+# own torch, plus this project editable with no deps (and the light core deps), then runs tests/lerobot.
+#
+# Cost measured on the 2-core dev machine: `pip download lerobot==0.4.4` + deps = 4.3 GB (torch 2.10 pulls
+# the CUDA wheels from PyPI) in ~100 s; install adds a few minutes. So the lane runs when the venv already
+# exists (cached between runs on the same machine) or when VLA_ASYNC_LEROBOT_LANE=1 asks to build it;
+# otherwise it prints why it was skipped and exits 0. VLA_ASYNC_LEROBOT_LANE=0 always skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LEROBOT_VENV:-.venv-lerobot}
+PYTHON=${PYTHON:-python3}
+WANT=${VLA_ASYNC_LEROBOT_LANE:-auto}
+say() { echo "[lerobot-lane] $*"; }
+
+if [ "$WANT" = 0 ]; then
+  say "skipped: VLA_ASYNC_LEROBOT_LANE=0"
+  exit 0
+fi
+
+have_venv() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lerobot, torch" >/dev/null 2>&1; }
+
+if ! have_venv; then
+  if [ "$WANT" != 1 ]; then
+    say "skipped: no $VENV with lerobot yet and VLA_ASYNC_LEROBOT_LANE is not 1" \
+        "(building it downloads ~4.3 GB: torch 2.10 + CUDA wheels). Run VLA_ASYNC_LEROBOT_LANE=1 $0 to build and run it."
+    exit 0
+  fi
+  start=$(date +%s)
+  say "creating $VENV (lerobot==0.4.4 with its own torch; this takes minutes)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  quiet() { "$@" 2> >(grep -v "is ignored: it is neither" >&2); }  # this machine's pip config is noisy
+  PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+  quiet "${PIP[@]}" "lerobot==0.4.4"
+  # The project itself, without its deps (they would fight over torch), then the light core deps.
+  quiet "${PIP[@]}" --no-deps -e .
+  quiet "${PIP[@]}" "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
+  say "venv ready in $(( $(date +%s) - start )) s"
+fi
+
+say "running tests/lerobot with $("$VENV/bin/python" -c 'import lerobot, torch; print("lerobot", lerobot.__version__, "torch", torch.__version__)')"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/lerobot
+rc=$?
+set -e
+if [ $rc = 5 ]; then
+  say "no tests collected"
+  exit 0
+fi
+exit $rc
