@@ -25,7 +25,7 @@ class CurveConfig(StrictModel):
 
 class NetworkConfig(StrictModel):
     host: str = Field("127.0.0.1", description="bind (server) or connect (client) address")
-    port: int = Field(5555, ge=1, le=65535)
+    port: int = Field(5555, ge=0, le=65535, description="0 (server only): bind any free port and print it")
     request_timeout_s: float = Field(2.0, gt=0, le=60, description="deadline for one inference request")
     heartbeat_interval_s: float = Field(0.5, gt=0, le=30)
     heartbeat_timeout_s: float = Field(3.0, gt=0, le=300, description="peer considered gone after this silence")
@@ -103,6 +103,10 @@ class FuserConfig(StrictModel):
     align: bool = Field(True, description="place chunks by tick (drop passed actions); false = naive")
     blend_ticks: int = Field(8, ge=1, le=1000, description="rail: length of the quintic blend")
     adaptive_blend: bool = Field(True, description="rail: scale blend length with the size of the mismatch")
+    max_blend_ticks: int = Field(30, ge=1, le=1000, description="rail: upper bound of the adaptive blend length")
+    blend_speed: float = Field(
+        1.0, gt=0, le=1000, description="rail adaptive: blend lasts at least mismatch / blend_speed seconds"
+    )
     lerobot_old_weight: float = Field(0.3, ge=0, le=1)
     ensemble_m: float = Field(0.01, ge=0, le=10, description="temporal_ensemble: w_i = exp(-m i)")
 
@@ -112,12 +116,19 @@ class StrategyConfig(StrictModel):
 
     name: str = "vlash_rail"
     sync: bool = Field(False, description="hold position while waiting for each chunk")
-    trigger: Literal["horizon", "delay", "every_tick"] = "delay"
+    trigger: Literal["horizon", "delay", "every_tick", "queue"] = Field(
+        "delay",
+        description="horizon: every s ticks; delay: planned ticks left <= d̂ + margin; "
+        "queue: planned ticks left / H <= lerobot_queue_threshold; every_tick: whenever a slot is free",
+    )
     execution_horizon: int = Field(10, ge=1, le=10_000, description="s: actions executed per chunk")
     trigger_margin_ticks: int = Field(2, ge=0, le=1000, description="trigger when planned ticks left ≤ d̂ + this")
     lerobot_queue_threshold: float = Field(0.5, ge=0, le=1)
     max_in_flight: int = Field(1, ge=1, le=64)
     rollforward: Literal["none", "commanded", "delta", "tracking"] = "commanded"
+    tracking_forgetting: float = Field(
+        0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
+    )
     delay: DelayConfig = DelayConfig()
     smoother: SmootherConfig = SmootherConfig()
     fuser: FuserConfig = FuserConfig()

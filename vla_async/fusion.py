@@ -1,0 +1,186 @@
+"""Chunk fusers: how a new chunk is merged into the plan from the junction tick on.
+
+A fuser receives the plan, the new chunk already placed on the tick grid (and smoothed, when the
+strategy smooths), and the junction tick `j`: the first tick whose command may still change. The
+plan is guaranteed to cover `[.., j]` (the scheduler fills an underrun with a hold first), so every
+fuser sees the executing trajectory's state at `j`. Fusers are chosen by name from `FUSERS`.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from vla_async.config.schema import FuserConfig
+from vla_async.plan import Plan, Trajectory
+
+
+class Fuser(abc.ABC):
+    """Merges a placed chunk into the plan; returns the number of blended ticks (0 for a switch)."""
+
+    def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
+        self.config = config
+        self.stepwise = np.asarray(stepwise_mask, dtype=bool)
+        self.fps = float(fps)
+
+    @abc.abstractmethod
+    def fuse(self, plan: Plan, new: Trajectory, j: int) -> int: ...
+
+
+def _ones(n: int) -> np.ndarray:
+    return np.ones(n, dtype=np.int64)
+
+
+class LatestOnlyFuser(Fuser):
+    """Switch abruptly: from `j` on, the plan is the new chunk."""
+
+    def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
+        tail = new.from_tick(j)
+        plan.replace_from(j, tail.pos, tail.vel, tail.acc, np.full(len(tail), new.source), _ones(len(tail)))
+        return 0
+
+
+class _OverlapFuser(Fuser):
+    """Ticks both chunks cover are mixed by `_mix`; the new chunk alone after the old plan ends."""
+
+    def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
+        tail = new.from_tick(j)
+        a = plan.index(j)
+        n_overlap = 0 if a < 0 else max(0, min(len(tail), len(plan) - a))
+        pos, vel, acc = tail.pos.copy(), tail.vel.copy(), tail.acc.copy()
+        count = _ones(len(tail))
+        if n_overlap:
+            sl = slice(a, a + n_overlap)
+            old_count = plan.count[sl]
+            w_old, w_new = self._weights(old_count)  # [n] each
+            held = old_count == 0  # a hold is not a prediction: the new chunk replaces it
+            w_old, w_new = np.where(held, 0.0, w_old)[:, None], np.where(held, 1.0, w_new)[:, None]
+            for out, old in ((pos, plan.pos[sl]), (vel, plan.vel[sl]), (acc, plan.acc[sl])):
+                out[:n_overlap] = w_old * old + w_new * out[:n_overlap]
+            count[:n_overlap] = old_count + 1
+        plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), count)
+        return 0
+
+    @abc.abstractmethod
+    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised weights (old, new) per overlapping tick, given how many chunks the old value mixes."""
+
+
+class LeRobotFuser(_OverlapFuser):
+    """LeRobot's aggregate: overlapping ticks become `w·old + (1-w)·new` (w = 0.3)."""
+
+    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = np.full(old_count.shape, self.config.lerobot_old_weight)
+        return w, 1.0 - w
+
+
+class TemporalEnsembleFuser(_OverlapFuser):
+    """ACT temporal ensembling: `Σ w_i a^(i) / Σ w_i`, `w_i = exp(-m·i)`, i = 0 the oldest prediction.
+
+    The old value already is the weighted mean of `c` predictions with total weight
+    `W = Σ_{i<c} exp(-m i)`; the new prediction gets `exp(-m c)`, so the update is exact and incremental.
+    """
+
+    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.config.ensemble_m
+        c = np.maximum(old_count, 1).astype(float)
+        total_old = c if m == 0 else (1.0 - np.exp(-m * c)) / (1.0 - math.exp(-m))
+        w_new = np.exp(-m * c)
+        return total_old / (total_old + w_new), w_new / (total_old + w_new)
+
+
+def quintic_basis(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quintic Hermite basis h0..h5 (columns) and its first and second derivatives in τ (VLA-RAIL)."""
+    t = np.asarray(tau, dtype=float)[:, None]
+    t2, t3, t4, t5 = t * t, t**3, t**4, t**5
+    h = np.hstack([
+        1 - 10 * t3 + 15 * t4 - 6 * t5,
+        t - 6 * t3 + 8 * t4 - 3 * t5,
+        0.5 * t2 - 1.5 * t3 + 1.5 * t4 - 0.5 * t5,
+        10 * t3 - 15 * t4 + 6 * t5,
+        -4 * t3 + 7 * t4 - 3 * t5,
+        0.5 * t3 - t4 + 0.5 * t5,
+    ])
+    dh = np.hstack([
+        -30 * t2 + 60 * t3 - 30 * t4,
+        1 - 18 * t2 + 32 * t3 - 15 * t4,
+        t - 4.5 * t2 + 6 * t3 - 2.5 * t4,
+        30 * t2 - 60 * t3 + 30 * t4,
+        -12 * t2 + 28 * t3 - 15 * t4,
+        1.5 * t2 - 4 * t3 + 2.5 * t4,
+    ])
+    ddh = np.hstack([
+        -60 * t + 180 * t2 - 120 * t3,
+        -36 * t + 96 * t2 - 60 * t3,
+        1 - 9 * t + 18 * t2 - 10 * t3,
+        60 * t - 180 * t2 + 120 * t3,
+        -24 * t + 84 * t2 - 60 * t3,
+        3 * t - 12 * t2 + 10 * t3,
+    ])
+    return h, dh, ddh
+
+
+def quintic_blend(
+    p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, pf: np.ndarray, vf: np.ndarray, af: np.ndarray,
+    n_ticks: int, fps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples τ = i/n, i = 0..n-1, of the quintic from (p0, v0, a0) to (pf, vf, af) over n ticks."""
+    T = n_ticks / fps
+    h, dh, ddh = quintic_basis(np.arange(n_ticks) / n_ticks)
+    coeffs = np.stack([p0, v0 * T, a0 * T * T, pf, vf * T, af * T * T])  # [6, D]
+    return h @ coeffs, (dh @ coeffs) / T, (ddh @ coeffs) / (T * T)
+
+
+class RailFuser(Fuser):
+    """VLA-RAIL chunk fuser: C2 quintic blend from the plan's (p0, v0, a0) at `j` to the new chunk at `j+L`.
+
+    `L` is `blend_ticks`, or with `adaptive_blend` long enough that the blend's mean catch-up speed
+    stays under `blend_speed` (bounded by `max_blend_ticks` and by the chunk). Stepwise dimensions
+    step to the new chunk's value at once.
+    """
+
+    def blend_length(self, mismatch: float, available: int) -> int:
+        cfg = self.config
+        n = cfg.blend_ticks
+        if cfg.adaptive_blend:
+            n = max(n, math.ceil(mismatch * self.fps / cfg.blend_speed))
+            n = min(n, max(cfg.max_blend_ticks, cfg.blend_ticks))
+        return max(0, min(n, available - 1))
+
+    def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
+        tail = new.from_tick(j)
+        if len(tail) == 0:
+            return 0
+        pos, vel, acc = tail.pos.copy(), tail.vel.copy(), tail.acc.copy()
+        gradual = ~self.stepwise
+        n_blend = 0
+        if plan.index(j) >= 0:
+            p0, v0, a0 = plan.state_at(j)
+            mismatch = float(np.max(np.abs(p0 - pos[0])[gradual], initial=0.0))
+            n_blend = self.blend_length(mismatch, len(tail))
+            if n_blend > 0:
+                bp, bv, ba = quintic_blend(p0, v0, a0, pos[n_blend], vel[n_blend], acc[n_blend], n_blend, self.fps)
+                pos[:n_blend, gradual] = bp[:, gradual]
+                vel[:n_blend, gradual] = bv[:, gradual]
+                acc[:n_blend, gradual] = ba[:, gradual]
+        plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), _ones(len(tail)))
+        return n_blend
+
+
+FUSERS: dict[str, type[Fuser]] = {
+    "latest_only": LatestOnlyFuser,
+    "lerobot": LeRobotFuser,
+    "temporal_ensemble": TemporalEnsembleFuser,
+    "rail": RailFuser,
+}
+
+
+def create_fuser(config: FuserConfig, stepwise_mask: Sequence[bool], fps: float) -> Fuser:
+    try:
+        cls = FUSERS[config.kind]
+    except KeyError:
+        raise ValueError(f"unknown fuser {config.kind!r}; available: {sorted(FUSERS)}") from None
+    return cls(config, stepwise_mask, fps)

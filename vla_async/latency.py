@@ -1,0 +1,60 @@
+"""Delay estimation d̂: capture → chunk usable, measured on the client's own monotonic clock.
+
+No clock synchronisation between machines is needed: both ends of every sample are client times.
+d̂ = quantile of the last `window` samples (after `warmup_samples` are skipped) + `margin_ticks`,
+clamped to `[min_ticks, max_ticks]`; `fixed_ticks` until the first usable sample, or always when
+`mode = fixed`. The estimate is recomputed when a sample arrives, so reading it per tick is free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from vla_async.config.schema import DelayConfig
+
+
+class DelayEstimator:
+    def __init__(self, config: DelayConfig, fps: float):
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.config = config
+        self.fps = float(fps)
+        self._window: deque[float] = deque(maxlen=config.window)
+        self.samples_seen = 0
+        self._ticks = self._clamp(float(config.fixed_ticks))
+
+    def _clamp(self, ticks: float) -> float:
+        hi = max(self.config.max_ticks, self.config.min_ticks)
+        return float(min(max(ticks, self.config.min_ticks), hi))
+
+    def add_sample(self, latency_s: float) -> None:
+        """Record one measured latency (seconds). Negative or non-finite samples are ignored."""
+        if not math.isfinite(latency_s) or latency_s < 0:
+            return
+        self.samples_seen += 1
+        if self.config.mode == "fixed" or self.samples_seen <= self.config.warmup_samples:
+            return
+        self._window.append(float(latency_s))
+        q = float(np.quantile(np.fromiter(self._window, float), self.config.quantile))
+        self._ticks = self._clamp(q * self.fps + self.config.margin_ticks)
+
+    @property
+    def delay_ticks(self) -> float:
+        """d̂ in ticks (fractional)."""
+        return self._ticks
+
+    @property
+    def delay_ticks_ceil(self) -> int:
+        """d̂ rounded up to whole ticks: the first tick a chunk requested now can be used."""
+        return math.ceil(self._ticks - 1e-9)
+
+    @property
+    def delay_s(self) -> float:
+        return self._ticks / self.fps
+
+    @property
+    def usable_samples(self) -> int:
+        return len(self._window)

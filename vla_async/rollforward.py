@@ -1,0 +1,94 @@
+"""Rollforward (VLASH, arXiv 2512.01031): the state the robot will be in when the new chunk starts.
+
+At capture tick k with exec_tick = k + d̂, the commands for ticks k .. exec_tick-1 are already
+committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) from them:
+- `none`: no rollforward (the policy sees the captured state);
+- `commanded`: absolute targets, ŝ = the last committed command (VLASH, ideal tracker);
+- `delta`: delta actions, ŝ = s_k + Σ committed deltas (VLASH);
+- `tracking` (beyond VLASH): a real arm lags its command. A per-joint first-order servo model
+  s_{t+1} = s_t + α_j (c_t − s_t) is identified online by recursive least squares from
+  (command, measured) pairs, and the measured state is simulated forward over the committed
+  commands from s_k. With α = 1 (ideal tracker) it equals `commanded`.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+
+class RollForward(abc.ABC):
+    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:
+        """Called every tick with s_k and c_{k-1} (the command sent at the previous tick)."""
+
+    @abc.abstractmethod
+    def predict(
+        self, measured: np.ndarray, committed: np.ndarray, previous_command: np.ndarray | None
+    ) -> np.ndarray | None:
+        """ŝ at exec_tick from s_k (`measured`) and the committed commands [exec_tick − k, D]."""
+
+
+class NoRollForward(RollForward):
+    def predict(self, measured, committed, previous_command):  # noqa: D102
+        return None
+
+
+class CommandedRollForward(RollForward):
+    def predict(self, measured, committed, previous_command):  # noqa: D102
+        if len(committed):
+            return np.array(committed[-1], dtype=float)
+        return np.array(measured if previous_command is None else previous_command, dtype=float)
+
+
+class DeltaRollForward(RollForward):
+    def predict(self, measured, committed, previous_command):  # noqa: D102
+        return np.asarray(measured, dtype=float) + np.sum(committed, axis=0)
+
+
+class TrackingRollForward(RollForward):
+    """Online per-joint servo-lag model; see the module docstring."""
+
+    def __init__(self, action_dim: int, forgetting: float = 0.99, prior_alpha: float = 1.0):
+        self.forgetting = forgetting
+        self.alpha = np.full(action_dim, prior_alpha)
+        self.p = np.full(action_dim, 100.0)  # RLS covariance of each joint's α
+        self._prev_measured: np.ndarray | None = None
+        self.updates = 0
+
+    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:
+        measured = np.asarray(measured, dtype=float)
+        prev = self._prev_measured
+        self._prev_measured = measured.copy()
+        if prev is None or previous_command is None:
+            return
+        x = previous_command - prev  # what the servo was asked to close
+        y = measured - prev  # what it closed
+        excited = np.abs(x) > 1e-6  # no information (and no covariance wind-up) when the error is ~0
+        if not excited.any():
+            return
+        lam = self.forgetting
+        gain = self.p * x / (lam + x * self.p * x)
+        alpha = self.alpha + gain * (y - self.alpha * x)
+        p = (self.p - gain * x * self.p) / lam
+        self.alpha = np.where(excited, np.clip(alpha, 0.0, 2.0), self.alpha)
+        self.p = np.where(excited, np.minimum(p, 1e6), self.p)
+        self.updates += 1
+
+    def predict(self, measured, committed, previous_command):  # noqa: D102
+        s = np.array(measured, dtype=float)
+        for c in committed:
+            s += self.alpha * (c - s)
+        return s
+
+
+def create_rollforward(mode: str, action_dim: int, forgetting: float = 0.99) -> RollForward:
+    factories = {
+        "none": NoRollForward,
+        "commanded": CommandedRollForward,
+        "delta": DeltaRollForward,
+        "tracking": lambda: TrackingRollForward(action_dim, forgetting),
+    }
+    if mode not in factories:
+        raise ValueError(f"unknown rollforward {mode!r}; available: {sorted(factories)}")
+    return factories[mode]()

@@ -1,0 +1,100 @@
+"""Safety layer on the commanded trajectory: position limits, max velocity, acceleration and step.
+
+Each tick the command moves from the previous command with a velocity chosen inside
+- the hard window: |v| ≤ max_velocity, |v|·dt ≤ max_step, and a braking bound toward each position
+  limit (v·dt + v²/(2·a_max) ≤ distance to the limit, so the arm can always stop before it; this is
+  what keeps the acceleration bound satisfiable next to a limit), and
+- the acceleration window |v − v_prev| ≤ max_acceleration·dt (dropped only if the two windows
+  cannot meet, e.g. when starting outside the limits),
+and is finally clamped to the limits (robot limits shrunk by `limit_margin`). Stepwise (gripper)
+dimensions are only clamped to their limits. `come_to_rest` is the watchdog's smooth stop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vla_async.config.schema import SafetyConfig
+from vla_async.specs import RobotSpec
+
+
+def _per_joint(value: float | list[float], n: int, name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,) or np.any(arr <= 0):
+        raise ValueError(f"safety.{name} must be a positive number or a list of {n} positive numbers, got {value!r}")
+    return arr
+
+
+class SafetyLayer:
+    def __init__(self, config: SafetyConfig, robot: RobotSpec):
+        d = robot.action_dim
+        self.config = config
+        self.dt = 1.0 / float(robot.fps)
+        self.stepwise = np.asarray(robot.stepwise_mask, dtype=bool)
+        self.gradual = ~self.stepwise
+        if robot.position_limits is None:
+            self.low, self.high = np.full(d, -np.inf), np.full(d, np.inf)
+        else:
+            lim = np.asarray(robot.position_limits, dtype=float)
+            self.low, self.high = lim[:, 0] + config.limit_margin, lim[:, 1] - config.limit_margin
+            if np.any(self.low >= self.high):
+                raise ValueError(f"safety.limit_margin={config.limit_margin} leaves no room inside the robot's limits")
+        self.max_velocity = _per_joint(config.max_velocity, d, "max_velocity")
+        self.max_acceleration = _per_joint(config.max_acceleration, d, "max_acceleration")
+        self.max_step = _per_joint(config.max_step, d, "max_step")
+        self._v_hard = np.minimum(self.max_velocity, self.max_step / self.dt)
+        self._dv = self.max_acceleration * self.dt
+        self.position: np.ndarray | None = None  # last command
+        self.velocity = np.zeros(d)  # of the last command, units/s
+
+    def reset(self, position: np.ndarray) -> None:
+        """Start from `position` at rest (e.g. the measured state before the first command)."""
+        self.position = np.asarray(position, dtype=float).copy()
+        self.velocity = np.zeros_like(self.position)
+
+    def apply(self, target: np.ndarray) -> np.ndarray:
+        """The safe command closest to `target` for the next tick; becomes the new last command."""
+        target = np.asarray(target, dtype=float)
+        if self.position is None:
+            self.reset(np.clip(target, self.low, self.high))
+            return self.position.copy()
+        if not self.config.enabled:
+            return self._commit(target)
+        p, v, dt, a = self.position, self.velocity, self.dt, self.max_acceleration
+        with np.errstate(invalid="ignore"):
+            brake_hi = a * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
+            brake_lo = -a * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
+        hard_hi = np.minimum(self._v_hard, brake_hi)
+        hard_lo = np.maximum(-self._v_hard, brake_lo)
+        lo = np.maximum(hard_lo, v - self._dv)
+        hi = np.minimum(hard_hi, v + self._dv)
+        infeasible = lo > hi
+        if infeasible.any():
+            lo = np.where(infeasible, hard_lo, lo)
+            hi = np.where(infeasible, np.maximum(hard_lo, hard_hi), hi)
+        v_new = np.clip((target - p) / dt, lo, hi)
+        cmd = np.clip(p + v_new * dt, self.low, self.high)
+        cmd[self.stepwise] = np.clip(target[self.stepwise], self.low[self.stepwise], self.high[self.stepwise])
+        return self._commit(cmd)
+
+    def hold(self) -> np.ndarray:
+        """Underrun: stop where the last command is, braking at the acceleration limit (no overshoot-and-return)."""
+        return self._decelerate(self.max_acceleration)
+
+    def come_to_rest(self) -> np.ndarray:
+        """Watchdog: reduce every joint's speed by `rest_deceleration·dt` per tick until it is still."""
+        return self._decelerate(np.minimum(self.config.rest_deceleration, self.max_acceleration))
+
+    def _decelerate(self, rate: float | np.ndarray) -> np.ndarray:
+        if self.position is None:
+            raise RuntimeError("SafetyLayer has no last command yet: call reset(position) first")
+        speed = np.maximum(np.abs(self.velocity) - rate * self.dt, 0.0)
+        return self.apply(self.position + np.sign(self.velocity) * speed * self.dt)
+
+    def _commit(self, cmd: np.ndarray) -> np.ndarray:
+        self.velocity = (cmd - self.position) / self.dt
+        self.velocity[self.stepwise] = 0.0
+        self.position = cmd
+        return cmd.copy()

@@ -1,0 +1,281 @@
+"""ActionScheduler: the clock-agnostic heart of asynchronous inference (DESIGN.md sections 3, 4, 6).
+
+Pure: no clock, no I/O, no threads. The caller owns time and passes ticks:
+
+    for k in ticks:
+        out = sched.on_tick(k, measured_state)      # command for tick k (+ maybe a request)
+        robot.send_action(out.command)
+        if out.request: send an observation captured at k with out.request's exec_tick/rollforward_state
+        # a chunk that arrives before tick k+1 is commanded:
+        sched.on_chunk(chunk, k_now=k + 1, latency_s=...)
+
+`on_tick` is a lookup in the precomputed plan plus the safety layer; all array work on a chunk
+(smoothing, blending) happens once in `on_chunk`. The real-time client and the virtual-time
+evaluator drive this same object, so what is benchmarked is what runs on the robot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vla_async.config.schema import SafetyConfig, StrategyConfig
+from vla_async.fusion import create_fuser
+from vla_async.latency import DelayEstimator
+from vla_async.messages import ActionChunk
+from vla_async.plan import Plan, Trajectory
+from vla_async.rollforward import create_rollforward
+from vla_async.safety import SafetyLayer
+from vla_async.smoothing import Smoother
+from vla_async.specs import RobotSpec
+from vla_async.triggers import TriggerState, create_trigger
+
+
+@dataclass(frozen=True, eq=False)
+class InferenceRequest:
+    request_id: int  # unique, increasing, assigned by the scheduler
+    tick: int  # capture tick k: the observation must be taken at this tick
+    exec_tick: int  # tick the returned chunk's action 0 is meant for (k + d̂ with rollforward, else k)
+    rollforward_state: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class TickOutput:
+    tick: int
+    command: np.ndarray  # the safe command for tick k (after the safety layer)
+    request: InferenceRequest | None  # when not None, capture an observation now and send it
+    stalled: bool  # no fresh planned action for this tick: last command held
+    source_request_id: int  # chunk this command came from; -1 when held / watchdog
+    watchdog: bool  # watchdog is bringing the arm to rest
+    delay_ticks: float  # current d̂ in ticks
+    rollforward_error: float | None  # ‖ŝ − s_k‖ when k is the exec_tick of a rolled-forward request
+    ticks_left: int = 0  # planned ticks from k (inclusive) after this tick's decision
+    in_flight: int = 0  # requests in flight after this tick
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    request_id: int
+    latency_ticks: float
+    dropped_actions: int  # actions for ticks < k_now, discarded
+    accepted: bool  # false: unknown/failed request, malformed, or every action already late
+
+
+@dataclass
+class SchedulerStats:
+    ticks: int = 0
+    stalls: int = 0  # stall episodes (runs of consecutive held ticks)
+    stall_ticks: int = 0
+    chunks: int = 0  # accepted
+    chunks_rejected: int = 0
+    late_actions_dropped: int = 0
+    requests: int = 0
+    failures: int = 0  # on_request_failed calls
+    watchdog_events: int = 0
+    watchdog_ticks: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _action_state_index(robot: RobotSpec) -> np.ndarray:
+    """Where each action's joint is in the measured state vector."""
+    if all(name in robot.state_names for name in robot.action_names):
+        return np.array([robot.state_names.index(n) for n in robot.action_names])
+    if robot.state_dim == robot.action_dim:
+        return np.arange(robot.action_dim)
+    raise ValueError(
+        f"robot {robot.name!r}: cannot map actions {list(robot.action_names)} onto state {list(robot.state_names)}"
+    )
+
+
+class ActionScheduler:
+    def __init__(
+        self, strategy: StrategyConfig, robot: RobotSpec, chunk_length: int, safety: SafetyConfig | None = None
+    ):
+        if chunk_length < 1:
+            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        self.strategy = strategy
+        self.robot = robot
+        self.chunk_length = chunk_length
+        self.fps = float(robot.fps)
+        self.action_dim = robot.action_dim
+        self._state_index = _action_state_index(robot)
+        safety_cfg = safety if safety is not None else SafetyConfig(enabled=False)
+        self.safety = SafetyLayer(safety_cfg, robot)
+        self.watchdog_ticks = max(1, math.ceil(safety_cfg.watchdog_timeout_s * self.fps))
+        self.delay = DelayEstimator(strategy.delay, self.fps)
+        self.smoother = Smoother(strategy.smoother, robot.stepwise_mask, self.fps)
+        self.fuser = create_fuser(strategy.fuser, robot.stepwise_mask, self.fps)
+        self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
+        self.trigger = create_trigger(strategy)
+        self.plan = Plan(self.action_dim)
+        self.stats = SchedulerStats()
+        self._in_flight: dict[int, InferenceRequest] = {}
+        self._predictions: dict[int, tuple[int, np.ndarray]] = {}  # exec_tick -> (request_id, ŝ)
+        self._next_request_id = 0
+        self._last_request_tick: int | None = None
+        self._last_tick: int | None = None
+        self._last_command: np.ndarray | None = None
+        self._waiting_since: int | None = None  # first request sent since the last accepted chunk
+        self._stalled = False
+        self._watchdog = False
+
+    # ------------------------------------------------------------------ per tick
+
+    def on_tick(self, k: int, measured_state: np.ndarray) -> TickOutput:
+        """The command for tick `k`, given the state measured at `k`; maybe a request to send now."""
+        if self._last_tick is not None and k <= self._last_tick:
+            raise ValueError(f"ticks must increase: got {k} after {self._last_tick}")
+        self._last_tick = k
+        s = np.asarray(measured_state, dtype=float)[self._state_index]
+        self.rollforward.observe(s, self._last_command)
+        if self.safety.position is None:
+            self.safety.reset(s)  # before the first chunk: hold the measured state, never jump
+        rf_error = self._rollforward_error(k, s)
+        self.plan.drop_before(k)
+
+        i = self.plan.index(k)
+        watchdog = self._waiting_since is not None and k - self._waiting_since > self.watchdog_ticks
+        if watchdog:
+            if not self._watchdog:
+                self.stats.watchdog_events += 1
+                self.plan.clear(k)
+            self.stats.watchdog_ticks += 1
+            command, source = self.safety.come_to_rest(), -1
+        elif i >= 0 and self.plan.source[i] >= 0:
+            command, source = self.safety.apply(self.plan.pos[i]), int(self.plan.source[i])
+        else:
+            command, source = self.safety.hold(), -1
+        self._watchdog = watchdog
+        stalled = source < 0
+        self.stats.ticks += 1
+        if stalled:
+            self.stats.stall_ticks += 1
+            self.stats.stalls += not self._stalled
+        self._stalled = stalled
+
+        request = self._maybe_request(k, s, command)
+        self._last_command = command
+        return TickOutput(
+            tick=k,
+            command=command,
+            request=request,
+            stalled=stalled,
+            source_request_id=source,
+            watchdog=watchdog,
+            delay_ticks=self.delay.delay_ticks,
+            rollforward_error=rf_error,
+            ticks_left=self.plan.ticks_left(k),
+            in_flight=len(self._in_flight),
+        )
+
+    def _rollforward_error(self, k: int, s: np.ndarray) -> float | None:
+        if not self._predictions:
+            return None
+        hit = self._predictions.pop(k, None)
+        if len(self._predictions) and min(self._predictions) < k:
+            self._predictions = {t: v for t, v in self._predictions.items() if t > k}
+        return None if hit is None else float(np.linalg.norm(hit[1] - s))
+
+    def _maybe_request(self, k: int, s: np.ndarray, command: np.ndarray) -> InferenceRequest | None:
+        if len(self._in_flight) >= self.strategy.max_in_flight:
+            return None
+        st = TriggerState(
+            tick=k,
+            ticks_left=self.plan.ticks_left(k),
+            in_flight=len(self._in_flight),
+            delay_ticks=self.delay.delay_ticks,
+            last_request_tick=self._last_request_tick,
+            chunk_length=self.chunk_length,
+        )
+        if not self.trigger.should_request(st):
+            return None
+        rid = self._next_request_id
+        self._next_request_id += 1
+        exec_tick, rf_state = k, None
+        if self.strategy.rollforward != "none":
+            exec_tick = k + self.delay.delay_ticks_ceil
+            if self._in_flight:  # beyond the plan, an in-flight chunk may still change the commands
+                exec_tick = min(exec_tick, max(self.plan.end_tick, k))
+            rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
+            if rf_state is not None:
+                self._predictions[exec_tick] = (rid, rf_state)
+        request = InferenceRequest(rid, k, exec_tick, rf_state)
+        self._in_flight[rid] = request
+        self._last_request_tick = k
+        if self._waiting_since is None:
+            self._waiting_since = k
+        self.stats.requests += 1
+        return request
+
+    def _committed(self, k: int, exec_tick: int, command: np.ndarray) -> np.ndarray:
+        """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one."""
+        n = exec_tick - k
+        out = np.empty((n, self.action_dim))
+        if n == 0:
+            return out
+        out[0] = command
+        planned = self.plan.positions(k + 1, exec_tick) if not self._watchdog else out[:0]
+        out[1 : 1 + len(planned)] = planned
+        out[1 + len(planned) :] = out[len(planned)]
+        return out
+
+    # ------------------------------------------------------------------ chunks
+
+    def on_chunk(self, chunk: ActionChunk, k_now: int, latency_s: float | None = None) -> ChunkReport:
+        """Fuse a chunk into the plan from `k_now`, the first tick not commanded yet."""
+        request = self._in_flight.pop(chunk.request_id, None)
+        if request is None:
+            self.stats.chunks_rejected += 1
+            return ChunkReport(chunk.request_id, math.nan, 0, False)
+        lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
+        self.delay.add_sample(lat_s)
+        actions = np.asarray(chunk.actions, dtype=float)
+        if actions.ndim != 2 or actions.shape[1] != self.action_dim or len(actions) == 0 or not np.isfinite(actions).all():
+            self.stats.chunks_rejected += 1
+            return ChunkReport(chunk.request_id, lat_s * self.fps, 0, False)
+        sync = self.strategy.sync
+        if sync:
+            actions = actions[: self.strategy.execution_horizon]
+        start = chunk.start_tick if self.strategy.fuser.align and not sync else k_now
+        dropped = min(len(actions), max(0, k_now - start))
+        self.stats.late_actions_dropped += dropped
+        if dropped == len(actions):
+            self.stats.chunks_rejected += 1
+            return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
+
+        pos, vel, acc = self.smoother(actions)
+        if self._watchdog:  # resume from where the arm came to rest
+            self.plan.clear(k_now)
+            self._watchdog = False
+        self._waiting_since = None
+        self.plan.drop_before(k_now)
+        j = max(k_now, start)
+        here = self.safety.position if self.safety.position is not None else pos[0]
+        self.plan.hold_until(k_now, j, here)
+        self.fuser.fuse(self.plan, Trajectory(start, pos, vel, acc, chunk.request_id), j)
+        self.stats.chunks += 1
+        return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
+
+    def on_request_failed(self, request_id: int) -> None:
+        """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""
+        if self._in_flight.pop(request_id, None) is not None:
+            self.stats.failures += 1
+            self._predictions = {t: v for t, v in self._predictions.items() if v[0] != request_id}
+
+    # ------------------------------------------------------------------ read-only views
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def pending_requests(self) -> list[InferenceRequest]:
+        return list(self._in_flight.values())
+
+    @property
+    def last_command(self) -> np.ndarray | None:
+        return self._last_command
