@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
+from sim.eval.server_model import ServerModel
 from vla_async.config import InjectedLatencyConfig, SafetyConfig, StrategyConfig
 from vla_async.messages import ActionChunk
 
@@ -29,19 +30,6 @@ class _Pending:
     request_id: int
     chunk: Any = field(compare=False)
     capture_s: float = field(compare=False)
-
-
-class ServerModel:
-    """`workers` requests computed in parallel; a request waits for the earliest free worker (FIFO)."""
-
-    def __init__(self, workers: int = 1):
-        self.free_at = [0.0] * max(1, int(workers))
-
-    def finish_time(self, submit_s: float, service_s: float) -> float:
-        i = int(np.argmin(self.free_at))
-        start = max(submit_s, self.free_at[i])
-        self.free_at[i] = start + service_s
-        return self.free_at[i]
 
 
 def episode_meta(task: str, strategy: StrategyConfig, latency: InjectedLatencyConfig, seed: int,
@@ -76,7 +64,8 @@ def run_virtual_episode(
         expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
         sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         sched = ActionScheduler(strategy, spec, chunk_length, safety)
-        server = ServerModel(server_workers)
+        server = ServerModel(server_workers, sampler.sample_s)
+        failed: list[int] = []
         gradual = ~np.asarray(spec.stepwise_mask, dtype=bool)
         rec = EpisodeRecorder(episode_meta(task, strategy, latency, seed, fps, "virtual"), fps, gradual)
         pending: list[_Pending] = []
@@ -84,6 +73,12 @@ def run_virtual_episode(
         for k in range(int(round(max_duration_s * fps))):
             now = k / fps
             cost = 0.0
+            for st in server.advance(now):
+                heapq.heappush(pending, _Pending(st.arrival_s, st.request_id, st.payload, st.submit_s))
+            for rid in failed:
+                sched.on_request_failed(rid)
+                rec.requests[rid].failed = True
+            failed.clear()
             while pending and pending[0].arrival_s <= now + _EPS:
                 item = heapq.heappop(pending)
                 t0 = time.perf_counter()
@@ -102,9 +97,10 @@ def run_virtual_episode(
                 cond = obs.state if q.rollforward_state is None else q.rollforward_state
                 actions = expert.plan(np.asarray(cond, dtype=np.float32), obs.environment_state, robot.instruction)
                 chunk = ActionChunk(q.request_id, q.exec_tick, np.asarray(actions, dtype=np.float32))
-                arrival = server.finish_time(now, sampler.sample_s())
-                heapq.heappush(pending, _Pending(arrival, q.request_id, chunk, now))
                 rec.request(q.request_id, k, q.exec_tick)
+                failed += server.submit(now, q.request_id, chunk)
+                for st in server.advance(now):
+                    heapq.heappush(pending, _Pending(st.arrival_s, st.request_id, st.payload, st.submit_s))
             rec.tick(
                 tick=k, command=out.command, state=obs.state, commanded_tool=robot.tool_position_for(out.command),
                 measured_tool=robot.tool_position(), target=robot.target_position(), stalled=out.stalled,

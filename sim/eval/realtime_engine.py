@@ -1,0 +1,119 @@
+"""Real-time engine: `python -m policy_server` (expert backend + injected latency) as a subprocess,
+the real-time client (`robot_client.loop.RealTimeClient`) on the simulated arm in real-time mode,
+both over ZeroMQ on 127.0.0.1; the client's per-tick JSONL log becomes an `EpisodeLog`.
+
+What the client log does not carry is reconstructed after the run, never guessed: commanded and
+measured tool positions by forward kinematics of the logged command and state; the capture tick
+of each request from the tick that sent it; its arrival as the first later tick that applied a
+chunk (in order: exact with one request in flight, a tick-quantised latency). The loop checks task
+success every 0.2 s, so real-time completion times have that resolution.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
+from sim.eval.grid import RealtimeConfig
+from sim.eval.virtual_engine import episode_meta
+from vla_async.config import (
+    ClientConfig,
+    InjectedLatencyConfig,
+    LogConfig,
+    NetworkConfig,
+    RobotConfig,
+    SafetyConfig,
+    StrategyConfig,
+)
+
+
+def server_overrides(latency: InjectedLatencyConfig, chunk_length: int) -> list[str]:
+    """`python -m policy_server` arguments: the expert backend with the cell's injected latency."""
+    return [
+        "--backend.name=expert", f"--backend.chunk_length={chunk_length}",
+        f"--injected_latency.distribution={latency.distribution}", f"--injected_latency.mean_ms={latency.mean_ms}",
+        f"--injected_latency.jitter_ms={latency.jitter_ms}", f"--injected_latency.seed={latency.seed}",
+        "--log_level=warning",
+    ]
+
+
+def client_config(task: str, strategy: StrategyConfig, seed: int, port: int, fps: float, max_duration_s: float,
+                  safety: SafetyConfig | None, log_path: Path) -> ClientConfig:
+    return ClientConfig(
+        network=NetworkConfig(port=port), strategy=strategy, safety=safety or SafetyConfig(),
+        robot=RobotConfig(kind="sim", task=task, seed=seed, fps=fps, cameras=[], render=False),
+        log=LogConfig(path=str(log_path), print_summary=False, live_status=False),
+        duration_s=max_duration_s, stop_on_success=True,
+    )
+
+
+def run_realtime_episode(
+    task: str,
+    strategy: StrategyConfig,
+    latency: InjectedLatencyConfig,
+    seed: int,
+    *,
+    fps: float = 30.0,
+    chunk_length: int = 50,
+    max_duration_s: float = 30.0,
+    safety: SafetyConfig | None = None,
+    server_workers: int = 1,
+    realtime: RealtimeConfig | None = None,
+    workdir: str | Path | None = None,
+) -> EpisodeLog:
+    """One episode with a fresh server process and the real-time client in this process."""
+    import sim
+    from robot_client.loop import RealTimeClient
+    from robot_client.server_process import ServerProcess
+
+    del server_workers  # the real server has one inference worker
+    realtime = realtime or RealtimeConfig()
+    latency = latency.model_copy(update={"seed": latency.seed * 100_003 + seed})
+    with tempfile.TemporaryDirectory(prefix="vla-eval-") as tmp:
+        base = Path(workdir) if workdir else Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        log_path = base / f"{task}_{strategy.name}_{latency.mean_ms:.0f}ms_seed{seed}.jsonl"
+        with ServerProcess(server_overrides(latency, chunk_length), log_path=base / "server.log") as server:
+            cfg = client_config(task, strategy, seed, server.port, fps, max_duration_s, safety, log_path)
+            robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=(), render=False)
+            with robot:
+                client = RealTimeClient(cfg, robot, connect_timeout_s=realtime.startup_timeout_s)
+                client.run()
+                status = robot.task_status()
+                meta = episode_meta(task, strategy, latency, seed, fps, "realtime")
+                return log_from_client_jsonl(log_path, robot, meta, status)
+
+
+def log_from_client_jsonl(path: str | Path, robot: object, meta: dict, status: object) -> EpisodeLog:
+    """Convert the client's tick log (robot_client.tick_log) into an EpisodeLog."""
+    from robot_client.tick_log import read_tick_log
+
+    rows = list(read_tick_log(path))
+    spec = robot.spec  # type: ignore[attr-defined]
+    fk = robot.tool_position_for  # type: ignore[attr-defined]
+    fps = float(spec.fps)
+    rec = EpisodeRecorder(meta, fps, ~np.asarray(spec.stepwise_mask, dtype=bool))
+    waiting: list[int] = []  # requests sent, chunk not yet applied (FIFO)
+    for row in rows:
+        k = int(row["tick"])
+        if row.get("chunks_arrived", 0) and waiting:
+            for _ in range(int(row["chunks_arrived"])):
+                if not waiting:
+                    break
+                req = rec.requests[waiting.pop(0)]
+                req.arrival_tick, req.latency_s, req.accepted = k, (k - req.capture_tick) / fps, True
+        command, state = np.asarray(row["command"]), np.asarray(row["state"])
+        rec.tick(tick=k, command=command, state=state, commanded_tool=fk(command), measured_tool=fk(state),
+                 stalled=row["stalled"], watchdog=row["watchdog"], source_request_id=row["source_request_id"],
+                 delay_ticks=row["delay_ticks"], rollforward_error=row["rollforward_error"],
+                 client_cost_s=float(row["work_ms"]) / 1000.0)
+        if int(row.get("request_id", -1)) >= 0:
+            rec.request(int(row["request_id"]), k, k)
+            waiting.append(int(row["request_id"]))
+    rec.add_events(getattr(status, "events", []))
+    success = bool(getattr(status, "success", False))
+    completion = (int(rows[-1]["tick"]) + 1) / fps if success and rows else None
+    return rec.finish(success, completion)
