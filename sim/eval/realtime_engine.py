@@ -12,7 +12,9 @@ success every 0.2 s, so real-time completion times have that resolution.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +65,12 @@ def run_realtime_episode(
     server_workers: int = 1,
     realtime: RealtimeConfig | None = None,
     workdir: str | Path | None = None,
+    on_client: Callable[[Any], None] | None = None,
 ) -> EpisodeLog:
-    """One episode with a fresh server process and the real-time client in this process."""
+    """One episode with a fresh server process and the real-time client in this process.
+
+    `on_client(client)` is called before the loop starts (e.g. to show `client.status_line()` live).
+    """
     import sim
     from robot_client.loop import RealTimeClient
     from robot_client.server_process import ServerProcess
@@ -81,6 +87,8 @@ def run_realtime_episode(
             robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=(), render=False)
             with robot:
                 client = RealTimeClient(cfg, robot, connect_timeout_s=realtime.startup_timeout_s)
+                if on_client is not None:
+                    on_client(client)
                 client.run()
                 status = robot.task_status()
                 meta = episode_meta(task, strategy, latency, seed, fps, "realtime")

@@ -38,10 +38,10 @@ def run_episode(config: EvalConfig, episode: Episode) -> EpisodeLog:
 def _job(args: tuple[EvalConfig, Episode]) -> tuple[dict[str, Any], EpisodeLog]:
     config, episode = args
     log = run_episode(config, episode)
-    return _metrics(config, log), log
+    return metrics_for(config, log), log
 
 
-def _metrics(config: EvalConfig, log: EpisodeLog) -> dict[str, Any]:
+def metrics_for(config: EvalConfig, log: EpisodeLog) -> dict[str, Any]:
     m = config.metrics
     return episode_metrics(log, reaction_distance_m=m.reaction_distance_m, reaction_speed_mps=m.reaction_speed_mps,
                            hit_radius_m=m.hit_radius_m)
