@@ -58,7 +58,7 @@ class MetricsConfig(StrictModel):
 
     reaction_distance_m: float = Field(0.01, gt=0, description="commanded tool must close this much on the new target")
     reaction_speed_mps: float = Field(0.05, ge=0, description="...while moving toward it at least this fast")
-    hit_radius_m: float = Field(0.02, gt=0, description="reach_jump: measured tool within this of the target = hit")
+    hit_radius_m: float = Field(0.025, gt=0, description="reach_jump: measured tool within this of the target = hit")
 
 
 class RealtimeConfig(StrictModel):

@@ -158,13 +158,51 @@ def time_to_hit_s(
     return None
 
 
+def reversal_lag_s(
+    tick: np.ndarray, commanded_tool: np.ndarray, target: np.ndarray, event: EventRecord, fps: float,
+    speed_rad_s: float = 0.05, until_tick: int | None = None,
+) -> float | None:
+    """Tracking: seconds from the target's sideways reversal until the command reverses the same way.
+
+    Sideways = pan angle atan2(y, x) about the base. The new direction is the target's pan velocity
+    sign after the event; the lag ends at the first tick whose commanded pan velocity has that sign
+    and at least `speed_rad_s`. None when the target column is missing (real-time logs) or never.
+    """
+    tick = np.asarray(tick)
+    ke = event_tick(event.time_s, fps)
+    rows = np.nonzero(tick >= ke)[0]
+    if rows.size < 3 or not np.all(np.isfinite(target[rows[:3]])):
+        return None
+    i0 = int(rows[0])
+    tgt_pan = np.unwrap(np.arctan2(target[:, 1], target[:, 0]))
+    cmd_pan = np.unwrap(np.arctan2(commanded_tool[:, 1], commanded_tool[:, 0]))
+    new_dir = np.sign(tgt_pan[min(i0 + 2, tgt_pan.size - 1)] - tgt_pan[i0])
+    if new_dir == 0:
+        return None
+    for i in rows:
+        if until_tick is not None and tick[i] >= until_tick:
+            break
+        if i > 0 and (cmd_pan[i] - cmd_pan[i - 1]) * fps * new_dir >= speed_rad_s:
+            return float(tick[i] / fps - event.time_s)
+    return None
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     return values[np.isfinite(values)]
 
 
+def steady_events(log: EpisodeLog) -> list[EventRecord]:
+    """Events after the first chunk started executing (the initial target placement is start-up)."""
+    first = first_chunk_index(log.source_request_id)
+    if first is None:
+        return []
+    start = int(log.tick[first])
+    return [ev for ev in log.events if event_tick(ev.time_s, log.fps) > start]
+
+
 def episode_metrics(
-    log: EpisodeLog, *, reaction_distance_m: float = 0.01, reaction_speed_mps: float = 0.05, hit_radius_m: float = 0.02
+    log: EpisodeLog, *, reaction_distance_m: float = 0.01, reaction_speed_mps: float = 0.05, hit_radius_m: float = 0.025
 ) -> dict[str, object]:
     """Scalars and pooled samples of one episode (samples are lists, pooled across seeds later)."""
     fps = log.fps
@@ -175,13 +213,18 @@ def episode_metrics(
     ttfa = ttfa_ticks(log.tick, log.source_request_id, log.requests)
     reactions: list[float | None] = []
     hits: list[float | None] = []
-    for n, ev in enumerate(log.events):
-        nxt = event_tick(log.events[n + 1].time_s, fps) if n + 1 < len(log.events) else None
+    lags: list[float | None] = []
+    events = steady_events(log)
+    for n, ev in enumerate(events):
+        nxt = event_tick(events[n + 1].time_s, fps) if n + 1 < len(events) else None
+        if ev.kind == "direction_change":
+            lags.append(reversal_lag_s(log.tick, log.commanded_tool, log.target, ev, fps, until_tick=nxt))
+            continue
         reactions.append(reaction_latency_s(log.tick, log.commanded_tool, ev, fps, reaction_distance_m,
                                             reaction_speed_mps, until_tick=nxt))
         hits.append(time_to_hit_s(log.tick, log.measured_tool, ev, fps, hit_radius_m, until_tick=nxt))
     event_ttfa: list[float] = []
-    for ev in log.events:
+    for ev in events:
         ke = event_tick(ev.time_s, fps)
         after = [q for q in log.requests if q.capture_tick >= ke and q.request_id in ttfa]
         if after:
@@ -200,7 +243,8 @@ def episode_metrics(
         "reaction_missed": sum(r is None for r in reactions),
         "time_to_hit_s": [h for h in hits if h is not None],
         "hit_missed": sum(h is None for h in hits),
-        "events": len(log.events),
+        "reversal_lag_s": [g for g in lags if g is not None],
+        "events": len(events),
         "ttfa_s": [t / fps for t in ttfa.values()],
         "event_ttfa_s": event_ttfa,
         "staleness_s": (staleness_ticks(log.tick, log.source_request_id, capture) / fps).tolist(),
@@ -255,7 +299,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
     }
     for key, stats in {
         "junction_dp": ("p95", "max"), "junction_dv": ("p95", "max"), "junction_da": ("p95", "max"),
-        "reaction_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"),
+        "reaction_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"), "reversal_lag_s": ("mean", "max"),
         "ttfa_s": ("mean", "p95"), "event_ttfa_s": ("mean", "max"), "staleness_s": ("mean", "p95", "max"),
         "rollforward_error": ("mean", "p95"), "client_cost_s": ("mean", "p95"),
         "latency_s": ("p50", "p95", "p99"),

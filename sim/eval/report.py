@@ -15,6 +15,7 @@ COLUMNS: list[tuple[str, str, float, str]] = [
     ("react ms", "reaction_s_mean", 1000.0, "{:.0f}"),
     ("react max", "reaction_s_max", 1000.0, "{:.0f}"),
     ("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}"),
+    ("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}"),
     ("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}"),
     ("stalls", "stall_ticks", 1.0, "{:.1f}"),
     ("jerk", "rms_jerk", 1.0, "{:.1f}"),
@@ -50,7 +51,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def legend() -> str:
     return (
         "success: rate over seeds (Wilson 95% CI in the last column); done s: mean completion time of successes; "
-        "react: commanded reaction to a stimulus (mean / max); hit s: stimulus → tool on target; TTFA: capture → "
+        "react: commanded reaction to a target jump (mean / max); hit s: jump → tool on target; lag: tracking, target "
+        "reversal → commanded reversal; TTFA: capture → "
         "first action of that chunk executed; stalls: held ticks per episode after start-up; jerk: RMS jerk of the "
         "command (rad/s³); |Δp| |Δv| |Δa|: p95 jump at chunk junctions; stale: age of the observation behind the "
         "executed action; rf err: ‖ŝ − s‖ at exec tick; δ: capture → chunk usable; client: scheduler time per tick. "

@@ -131,3 +131,18 @@ def test_episode_metrics_and_aggregate(tmp_path):
     assert row["success_rate"] == 0.5 and row["completion_time_s"] == pytest.approx(0.6)
     assert row["throughput_per_min"] == pytest.approx(60 * 1 / 1.2)
     assert row["success_ci95"] == list(wilson_interval(1, 2))
+
+
+def test_reversal_lag_uses_pan_direction_of_target():
+    from sim.eval.metrics import reversal_lag_s
+
+    fps = 10.0
+    n = 20
+    ticks = np.arange(n)
+    pan_t = np.where(ticks < 5, 0.1 * ticks, 0.5 - 0.1 * (ticks - 5))  # target reverses at tick 5
+    pan_c = np.where(ticks < 8, 0.1 * ticks, 0.8 - 0.1 * (ticks - 8))  # command reverses at tick 8
+    target = np.stack([np.cos(pan_t), np.sin(pan_t), np.zeros(n)], axis=1)
+    cmd = np.stack([np.cos(pan_c), np.sin(pan_c), np.zeros(n)], axis=1)
+    ev = EventRecord(0.5, "direction_change", tuple(target[5]))
+    assert reversal_lag_s(ticks, cmd, target, ev, fps) == pytest.approx(0.9 - 0.5)  # first tick moving back: 9
+    assert reversal_lag_s(ticks, cmd, np.full((n, 3), np.nan), ev, fps) is None
