@@ -45,8 +45,10 @@ class RealTimeClient:
     connected here. A policy client created here is also closed here; one passed in is left open.
     """
 
-    def __init__(self, config: ClientConfig, robot: Robot, policy: PolicyClient | None = None) -> None:
+    def __init__(self, config: ClientConfig, robot: Robot, policy: PolicyClient | None = None,
+                 *, connect_timeout_s: float = 10.0) -> None:
         self.config = config
+        self.connect_timeout_s = float(connect_timeout_s)
         self.robot = robot
         self._policy = policy
         self._stop = threading.Event()
@@ -68,9 +70,12 @@ class RealTimeClient:
         policy = self._policy or PolicyClient(cfg.network, cfg.client_name, self.robot.spec)
         writer = TickLogWriter(cfg.log.path) if cfg.log.path else None
         try:
-            welcome = policy.connect()
+            welcome = policy.connect(timeout_s=self.connect_timeout_s)
             self.policy_spec = welcome.policy_spec
-            scheduler = ActionScheduler(cfg.strategy, self.robot.spec, welcome.policy_spec.chunk_length, cfg.safety)
+            chunk_length = welcome.policy_spec.chunk_length
+            warm_up_scheduler(ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety),
+                              self.robot.get_observation(with_images=False).state)
+            scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety)
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)
@@ -196,3 +201,24 @@ class RealTimeClient:
         flags = " WATCHDOG" if r.watchdog else (" stalled" if r.stalled else "")
         return (f"t={r.time_s:6.1f}s tick {r.tick:6d}  {src}  d̂={r.delay_ticks:4.1f}  lateness {r.lateness_ms:5.2f} ms  "
                 f"chunks {stats.chunks_received}  stalls {stats.stalls}  missed {stats.missed}{flags}")
+
+
+def warm_up_scheduler(scheduler: ActionScheduler, state: np.ndarray, ticks: int = 120) -> None:
+    """Drive a scratch scheduler through a few request/chunk cycles before the clock starts.
+
+    The first calls into fusion, smoothing and the delay estimator pay one-off costs (lazy imports,
+    first allocations) of 10+ ms; paying them here keeps them out of the first real ticks.
+    Chunks hold the current state, so nothing here depends on a model.
+    """
+    state = np.asarray(state, dtype=np.float64)
+    first = scheduler.on_tick(0, state)
+    hold = np.asarray(first.command, dtype=np.float32)
+    pending: list[InferenceRequest] = [first.request] if first.request is not None else []
+    for k in range(1, ticks):
+        out = scheduler.on_tick(k, state)
+        if out.request is not None:
+            pending.append(out.request)
+        if pending and k - pending[0].tick >= 2:
+            req = pending.pop(0)
+            actions = np.repeat(hold[None, :], scheduler.chunk_length, axis=0)
+            scheduler.on_chunk(ActionChunk(req.request_id, req.exec_tick, actions), k_now=k + 1)
