@@ -1,0 +1,171 @@
+"""Scripted experts: action chunks from (state, environment_state, instruction), standing in for a VLA.
+
+Stateless in time: a chunk depends only on the given state (measured, stale or rolled forward)
+and the privileged environment state, never on hidden memory. Every motion is the exact solution
+of an autonomous ODE in the joint error (constant speed far from the goal, exponential approach
+near it), sampled at the control ticks. The flow property makes chunks line up: a chunk planned
+from a state on an earlier chunk continues that chunk exactly. Phases (approach, descend, close,
+lift, carry, release, retreat) are re-decided from the planned state at every tick inside a chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from sim import so101
+from sim.kinematics import PITCH_DOWN, roll_for_yaw, solve_ik, solve_reach, tool_position
+from sim.tasks.layout import CUBE, TARGET_POS, TARGET_VEL, TASK_ONE_HOT, TASKS, ZONE
+from vla_async.specs import ActionKind, PolicySpec, RobotSpec
+
+MAX_JOINT_SPEED = 2.5  # rad/s, every arm joint
+APPROACH_TAU_S = 0.08  # exponential approach time constant near a goal
+GRIPPER_SPEED = 3.0  # normalised opening per second
+TRACK_LEAD_S = 0.11  # aim ahead of a moving target by about the servo lag + approach lag
+
+GRASP_Z, PRE_Z, CARRY_Z, PLACE_Z, RETREAT_Z = 0.018, 0.08, 0.09, 0.022, 0.12
+XY_TOL, Z_TOL, ALIGN_TOL = 0.008, 0.008, 0.015
+CLOSED, RELEASED, OPEN = 0.05, 0.5, 0.9
+
+
+def flow(q: np.ndarray, goal: np.ndarray, dt: float, speed: float = MAX_JOINT_SPEED, tau: float = APPROACH_TAU_S) -> np.ndarray:
+    """Exact state after `dt` of du/dt = -min(1, u/tau) along the straight joint-space line to goal.
+
+    u = time to go at full speed (slowest joint). Memoryless: flow(flow(q, a), b) == flow(q, a + b).
+    """
+    e = goal - q
+    u = float(np.max(np.abs(e))) / speed
+    if u < 1e-12:
+        return goal.copy()
+    if u - dt >= tau:
+        u_next = u - dt
+    elif u > tau:
+        u_next = tau * math.exp(-(dt - (u - tau)) / tau)
+    else:
+        u_next = u * math.exp(-dt / tau)
+    return goal - e * (u_next / u)
+
+
+def _toward(value: float, target: float, step: float) -> float:
+    return target if abs(target - value) <= step else value + math.copysign(step, target - value)
+
+
+def parse_instruction(instruction: str) -> tuple[str, str]:
+    """(cube, zone) named in a pick-and-place instruction, e.g. 'pick up the red cube ... green zone'."""
+    text = instruction.lower()
+    cube = re.search(r"\b(red|blue)\b", text)
+    zone = re.search(r"\b(green|yellow)\b", text)
+    if cube is None or zone is None:
+        raise ValueError(f"instruction must name a cube (red|blue) and a zone (green|yellow): {instruction!r}")
+    return f"cube_{cube.group(1)}", f"zone_{zone.group(1)}"
+
+
+def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | None = None) -> PolicySpec:
+    """The expert's spec: the sim arm's names, no cameras, the full environment_state."""
+    robot = robot or so101.robot_spec(fps, cameras=())
+    return PolicySpec(
+        name="expert",
+        state_names=robot.state_names,
+        action_names=robot.action_names,
+        chunk_length=int(chunk_length),
+        action_kind=ActionKind.ABSOLUTE,
+        fps=float(fps),
+        environment_state_dim=robot.environment_state_dim,
+        extra={"kind": "scripted expert", "tasks": list(TASKS)},
+    )
+
+
+class ExpertPolicy:
+    """One expert for every task; the task comes from environment_state, the goal from the instruction."""
+
+    def __init__(self, chunk_length: int = 50, fps: float = 30.0):
+        if chunk_length < 1:
+            raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        self.chunk_length = int(chunk_length)
+        self.fps = float(fps)
+        self.dt = 1.0 / self.fps
+
+    def spec(self, robot_spec: RobotSpec | None = None) -> PolicySpec:
+        return policy_spec(self.chunk_length, self.fps, robot_spec)
+
+    def plan(self, state: np.ndarray, environment_state: np.ndarray, instruction: str) -> np.ndarray:
+        """H absolute joint targets [H, 6] float32, action i for the tick after the given state's + i."""
+        q = np.asarray(state, dtype=np.float64).reshape(-1)
+        env = np.asarray(environment_state, dtype=np.float64).reshape(-1)
+        if q.shape != (6,) or not np.all(np.isfinite(q)):
+            raise ValueError(f"state must be 6 finite values, got {q.tolist()}")
+        task = TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
+        if task == "pick_place":
+            out = self._pick_place(q.copy(), env, instruction)
+        else:
+            out = self._reach(q.copy(), env, moving=task == "track")
+        return out.astype(np.float32)
+
+    # ---------------------------------------------------------------- reach_jump / track
+    def _reach(self, q: np.ndarray, env: np.ndarray, moving: bool) -> np.ndarray:
+        out = np.empty((self.chunk_length, 6))
+        target, velocity = env[TARGET_POS], env[TARGET_VEL]
+        goal = q[:5].copy()
+        for i in range(self.chunk_length):
+            aim = target + velocity * ((i + 1) * self.dt + TRACK_LEAD_S) if moving else target
+            sol = solve_reach(*aim)
+            if sol is not None:
+                goal[:4] = sol
+            q[:5] = flow(q[:5], goal, self.dt)
+            out[i] = q
+        return out
+
+    # ---------------------------------------------------------------- pick_place
+    def _pick_place(self, q: np.ndarray, env: np.ndarray, instruction: str) -> np.ndarray:
+        cube_name, zone_name = parse_instruction(instruction)
+        cx, cy, cz, yaw, flag = env[CUBE[cube_name]]
+        cube = np.array([cx, cy, cz])
+        zone = env[ZONE[zone_name]]
+        held = flag > 0.5 and q[5] < RELEASED
+        if held:
+            cube = tool_position(q)
+        out = np.empty((self.chunk_length, 6))
+        for i in range(self.chunk_length):
+            tool = tool_position(q)
+            g = q[5]
+            if held and g >= RELEASED:
+                held = False
+            elif not held and g <= CLOSED and np.linalg.norm(tool - cube) < 0.06:
+                held = True
+            if held:
+                cube = tool
+            goal, g_target = self._phase(q, tool, cube, yaw, zone, held)
+            q[:5] = flow(q[:5], goal, self.dt)
+            q[5] = _toward(g, g_target, GRIPPER_SPEED * self.dt)
+            out[i] = q
+        return out
+
+    def _phase(self, q, tool, cube, yaw, zone, held) -> tuple[np.ndarray, float]:
+        """(arm goal, gripper target) for the planned state."""
+        if held:
+            dxy = math.hypot(tool[0] - zone[0], tool[1] - zone[1])
+            if dxy < ALIGN_TOL and tool[2] < PLACE_Z + Z_TOL:
+                return self._pose(zone[0], zone[1], PLACE_Z, q[4], q), 1.0  # release
+            if dxy < ALIGN_TOL:
+                return self._pose(zone[0], zone[1], PLACE_Z, q[4], q), 0.0  # descend to place
+            if tool[2] < CARRY_Z - 0.015 and dxy > 0.03:
+                return self._pose(tool[0], tool[1], CARRY_Z + 0.01, q[4], q), 0.0  # lift
+            return self._pose(zone[0], zone[1], CARRY_Z, q[4], q), 0.0  # carry
+        if math.hypot(cube[0] - zone[0], cube[1] - zone[1]) < 0.03 and cube[2] < 0.04:
+            return self._pose(zone[0], zone[1], RETREAT_Z, q[4], q), 1.0  # done: retreat
+        roll = roll_for_yaw(math.atan2(cube[1], cube[0]), yaw)
+        dxy = math.hypot(tool[0] - cube[0], tool[1] - cube[1])
+        if dxy < XY_TOL and abs(tool[2] - GRASP_Z) < Z_TOL:
+            return self._pose(cube[0], cube[1], GRASP_Z, roll, q), 0.0  # close
+        if dxy < ALIGN_TOL and q[5] >= OPEN and tool[2] < PRE_Z + 0.01:
+            return self._pose(cube[0], cube[1], GRASP_Z, roll, q), 1.0  # descend
+        return self._pose(cube[0], cube[1], PRE_Z, roll, q), 1.0  # approach
+
+    @staticmethod
+    def _pose(x: float, y: float, z: float, roll: float, q: np.ndarray) -> np.ndarray:
+        sol = solve_ik(x, y, z, PITCH_DOWN)
+        if sol is None:
+            return q[:5].copy()
+        return np.array([*sol, roll])

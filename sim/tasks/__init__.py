@@ -1,0 +1,25 @@
+"""Simulated tasks: reach_jump, track, pick_place (one module each; the layout needs no MuJoCo)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sim.tasks.layout import ENV_STATE_DIM, TASKS
+
+if TYPE_CHECKING:
+    from sim.tasks.base import Task
+
+
+def make_task(name: str) -> Task:
+    """A fresh task object by name (imports MuJoCo)."""
+    from sim.tasks.pick_place import PickPlace
+    from sim.tasks.reach_jump import ReachJump
+    from sim.tasks.track import Track
+
+    classes = {"reach_jump": ReachJump, "track": Track, "pick_place": PickPlace}
+    if name not in classes:
+        raise ValueError(f"unknown task {name!r}; available: {list(TASKS)}")
+    return classes[name]()
+
+
+__all__ = ["ENV_STATE_DIM", "TASKS", "make_task"]

@@ -1,0 +1,22 @@
+"""Layout of `environment_state`, the privileged simulator state experts plan from.
+
+The same size for every task (LeRobot's `observation.environment_state`), so one policy spec
+serves every task. Unused entries are zero.
+"""
+
+from __future__ import annotations
+
+TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
+
+TASK_ONE_HOT = slice(0, 3)
+TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz
+TARGET_VEL = slice(6, 9)  # track: target velocity (m/s)
+CUBE = {"cube_red": slice(9, 14), "cube_blue": slice(14, 19)}  # x, y, z, yaw, grasped (0/1)
+ZONE = {"zone_green": slice(19, 21), "zone_yellow": slice(21, 23)}  # x, y
+ENV_STATE_DIM = 23
+
+
+def task_index(name: str) -> int:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {list(TASKS)}")
+    return TASKS.index(name)
