@@ -56,12 +56,19 @@ def command_steps(command: np.ndarray, mask: np.ndarray | None = None) -> np.nda
 
 
 def junction_ticks(source_request_id: np.ndarray) -> np.ndarray:
-    """Indices i where row i's chunk differs from row i-1's and both are real chunks (≥ 0)."""
-    src = np.asarray(source_request_id)
-    if src.shape[0] < 2:
-        return np.zeros(0, dtype=int)
-    change = (src[1:] != src[:-1]) & (src[1:] >= 0) & (src[:-1] >= 0)
-    return np.nonzero(change)[0] + 1
+    """Indices i where a chunk takes over from a different earlier chunk (holds in between allowed).
+
+    A hold (-1) repeats the last command, so a junction right after a stall measures the jump from
+    the held pose into the new chunk (what `sync` does at every chunk).
+    """
+    out: list[int] = []
+    last = -1
+    for i, r in enumerate(np.asarray(source_request_id)):
+        if r >= 0:
+            if last >= 0 and r != last:
+                out.append(i)
+            last = int(r)
+    return np.asarray(out, dtype=int)
 
 
 def junction_jumps(

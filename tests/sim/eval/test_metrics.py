@@ -45,9 +45,10 @@ def test_rms_jerk_of_cubic_is_its_constant_third_derivative():
     assert rms_jerk(np.outer(t, [1, 1, 1]), fps) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_junctions_only_between_real_chunks():
+def test_junctions_between_chunks_across_holds():
     src = np.array([-1, -1, 0, 0, 0, 1, 1, -1, 1, 2])
     assert junction_ticks(src).tolist() == [5, 9]
+    assert junction_ticks(np.array([0, 0, -1, -1, 1])).tolist() == [4]  # after a stall: from the held pose
 
 
 def test_junction_jumps_hand_computed():
