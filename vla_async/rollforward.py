@@ -19,7 +19,7 @@ import numpy as np
 
 
 class RollForward(abc.ABC):
-    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:
+    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:  # noqa: B027
         """Called every tick with s_k and c_{k-1} (the command sent at the previous tick)."""
 
     @abc.abstractmethod
@@ -56,7 +56,7 @@ class TrackingRollForward(RollForward):
         self._prev_measured: np.ndarray | None = None
         self.updates = 0
 
-    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:
+    def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:  # noqa: B027
         measured = np.asarray(measured, dtype=float)
         prev = self._prev_measured
         self._prev_measured = measured.copy()

@@ -1,0 +1,72 @@
+"""Shared helpers for the scheduler tests: a small robot spec and a virtual-time driver loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_async.messages import ActionChunk
+from vla_async.scheduler import ActionScheduler, ChunkReport, InferenceRequest, TickOutput
+from vla_async.specs import RobotSpec
+
+
+def make_robot(dof: int = 5, gripper: bool = True, fps: float = 30.0, limit: float = 3.0) -> RobotSpec:
+    names = tuple(f"joint{i}.pos" for i in range(dof)) + (("gripper.pos",) if gripper else ())
+    return RobotSpec(
+        name="test_arm",
+        fps=fps,
+        state_names=names,
+        action_names=names,
+        stepwise_actions=("gripper.pos",) if gripper else (),
+        position_limits=tuple((-limit, limit) for _ in names),
+    )
+
+
+def sine_policy(request: InferenceRequest, horizon: int, dim: int, fps: float = 30.0) -> np.ndarray:
+    """A smooth chunk for ticks exec_tick .. exec_tick+H-1 (a function of absolute time)."""
+    t = (request.exec_tick + np.arange(horizon))[:, None] / fps
+    return 0.5 * np.sin(t + np.arange(dim)[None, :] * 0.3)
+
+
+@dataclass
+class Run:
+    outputs: list[TickOutput] = field(default_factory=list)
+    chunks: dict[int, ActionChunk] = field(default_factory=dict)  # request id -> chunk
+    reports: list[tuple[int, ChunkReport]] = field(default_factory=list)  # (k_now, report)
+    plans_after_chunk: list[tuple[int, int, int]] = field(default_factory=list)  # (k_now, start, end)
+
+
+def drive(
+    sched: ActionScheduler,
+    n_ticks: int,
+    latency_ticks: Callable[[int], int] | Sequence[int],
+    policy: Callable[[InferenceRequest], np.ndarray] | None = None,
+    plant: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    start_state: np.ndarray | None = None,
+) -> Run:
+    """Virtual-time loop: a request made at tick k is answered before tick k + latency is commanded."""
+    dim = sched.action_dim
+    policy = policy or (lambda req: sine_policy(req, sched.chunk_length, dim, sched.fps))
+    plant = plant or (lambda state, cmd: cmd.copy())  # ideal tracker by default
+    lat = latency_ticks if callable(latency_ticks) else (lambda i, seq=latency_ticks: seq[i % len(seq)])
+    state = np.zeros(dim) if start_state is None else np.asarray(start_state, dtype=float)
+    pending: list[tuple[int, InferenceRequest]] = []
+    run = Run()
+    n_req = 0
+    for k in range(n_ticks):
+        for due, req in sorted(pending, key=lambda p: p[0]):
+            if due <= k:
+                chunk = ActionChunk(req.request_id, req.exec_tick, policy(req).astype(np.float32))
+                run.chunks[req.request_id] = chunk
+                run.reports.append((k, sched.on_chunk(chunk, k_now=k)))
+                run.plans_after_chunk.append((k, sched.plan.start_tick, sched.plan.end_tick))
+        pending = [p for p in pending if p[0] > k]
+        out = sched.on_tick(k, state)
+        run.outputs.append(out)
+        state = plant(state, out.command)
+        if out.request is not None:
+            pending.append((k + max(1, int(lat(n_req))), out.request))
+            n_req += 1
+    return run

@@ -1,0 +1,128 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vla_async.config.schema import FuserConfig, SmootherConfig
+from vla_async.fusion import FUSERS, create_fuser, quintic_basis
+from vla_async.plan import Plan, Trajectory
+from vla_async.smoothing import Smoother
+
+FPS = 30.0
+
+
+def _chunk(rng: np.random.Generator, start: int, n: int, dim: int, source: int, stepwise) -> Trajectory:
+    """A smooth random chunk (random cubic per joint plus an offset), smoothed like the scheduler does."""
+    t = np.arange(n)[:, None] / FPS
+    c = rng.uniform(-1, 1, size=(4, dim))
+    raw = c[0] + c[1] * t + c[2] * t**2 + c[3] * t**3
+    pos, vel, acc = Smoother(SmootherConfig(enabled=True), stepwise, FPS)(raw)
+    return Trajectory(start, pos, vel, acc, source)
+
+
+def _plan_from(tr: Trajectory) -> Plan:
+    plan = Plan(tr.pos.shape[1])
+    n = len(tr)
+    plan.replace_from(tr.start_tick, tr.pos, tr.vel, tr.acc, np.full(n, tr.source), np.ones(n, dtype=np.int64))
+    return plan
+
+
+def _basis_bounds():
+    tau = np.linspace(0, 1, 2001)
+    _, dh, ddh = quintic_basis(tau)
+    return np.abs(dh).max(axis=0), np.abs(ddh).max(axis=0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 30), st.integers(1, 12), st.booleans())
+def test_rail_is_c2_continuous_at_the_junction(seed, offset, blend, adaptive):
+    rng = np.random.default_rng(seed)
+    stepwise = [False, False, True]
+    old = _chunk(rng, 0, 50, 3, source=1, stepwise=stepwise)
+    new = _chunk(rng, offset // 2, 50, 3, source=2, stepwise=stepwise)
+    plan = _plan_from(old)
+    j = max(offset, new.start_tick)
+    p0, v0, a0 = (x.copy() for x in plan.state_at(j))
+    fuser = create_fuser(FuserConfig(kind="rail", blend_ticks=blend, adaptive_blend=adaptive), stepwise, FPS)
+    n_blend = fuser.fuse(plan, new, j)
+    assert n_blend >= 1
+    g = [0, 1]
+    # C2 at the junction: the plan's stored p, v, a at j are the executing trajectory's
+    np.testing.assert_allclose(plan.state_at(j)[0][g], p0[g], atol=1e-9)
+    np.testing.assert_allclose(plan.state_at(j)[1][g], v0[g], atol=1e-9)
+    np.testing.assert_allclose(plan.state_at(j)[2][g], a0[g], atol=1e-9)
+    # ... and the blend lands on the new chunk's p, v, a at j + L, after which the plan is the new chunk
+    i_new = j + n_blend - new.start_tick
+    for got, want in zip(plan.state_at(j + n_blend), (new.pos, new.vel, new.acc), strict=True):
+        np.testing.assert_allclose(got[g], want[i_new][g], atol=1e-9)
+    assert plan.end_tick == new.end_tick
+    # velocity inside the blend is bounded by the chunks' own derivatives and the position gap
+    T = n_blend / FPS
+    dmax, _ = _basis_bounds()
+    bv = plan.vel[plan.index(j) : plan.index(j) + n_blend][:, g]
+    pf, vf, af = new.pos[i_new][g], new.vel[i_new][g], new.acc[i_new][g]
+    bound = (dmax[0] * np.abs(pf - p0[g]) / T + dmax[1] * np.abs(v0[g]) + dmax[2] * T * np.abs(a0[g])
+             + dmax[4] * np.abs(vf) + dmax[5] * T * np.abs(af))
+    assert np.all(np.abs(bv) <= bound + 1e-9)
+    # the commanded positions themselves (finite differences over the blend) obey the same bound
+    seg = plan.pos[plan.index(j) : plan.index(j) + n_blend + 1][:, g]
+    assert np.all(np.abs(np.diff(seg, axis=0)) * FPS <= bound + 1e-9)
+    # stepwise dims step to the new chunk at once
+    np.testing.assert_array_equal(plan.pos[plan.index(j):, 2], new.pos[j - new.start_tick:, 2])
+    # everything before j is untouched
+    np.testing.assert_array_equal(plan.pos[: plan.index(j)], old.pos[:j])
+
+
+def test_adaptive_blend_grows_with_mismatch_and_is_bounded():
+    fuser = create_fuser(FuserConfig(kind="rail", blend_ticks=4, max_blend_ticks=20, blend_speed=1.0), [False], FPS)
+    assert fuser.blend_length(0.0, 50) == 4
+    assert fuser.blend_length(0.3, 50) == math.ceil(0.3 * FPS)
+    assert fuser.blend_length(10.0, 50) == 20
+    assert fuser.blend_length(10.0, 6) == 5  # never longer than the chunk allows
+
+
+def test_latest_only_switches_abruptly():
+    rng = np.random.default_rng(1)
+    old, new = _chunk(rng, 0, 20, 2, 1, [False, False]), _chunk(rng, 5, 20, 2, 2, [False, False])
+    plan = _plan_from(old)
+    create_fuser(FuserConfig(kind="latest_only"), [False, False], FPS).fuse(plan, new, 8)
+    np.testing.assert_array_equal(plan.pos[:8], old.pos[:8])
+    np.testing.assert_array_equal(plan.pos[8:], new.pos[3:])
+    assert set(plan.source[8:]) == {2} and plan.end_tick == 25
+
+
+def test_lerobot_mixes_overlap_03_old_07_new():
+    old = Trajectory(0, np.zeros((10, 1)), np.zeros((10, 1)), np.zeros((10, 1)), 1)
+    new = Trajectory(4, np.ones((10, 1)), np.zeros((10, 1)), np.zeros((10, 1)), 2)
+    plan = _plan_from(old)
+    create_fuser(FuserConfig(kind="lerobot"), [False], FPS).fuse(plan, new, 5)
+    np.testing.assert_allclose(plan.pos[:5, 0], 0)
+    np.testing.assert_allclose(plan.pos[5:10, 0], 0.7)  # overlap
+    np.testing.assert_allclose(plan.pos[10:, 0], 1.0)  # new only
+    assert plan.end_tick == 14
+
+
+def test_temporal_ensemble_matches_act_weights():
+    m = 0.5
+    fuser = create_fuser(FuserConfig(kind="temporal_ensemble", ensemble_m=m), [False], FPS)
+    values = [1.0, 4.0, -2.0, 7.0]
+    plan = Plan(1)
+    for i, val in enumerate(values):
+        tr = Trajectory(i, np.full((10, 1), val), np.zeros((10, 1)), np.zeros((10, 1)), i)
+        plan.drop_before(i)
+        if len(plan) == 0:
+            plan.hold_until(i, i, np.zeros(1))
+            plan.count[:] = 0
+        fuser.fuse(plan, tr, i)
+    # tick 3 was predicted by all four chunks; i = 0 is the oldest
+    w = np.exp(-m * np.arange(4))
+    assert plan.pos[plan.index(3), 0] == pytest.approx(np.dot(w, values) / w.sum())
+    assert plan.count[plan.index(3)] == 4
+
+
+def test_registry_has_every_fuser_and_rejects_unknown():
+    assert set(FUSERS) == {"latest_only", "lerobot", "temporal_ensemble", "rail"}
+    with pytest.raises(ValueError, match="unknown fuser"):
+        create_fuser(FuserConfig.model_construct(kind="nope"), [False], FPS)

@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vla_async.config.schema import DelayConfig
+from vla_async.latency import DelayEstimator
+
+
+def test_fixed_mode_ignores_samples():
+    est = DelayEstimator(DelayConfig(mode="fixed", fixed_ticks=4), fps=30)
+    est.add_sample(1.0)
+    assert est.delay_ticks == 4 and est.delay_ticks_ceil == 4 and math.isclose(est.delay_s, 4 / 30)
+
+
+def test_warmup_samples_are_excluded_and_fixed_value_used_before():
+    est = DelayEstimator(DelayConfig(fixed_ticks=3, warmup_samples=2, quantile=1.0), fps=10)
+    assert est.delay_ticks == 3
+    est.add_sample(5.0)  # cold start: huge, ignored
+    est.add_sample(5.0)
+    assert est.delay_ticks == 3 and est.usable_samples == 0
+    est.add_sample(0.2)
+    assert math.isclose(est.delay_ticks, 2.0)
+
+
+def test_quantile_margin_and_window_forgetting():
+    est = DelayEstimator(DelayConfig(window=4, quantile=0.5, margin_ticks=1.5, warmup_samples=0), fps=100)
+    for s in (0.10, 0.10, 0.10, 0.10):
+        est.add_sample(s)
+    assert math.isclose(est.delay_ticks, 11.5)
+    assert est.delay_ticks_ceil == 12
+    for s in (0.02, 0.02, 0.02, 0.02):  # window of 4: the slow samples are gone
+        est.add_sample(s)
+    assert math.isclose(est.delay_ticks, 3.5)
+
+
+def test_clamped_and_bad_samples_ignored():
+    est = DelayEstimator(DelayConfig(min_ticks=2, max_ticks=5, warmup_samples=0), fps=30)
+    est.add_sample(0.0)
+    assert est.delay_ticks == 2
+    est.add_sample(10.0)
+    assert est.delay_ticks == 5
+    before = est.samples_seen
+    est.add_sample(float("nan"))
+    est.add_sample(-1.0)
+    assert est.samples_seen == before
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 2.0), min_size=1, max_size=50), st.floats(0, 1))
+def test_estimate_is_the_quantile_of_the_window(samples, q):
+    cfg = DelayConfig(window=10, quantile=q, warmup_samples=0, max_ticks=1000)
+    est = DelayEstimator(cfg, fps=30)
+    for s in samples:
+        est.add_sample(s)
+    expect = np.quantile(samples[-10:], q) * 30
+    assert math.isclose(est.delay_ticks, expect, rel_tol=1e-9, abs_tol=1e-9)
+    assert est.delay_ticks_ceil >= est.delay_ticks - 1e-9

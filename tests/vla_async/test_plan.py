@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vla_async.plan import HOLD_SOURCE, Plan, Trajectory
+
+
+def _traj(start: int, n: int, dim: int = 2, source: int = 0) -> Trajectory:
+    pos = np.arange(n * dim, dtype=float).reshape(n, dim) + start
+    return Trajectory(start, pos, np.zeros_like(pos), np.zeros_like(pos), source)
+
+
+def _check_invariants(plan: Plan) -> None:
+    n = len(plan)
+    assert plan.pos.shape == plan.vel.shape == plan.acc.shape == (n, plan.action_dim)
+    assert plan.source.shape == plan.count.shape == (n,)
+    assert plan.end_tick == plan.start_tick + n
+
+
+def test_hold_until_fills_from_empty_and_extends_with_last_position():
+    plan = Plan(2)
+    plan.hold_until(5, 7, np.array([1.0, 2.0]))
+    assert (plan.start_tick, plan.end_tick) == (5, 8)
+    assert np.all(plan.pos == [1.0, 2.0]) and np.all(plan.source == HOLD_SOURCE)
+    t = _traj(8, 3)
+    plan.replace_from(8, t.pos, t.vel, t.acc, np.full(3, 4), np.ones(3, dtype=np.int64))
+    plan.hold_until(5, 12, np.zeros(2))
+    assert plan.end_tick == 13
+    np.testing.assert_array_equal(plan.pos[-2:], np.broadcast_to(t.pos[-1], (2, 2)))
+    _check_invariants(plan)
+
+
+def test_replace_from_rejects_a_gap():
+    plan = Plan(2)
+    plan.hold_until(0, 3, np.zeros(2))
+    t = _traj(6, 2)
+    with pytest.raises(ValueError, match="gap"):
+        plan.replace_from(6, t.pos, t.vel, t.acc, np.zeros(2, dtype=np.int64), np.ones(2, dtype=np.int64))
+
+
+def test_trajectory_from_tick_and_positions_window():
+    t = _traj(10, 5)
+    tail = t.from_tick(12)
+    assert tail.start_tick == 12 and len(tail) == 3
+    np.testing.assert_array_equal(tail.pos, t.pos[2:])
+    assert len(t.from_tick(99)) == 0
+    plan = Plan(2)
+    plan.replace_from(10, t.pos, t.vel, t.acc, np.zeros(5, dtype=np.int64), np.ones(5, dtype=np.int64))
+    np.testing.assert_array_equal(plan.positions(11, 13), t.pos[1:3])
+    assert plan.positions(20, 30).shape == (0, 2)
+    assert plan.ticks_left(12) == 3 and plan.ticks_left(15) == 0 and plan.index(9) == -1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["drop", "hold", "replace"]), st.integers(0, 6), st.integers(1, 8)),
+                min_size=1, max_size=25))
+def test_random_operations_keep_the_plan_contiguous(ops):
+    plan = Plan(2)
+    now = 0
+    for op, step, n in ops:
+        now += step
+        plan.drop_before(now)
+        if op == "hold":
+            plan.hold_until(now, now + n, np.full(2, float(now)))
+        elif op == "replace":
+            plan.hold_until(now, now, np.zeros(2))
+            t = _traj(now, n)
+            plan.replace_from(now, t.pos, t.vel, t.acc, np.full(n, 1), np.ones(n, dtype=np.int64))
+            assert plan.end_tick == now + n
+        _check_invariants(plan)
+        if len(plan):
+            assert plan.start_tick >= now - 0  # nothing for a past tick survives a drop
+            assert plan.index(plan.start_tick) == 0 and plan.index(plan.end_tick) == -1
