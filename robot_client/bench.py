@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robot_client.server_process import ServerProcess
+from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
+from robot_client.robot import Robot
+from robot_client.server_process import ServerProcess, backend_args
 from vla_async.config import ClientConfig, build_config
 
 
@@ -56,27 +58,33 @@ def _pin_client(server_cpus: set[int]) -> set[int] | None:
     return client
 
 
-def loop_run(fps: float, duration_s: float, backend: str, task: str, strategy: str,
-             server_cpus: set[int] | None, log_dir: Path) -> dict[str, Any]:
+def bench_robot(kind: str, fps: float, task: str, joints: int) -> Robot:
+    """The real-time sim arm, or the light in-process arm (no MuJoCo needed, any joint count)."""
+    if kind == "sim":
+        import sim
+
+        return sim.make_robot(task, mode="realtime", fps=fps, cameras=(), render=False)
+    return KinematicRobot(kinematic_spec(joints, fps))
+
+
+def loop_run(fps: float, duration_s: float, backend: str, robot_kind: str, task: str, joints: int,
+             strategy: str, server_cpus: set[int] | None, log_dir: Path) -> dict[str, Any]:
     """One real-time run against a fresh server subprocess; returns the summary as a dict."""
     from robot_client.loop import RealTimeClient
-    from robot_client.robots import make_robot_from_config
 
-    server = ServerProcess([f"--backend.name={backend}"], cpus=server_cpus,
+    robot = bench_robot(robot_kind, fps, task, joints)
+    server = ServerProcess([*backend_args(backend, robot.spec), "--log_level=warning"], cpus=server_cpus,
                            log_path=log_dir / f"server_{backend}_{fps:g}hz.log")
     config = build_config(ClientConfig, {
         "network": {"host": server.host, "port": server.port},
-        "robot": {"kind": "sim", "task": task, "fps": fps, "render": False, "cameras": []},
         "strategy": {"preset": strategy},
-        "log": {"path": str(log_dir / f"ticks_{fps:g}hz.jsonl"), "print_summary": False, "live_status": False},
-        "duration_s": duration_s,
+        "log": {"path": str(log_dir / f"ticks_{robot_kind}_{fps:g}hz.jsonl"), "print_summary": False,
+                "live_status": False},
         "stop_on_success": False,
     })
-    robot = make_robot_from_config(config.robot)
     with server, robot:
-        client = RealTimeClient(config, robot)
-        summary = client.run()
-    return summary.to_dict()
+        summary = RealTimeClient(config, robot, connect_timeout_s=30.0).run(duration_s=duration_s)
+    return summary.to_dict() | {"robot": robot.spec.name, "joints": robot.spec.action_dim}
 
 
 def format_loop_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -105,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--joints", default="6,14", help="arm sizes for the scheduler cost table")
     parser.add_argument("--chunk-length", type=int, default=50)
     parser.add_argument("--backend", default="expert", help="server backend for the loop runs")
+    parser.add_argument("--robot", choices=("auto", "sim", "kinematic"), default="auto",
+                        help="auto: the real-time sim arm when MuJoCo is installed, else the in-process arm")
+    parser.add_argument("--robot-joints", type=int, default=6, help="joints of the in-process arm")
     parser.add_argument("--task", default="reach_jump")
     parser.add_argument("--strategy", default="vlash_rail")
     parser.add_argument("--skip-scheduler", action="store_true")
@@ -130,13 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_pin and hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:
             server_cpus = {max(os.sched_getaffinity(0))}
             client_cpus = _pin_client(server_cpus)
-        print(f"(b) real-time loop: backend {args.backend}, task {args.task}, strategy {args.strategy}, "
+        robot_kind = args.robot if args.robot != "auto" else ("sim" if _have_mujoco() else "kinematic")
+        backend = args.backend if robot_kind == "sim" or args.backend != "expert" else "linear"
+        print(f"(b) real-time loop: robot {robot_kind}, backend {backend}, task {args.task}, strategy {args.strategy}, "
               f"{args.duration:g} s per rate; server cores {sorted(server_cpus) if server_cpus else 'any'}, "
               f"client cores {sorted(client_cpus) if client_cpus else 'any'}")
         rows = []
         for fps in [float(r) for r in args.rates.split(",") if r]:
             started = time.monotonic()
-            rows.append(loop_run(fps, args.duration, args.backend, args.task, args.strategy, server_cpus, log_dir))
+            rows.append(loop_run(fps, args.duration, backend, robot_kind, args.task, args.robot_joints,
+                                 args.strategy, server_cpus, log_dir))
             print(f"  {fps:g} Hz done in {time.monotonic() - started:.1f} s", flush=True)
         results["loop"] = rows
         print(format_loop_table(rows))
@@ -145,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.json_path).write_text(json.dumps(results, indent=2, default=str))
         print(f"wrote {args.json_path}")
     return 0
+
+
+def _have_mujoco() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mujoco") is not None
 
 
 def _fmt(value: Any) -> str:

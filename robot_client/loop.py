@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ from vla_async.scheduler import ActionScheduler, InferenceRequest
 from vla_async.specs import PolicySpec
 from vla_async.transport import PolicyClient, ReceivedChunk
 
+#: GIL switch interval while the loop runs (CPython's default is 5 ms)
+_GIL_SWITCH_INTERVAL_S = 0.0002
 #: how often (in seconds) the loop asks a simulated robot whether its task succeeded
 _SUCCESS_CHECK_PERIOD_S = 0.2
 
@@ -106,6 +109,10 @@ class RealTimeClient:
         clock = TickClock(fps)
         gc.collect()
         gc.freeze()  # long-lived setup objects leave the collector's view: shorter GC pauses in the loop
+        # The transport (and a simulated arm's physics) run on threads in this process: a short GIL
+        # switch interval lets the control thread take the GIL soon after its deadline (default 5 ms).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
         t0 = clock.start()
         try:
             k = 0
@@ -144,6 +151,7 @@ class RealTimeClient:
                     break
                 k += 1
         finally:
+            sys.setswitchinterval(switch_interval)
             gc.unfreeze()
         return errors
 

@@ -13,12 +13,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from vla_async.specs import RobotSpec
+
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago (the server binds it right after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def backend_args(backend: str, robot: RobotSpec) -> list[str]:
+    """Server arguments selecting `backend`; the linear backend (no fixed arm) gets the robot's names."""
+    args = [f"--backend.name={backend}"]
+    if backend == "linear":
+        args += [f"--backend.options.state_names=[{','.join(robot.state_names)}]",
+                 f"--backend.options.action_names=[{','.join(robot.action_names)}]",
+                 "--backend.options.cameras=[]"]
+    return args
 
 
 class ServerProcess:
