@@ -2,8 +2,8 @@
 
 `TinyPolicy` has the generic input convention of `model_io` (state, one conv encoder per camera,
 environment state) and predicts a chunk near the current state. Sizes go from "tiny" (~20k params)
-to "100m" (~100M params, for GPU runs). `save_tiny_policy` writes it in any format the backends
-load: a state dict + factory, a torch.export program, or ONNX; always with its model card.
+through "flow" (a small denoiser run for 24 steps, like a flow-matching head) to "100m" (~100M
+params, for GPU runs). `save_tiny_policy` writes it in any format the backends load: a state dict + factory, a torch.export program, or ONNX; always with its model card.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from vla_async.specs import CameraSpec, PolicySpec
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"hidden": 64, "depth": 2, "conv_channels": 8},
     "small": {"hidden": 512, "depth": 4, "conv_channels": 16},
+    "medium": {"hidden": 2048, "depth": 4, "conv_channels": 16},  # ~13M params: compute-bound on CPU
+    # flow/diffusion-like: a small denoiser applied for many steps; launch-bound, so batches are cheap
+    "flow": {"hidden": 256, "depth": 2, "conv_channels": 8, "denoise_steps": 24},
     "100m": {"hidden": 4096, "depth": 6, "conv_channels": 32},
 }
 Fault = Literal["nan", "raise_on_large_state"] | None
@@ -32,7 +35,8 @@ class TinyPolicy(nn.Module):
     """forward(state, *images, [env]) -> actions [B, H, A]. `fault` builds deliberately bad models."""
 
     def __init__(self, state_dim: int, action_dim: int, chunk_length: int, cameras: Sequence[Sequence[int]] = (),
-                 env_dim: int = 0, hidden: int = 64, depth: int = 2, conv_channels: int = 8, fault: Fault = None):
+                 env_dim: int = 0, hidden: int = 64, depth: int = 2, conv_channels: int = 8, denoise_steps: int = 0,
+                 fault: Fault = None):
         super().__init__()
         self.action_dim, self.chunk_length, self.env_dim, self.fault = action_dim, chunk_length, env_dim, fault
         self.residual = state_dim == action_dim
@@ -49,6 +53,11 @@ class TinyPolicy(nn.Module):
             layers += [nn.Linear(hidden, hidden), nn.ReLU()]
         layers.append(nn.Linear(hidden, chunk_length * action_dim))
         self.trunk = nn.Sequential(*layers)
+        # Iterative refinement like a flow-matching head: a = a + f(a, condition), `denoise_steps` times.
+        self.denoise_steps = denoise_steps
+        self.cond = nn.Linear(state_dim + env_dim + conv_channels * len(cameras), hidden)
+        self.denoiser = nn.Sequential(nn.Linear(hidden + chunk_length * action_dim, hidden), nn.ReLU(),
+                                      nn.Linear(hidden, chunk_length * action_dim))
 
     def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         if self.fault == "raise_on_large_state" and bool((state.abs() > 1e3).any()):
@@ -57,8 +66,13 @@ class TinyPolicy(nn.Module):
         features = [state] + [enc(img) for enc, img in zip(self.encoders, images, strict=True)]
         if self.env_dim:
             features.append(rest[len(self.encoders)])
-        out = self.trunk(torch.cat(features, dim=1)).view(-1, self.chunk_length, self.action_dim)
-        out = 0.1 * torch.tanh(out)
+        condition = torch.cat(features, dim=1)
+        flat = self.trunk(condition)
+        if self.denoise_steps:
+            cond = self.cond(condition)
+            for _ in range(self.denoise_steps):
+                flat = flat + 0.1 * self.denoiser(torch.cat([cond, flat], dim=1))
+        out = 0.1 * torch.tanh(flat.view(-1, self.chunk_length, self.action_dim))
         if self.residual:
             out = out + state.unsqueeze(1)
         if self.fault == "nan":
