@@ -24,8 +24,11 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 
 
 def backend_args(backend: str, robot: RobotSpec) -> list[str]:
-    """Server arguments selecting `backend`; the linear backend (no fixed arm) gets the robot's names."""
+    """Server arguments selecting `backend` for `robot`: the expert plans at the robot's rate; the linear
+    backend (no fixed arm) gets the robot's names."""
     args = [f"--backend.name={backend}"]
+    if backend == "expert":
+        args.append(f"--backend.options.fps={robot.fps:g}")
     if backend == "linear":
         args += [f"--backend.options.state_names=[{','.join(robot.state_names)}]",
                  f"--backend.options.action_names=[{','.join(robot.action_names)}]",
