@@ -15,6 +15,20 @@ from sim.tasks.sampling import polar_point, sample_apart
 ZONE_RADIUS = 0.04
 
 
+def _layout(rng: np.random.Generator, min_distance: float = 0.09) -> list[np.ndarray]:
+    """Two cubes and two zones on the table, pairwise apart (redrawn as a whole when crowded)."""
+    for _ in range(100):
+        placed: list[np.ndarray] = []
+        try:
+            for _obj in range(4):
+                draw = lambda: polar_point(rng, (0.14, 0.22), (-1.3, 1.3), 0.0)  # noqa: E731
+                placed.append(sample_apart(rng, draw, placed, min_distance, tries=50))
+            return placed
+        except RuntimeError:
+            continue
+    raise RuntimeError("could not lay out the pick_place scene")
+
+
 class PickPlace(Task):
     name = "pick_place"
 
@@ -33,10 +47,7 @@ class PickPlace(Task):
         super().reset(physics, rng)
         self.cube = CUBES[int(rng.integers(2))]
         self.zone = ZONES[int(rng.integers(2))]
-        placed: list[np.ndarray] = []
-        for name in (*CUBES, *ZONES):
-            p = sample_apart(rng, lambda: polar_point(rng, (0.14, 0.22), (-1.0, 1.0), 0.0), placed, 0.09)
-            placed.append(p)
+        for name, p in zip((*CUBES, *ZONES), _layout(rng), strict=True):
             if name in CUBES:
                 physics.place_cube(name, (p[0], p[1]), rng.uniform(-np.pi / 4, np.pi / 4))
             else:
