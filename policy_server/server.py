@@ -1,0 +1,350 @@
+"""PolicyServer: an I/O thread (ROUTER, sessions, validation) and an inference worker (backend).
+
+The I/O thread never runs the model and the worker never touches the ROUTER: the worker hands
+encoded replies back over an inproc PUSH/PULL pair. Bad input is answered with an ErrorMessage
+(unparseable garbage is dropped and counted) and never stops the server or another client's work.
+Usable in-process (`with PolicyServer(cfg, backend) as srv: srv.port`) or via `vla-async serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import zmq
+
+from policy_server.backend import PolicyBackend, PolicyInput, create_backend
+from policy_server.session import PendingRequest, Session
+from vla_async.config import ServerConfig
+from vla_async.messages import (
+    ActionChunk,
+    ErrorCode,
+    ErrorMessage,
+    Hello,
+    Message,
+    Observation,
+    Ping,
+    Pong,
+    ServerTiming,
+    Welcome,
+)
+from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode
+from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
+from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
+
+log = logging.getLogger("policy_server")
+_COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
+             "backend_errors", "sessions_opened", "sessions_expired")
+
+
+def _make_latency_sampler(config: ServerConfig) -> Any:
+    lat = config.injected_latency
+    if lat.mean_ms <= 0 and lat.min_ms <= 0 and (lat.spike_probability <= 0 or lat.spike_ms <= 0):
+        return None
+    from sim.injected_latency import LatencySampler  # lazy: only servers that emulate a slow model need it
+
+    return LatencySampler(lat)
+
+
+class PolicyServer:
+    """Serves one backend to many robot clients. `port=0` binds any free port (see `.port`)."""
+
+    def __init__(self, config: ServerConfig, backend: PolicyBackend | None = None, *, port: int | None = None,
+                 name: str = "vla-async"):
+        self.config = config
+        self.name = name
+        self._owns_backend = backend is None
+        self.backend = backend if backend is not None else create_backend(config.backend)
+        self._port_override = port
+        self._limits = DecodeLimits.from_network(config.network)
+        self._sampler = _make_latency_sampler(config)
+        self._cond = threading.Condition()
+        self._sessions: dict[bytes, Session] = {}
+        self._running = False
+        self._threads: list[threading.Thread] = []
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._ctx: zmq.Context | None = None
+        self._endpoint: ServerEndpoint | None = None
+        self._router: SharedSocket | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PolicyServer:
+        self.backend.warmup()
+        self._ctx = zmq.Context()
+        self._endpoint = ServerEndpoint(self._ctx, self.config.network, port=self._port_override)
+        self._router = SharedSocket(self._endpoint.socket)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._running = True
+        self._threads = [
+            threading.Thread(target=self._io_loop, name="server-io", daemon=True),
+            threading.Thread(target=self._work_loop, name="server-worker", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        log.info("serving %s on %s", self.backend.spec.name, self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            if not self._running:
+                return
+            self._running = False
+            self._cond.notify_all()
+        self._poke()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        if self._endpoint is not None:
+            self._endpoint.close()
+        if self._ctx is not None:
+            self._ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self._owns_backend:
+            self.backend.close()
+
+    def __enter__(self) -> PolicyServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._endpoint is not None, "start() the server first"
+        return self._endpoint.port
+
+    @property
+    def endpoint(self) -> str:
+        assert self._endpoint is not None, "start() the server first"
+        return self._endpoint.endpoint
+
+    @property
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            out = dict(self._counts)
+            out["sessions"] = len(self._sessions)
+        return out
+
+    def session_stats(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [{"session_id": s.session_id, "client_name": s.client_name, "received": s.received,
+                     "superseded": s.superseded, "served": s.served, "errors": s.errors}
+                    for s in self._sessions.values()]
+
+    # ------------------------------------------------------------------ I/O thread
+
+    def _poke(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:  # pipe full: the I/O thread is already due to wake
+            pass
+
+    def _io_loop(self) -> None:
+        next_sweep = time.monotonic() + 1.0
+        while self._running:
+            wait_readable([self._router.fd, self._wake_r], 0.2)
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except OSError:
+                pass
+            for frames in self._router.exchange(None)[1]:
+                self._on_frames(frames)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._expire_sessions(now)
+                next_sweep = now + 1.0
+
+    def _send(self, frames: Sequence[Any]) -> None:
+        """Send from any thread; wake the I/O thread if this call swallowed its input signal."""
+        _, input_ready = self._router.send(frames, copy=True)
+        if input_ready and threading.current_thread() is not self._threads[0]:
+            self._poke()
+
+    def _reply(self, identity: Any, msg: Message) -> None:
+        if isinstance(msg, ErrorMessage):
+            with self._cond:
+                self._counts["errors_sent"] += 1
+        self._send([identity, *encode(msg)])
+
+    def _on_frames(self, frames: list[Any]) -> None:
+        if len(frames) < 2:
+            self._counts["garbage_dropped"] += 1
+            return
+        identity = frames[0]
+        key = identity.bytes
+        session = self._sessions.get(key)
+        self._counts["received"] += 1
+        try:
+            msg = decode(frames[1:], limits=self._limits, expect=session.observation_spec if session else None)
+        except ProtocolError as exc:
+            if exc.garbage:
+                self._counts["garbage_dropped"] += 1
+            else:
+                if session is not None:
+                    session.errors += 1
+                self._reply(identity, exc.to_error_message())
+            return
+        now = time.monotonic()
+        if session is not None:
+            session.last_seen = now
+        if isinstance(msg, Observation):
+            if session is None:
+                self._reply(identity, ErrorMessage(
+                    ErrorCode.NO_SESSION, "send Hello first (or again: the server restarted)", msg.request_id))
+                return
+            with self._cond:
+                old = session.offer(msg, now)
+                if old is not None:
+                    self._counts["superseded"] += 1
+                self._cond.notify_all()
+            if old is not None:
+                self._reply(identity, ErrorMessage(
+                    ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
+                    f"{msg.request_id} before inference started", old.obs.request_id))
+        elif isinstance(msg, Ping):
+            self._send([identity, *encode(Pong(msg.seq))])
+        elif isinstance(msg, Hello):
+            self._reply(identity, self._handshake(key, msg))
+        else:
+            self._reply(identity, ErrorMessage(
+                ErrorCode.BAD_MESSAGE, f"the server does not accept {type(msg).__name__} messages"))
+
+    def _handshake(self, key: bytes, hello: Hello) -> Welcome | ErrorMessage:
+        policy = self.backend.spec
+        problems = spec_mismatches(hello.robot_spec, policy)
+        try:
+            self.backend.check_robot(hello.robot_spec)
+        except SpecMismatchError as exc:
+            problems += exc.mismatches
+        except SpecError as exc:
+            problems.append(str(exc))
+        if problems:
+            return ErrorMessage(ErrorCode.SPEC_MISMATCH, str(SpecMismatchError(problems)))
+        with self._cond:
+            if key not in self._sessions and len(self._sessions) >= self.config.max_clients:
+                return ErrorMessage(ErrorCode.OVERLOADED, f"server is full ({self.config.max_clients} clients)")
+            session = Session(key, hello.client_name, hello.robot_spec, policy)
+            self._sessions[key] = session  # a repeated Hello replaces the old session
+            self._counts["sessions_opened"] += 1
+        log.info("session %s: client %r (%s)", session.session_id, hello.client_name, hello.robot_spec.name)
+        return Welcome(session_id=session.session_id, policy_spec=policy, server_name=self.name)
+
+    def _expire_sessions(self, now: float) -> None:
+        limit = 2 * self.config.network.heartbeat_timeout_s
+        with self._cond:
+            for key in [k for k, s in self._sessions.items() if now - s.last_seen > limit]:
+                log.info("session %s expired (silent for %.1f s)", self._sessions[key].session_id, limit)
+                del self._sessions[key]
+                self._counts["sessions_expired"] += 1
+
+    # ------------------------------------------------------------------ inference worker
+
+    def _take_ready(self, limit: int) -> list[tuple[Session, PendingRequest]]:
+        """Oldest pending requests first, at most one per session (caller holds the lock)."""
+        ready = sorted((s for s in self._sessions.values() if s.pending is not None),
+                       key=lambda s: s.pending.received_at)  # type: ignore[union-attr]
+        return [(s, s.take()) for s in ready[:limit]]  # type: ignore[misc]
+
+    def _work_loop(self) -> None:
+        batching = self.config.batching
+        max_batch = batching.max_batch if self.backend.supports_batching else 1
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._running or any(
+                    s.pending is not None for s in self._sessions.values()), timeout=0.5)
+                if not self._running:
+                    return
+                batch = self._take_ready(max_batch)
+                # Only wait to fill a batch when other clients could still contribute.
+                fill_until = time.monotonic() + batching.max_wait_ms / 1000.0
+                while batch and len(batch) < min(max_batch, len(self._sessions)) and self._running:
+                    remaining = fill_until - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                    batch += self._take_ready(max_batch - len(batch))
+            for frames in self._run_batch(batch) if batch else ():
+                self._send(frames)
+
+    def _run_batch(self, batch: list[tuple[Session, PendingRequest]]) -> list[list[Any]]:
+        """Run one batch through the backend; one reply (chunk or error) per request."""
+        t_start = time.monotonic()
+        replies: list[tuple[Session, Message]] = []
+        live: list[tuple[Session, PendingRequest]] = []
+        for session, req in batch:
+            waited_ms = (t_start - req.received_at) * 1000.0
+            if waited_ms > req.obs.deadline_ms:
+                self._counts["deadline_dropped"] += 1
+                replies.append((session, ErrorMessage(ErrorCode.DEADLINE_EXCEEDED, f"waited {waited_ms:.1f} ms, "
+                                f"over its {req.obs.deadline_ms:.1f} ms budget", req.obs.request_id)))
+            else:
+                live.append((session, req))
+        if live:
+            replies += self._infer(live, t_start)
+        out = []
+        with self._cond:
+            for session, msg in replies:
+                if isinstance(msg, ActionChunk):
+                    session.served += 1
+                    self._counts["chunks"] += 1
+                else:
+                    session.errors += 1
+                    self._counts["errors_sent"] += 1
+        for session, msg in replies:
+            out.append([session.identity, *encode(msg)])
+        return out
+
+    def _infer(self, live: list[tuple[Session, PendingRequest]], t_start: float) -> list[tuple[Session, Message]]:
+        spec = self.backend.spec
+        inputs = []
+        for session, req in live:
+            obs = req.obs
+            state = obs.rollforward_state if obs.rollforward_state is not None else obs.state
+            inputs.append(PolicyInput(state=np.asarray(state, dtype=np.float32), images=obs.images, task=obs.task,
+                                      environment_state=obs.environment_state, session_id=session.session_id))
+        t_pre = time.monotonic()
+        try:
+            outputs = self.backend.infer(inputs)
+            if len(outputs) != len(inputs):
+                raise ValueError(f"backend returned {len(outputs)} chunks for {len(inputs)} inputs")
+        except Exception as exc:  # a failing model must not take the server down
+            self._counts["backend_errors"] += len(live)
+            log.warning("backend failed: %s: %s", type(exc).__name__, exc)
+            text = f"backend {spec.name!r} failed: {type(exc).__name__}: {exc}"[:500]
+            return [(s, ErrorMessage(ErrorCode.BACKEND_ERROR, text, r.obs.request_id)) for s, r in live]
+        if self._sampler is not None:
+            time.sleep(max(0.0, float(self._sampler.sample_s())))
+        t_model = time.monotonic()
+        want = (spec.chunk_length, spec.action_dim)
+        checked: list[np.ndarray | str] = []
+        for actions in outputs:
+            arr = np.asarray(actions, dtype=np.float32)
+            if arr.shape != want:
+                checked.append(f"backend returned actions of shape {arr.shape}, spec says {want}")
+            elif not np.isfinite(arr).all():
+                checked.append("backend returned NaN or infinite actions")
+            else:
+                checked.append(np.ascontiguousarray(arr))
+        t_post = time.monotonic()
+        replies: list[tuple[Session, Message]] = []
+        for (session, req), result in zip(live, checked, strict=True):
+            if isinstance(result, str):
+                self._counts["backend_errors"] += 1
+                replies.append((session, ErrorMessage(ErrorCode.BACKEND_ERROR, result, req.obs.request_id)))
+                continue
+            timing = ServerTiming(
+                queue_ms=(t_start - req.received_at) * 1e3, preprocess_ms=(t_pre - t_start) * 1e3,
+                model_ms=(t_model - t_pre) * 1e3, postprocess_ms=(t_post - t_model) * 1e3,
+                total_ms=(t_post - req.received_at) * 1e3, batch_size=len(live),
+            )
+            replies.append((session, ActionChunk(req.obs.request_id, req.obs.exec_tick, result, timing)))
+        return replies

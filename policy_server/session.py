@@ -1,0 +1,55 @@
+"""Per-client sessions: the agreed specs, the latest pending observation, and counters.
+
+Latest observation wins: a client that sends faster than the model runs replaces its own pending
+request (the replaced one is counted and answered with an error, never silently queued), so a
+flood from one robot bounds memory and never delays another robot's work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from vla_async.messages import Observation
+from vla_async.protocol import ArraySpec
+from vla_async.specs import PolicySpec, RobotSpec
+
+_session_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class PendingRequest:
+    obs: Observation
+    received_at: float  # time.monotonic() on the server when the I/O thread decoded it
+
+
+@dataclass(eq=False)
+class Session:
+    identity: bytes  # ROUTER routing id of the client's DEALER
+    client_name: str
+    robot_spec: RobotSpec
+    policy_spec: PolicySpec
+    session_id: str = field(default_factory=lambda: f"s{next(_session_ids)}")
+    last_seen: float = field(default_factory=time.monotonic)
+    pending: PendingRequest | None = None
+    received: int = 0
+    superseded: int = 0
+    served: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self.observation_spec = ArraySpec.for_observation(self.robot_spec, self.policy_spec)
+
+    def offer(self, obs: Observation, now: float) -> PendingRequest | None:
+        """Make `obs` the pending request; returns the request it superseded, if any."""
+        old = self.pending
+        self.pending = PendingRequest(obs, now)
+        self.received += 1
+        if old is not None:
+            self.superseded += 1
+        return old
+
+    def take(self) -> PendingRequest | None:
+        request, self.pending = self.pending, None
+        return request

@@ -1,0 +1,135 @@
+"""`vla-async bench transport`: round trips of the reference payload over real ZeroMQ.
+
+Three 224×224×3 uint8 cameras + 14-D state → a 50×14 float32 chunk, through the real
+PolicyClient and a real PolicyServer (linear backend, images ignored so the model costs ~nothing)
+in a separate process, back-to-back and paced. Prints numbers; never passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vla_async.config import NetworkConfig
+from vla_async.local_server import LocalServer
+from vla_async.messages import ActionChunk, Observation
+from vla_async.protocol import encode
+from vla_async.reference_specs import reference_robot_spec
+from vla_async.transport import PolicyClient, ReceivedChunk
+
+
+def summarize_ms(values_s: Sequence[float]) -> dict[str, float]:
+    """p50/p90/p99/mean/max in milliseconds of a list of durations in seconds."""
+    ms = np.asarray(values_s, dtype=np.float64) * 1e3
+    if ms.size == 0:
+        return {k: float("nan") for k in ("p50", "p90", "p99", "mean", "max")}
+    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()), "max": float(ms.max())}
+
+
+def reference_observation(request_id: int, images: dict[str, np.ndarray], state_dim: int = 14) -> Observation:
+    return Observation(request_id=request_id, tick=request_id, exec_tick=request_id,
+                       state=np.full(state_dim, 0.01 * (request_id % 100), np.float32), images=images)
+
+
+def run_round_trips(client: PolicyClient, images: dict[str, np.ndarray], n: int, first_id: int,
+                    period_s: float = 0.0, timeout_s: float = 5.0) -> tuple[list[float], list[ReceivedChunk], int]:
+    """`n` request/reply cycles (one in flight); `period_s` > 0 paces submissions on a fixed grid."""
+    rtts: list[float] = []
+    replies: list[ReceivedChunk] = []
+    failures = 0
+    start = time.perf_counter()
+    for i in range(n):
+        if period_s > 0:
+            delay = start + i * period_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        rid = first_id + i
+        t0 = time.perf_counter()
+        client.submit(reference_observation(rid, images))
+        got = None
+        while got is None and client.wait(timeout_s):
+            for item in client.poll():
+                if getattr(item, "request_id", None) == rid or (
+                        isinstance(item, ReceivedChunk) and item.chunk.request_id == rid):
+                    got = item
+        if not isinstance(got, ReceivedChunk):
+            failures += 1
+            continue
+        rtts.append(time.perf_counter() - t0)
+        replies.append(got)
+    return rtts, replies, failures
+
+
+def _payload_bytes(images: dict[str, np.ndarray], encoding: str) -> tuple[int, int]:
+    obs = encode(reference_observation(0, images), image_encoding=encoding)
+    chunk = encode(ActionChunk(0, 0, np.zeros((50, 14), np.float32)))
+    return sum(memoryview(f).nbytes for f in obs), sum(memoryview(f).nbytes for f in chunk)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vla-async bench transport", description=__doc__)
+    parser.add_argument("--n", type=int, default=2000, help="back-to-back round trips")
+    parser.add_argument("--paced-n", type=int, default=250, help="round trips paced at --paced-hz")
+    parser.add_argument("--paced-hz", type=float, default=50.0)
+    parser.add_argument("--warmup", type=int, default=200)
+    copy = parser.add_mutually_exclusive_group()
+    copy.add_argument("--zero-copy", dest="zero_copy", action="store_true", help="send array frames without copying")
+    copy.add_argument("--copy", dest="zero_copy", action="store_false", help="copy array frames (default)")
+    parser.add_argument("--image-encoding", choices=("raw", "jpeg"), default="raw")
+    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    args = parser.parse_args(list(argv))
+
+    rng = np.random.default_rng(0)
+    spec = reference_robot_spec()
+    images = {c.name: rng.integers(0, 256, c.shape, dtype=np.uint8) for c in spec.cameras}
+    obs_bytes, chunk_bytes = _payload_bytes(images, args.image_encoding)
+    server_args = ["--backend.name=linear", "--backend.options.use_images=false", "--log_level=warning"]
+    results: dict[str, Any] = {"payload": {"cameras": len(images), "image_shape": [224, 224, 3], "state_dim": 14,
+                                           "chunk_shape": [50, 14], "bytes_per_observation": obs_bytes,
+                                           "bytes_per_chunk": chunk_bytes},
+                               "zero_copy": args.zero_copy, "image_encoding": args.image_encoding}
+    with LocalServer(server_args) as server:
+        network = NetworkConfig(port=server.port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
+        with PolicyClient(network, "bench", spec) as client:
+            client.connect(timeout_s=10.0)
+            run_round_trips(client, images, args.warmup, first_id=1)
+            next_id = 1 + args.warmup
+            for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
+                t0 = time.perf_counter()
+                rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period)
+                wall = time.perf_counter() - t0
+                next_id += n
+                server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
+                results[mode] = {
+                    "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts),
+                    "server_ms": summarize_ms(server_total),
+                    "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
+                    "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"),
+                    "rate_hz": (args.paced_hz if period else None),
+                }
+    _print(results)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print(results: dict[str, Any]) -> None:
+    p = results["payload"]
+    print(f"payload: {p['cameras']}x{tuple(p['image_shape'])} uint8 + {p['state_dim']}-D state -> "
+          f"{tuple(p['chunk_shape'])} float32 | {p['bytes_per_observation']} B/observation, "
+          f"{p['bytes_per_chunk']} B/chunk | zero_copy={results['zero_copy']} images={results['image_encoding']}")
+    print(f"{'mode':<14}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}"
+          f"{'server p50':>12}{'msg/s':>9}{'fail':>6}")
+    for mode in ("back_to_back", "paced"):
+        r = results[mode]
+        rtt = r["rtt_ms"]
+        print(f"{mode:<14}{r['n']:>6}{rtt['p50']:>9.3f}{rtt['p90']:>9.3f}{rtt['p99']:>9.3f}{rtt['mean']:>9.3f}"
+              f"{rtt['max']:>9.3f}{r['server_ms']['p50']:>12.3f}{r['throughput_msg_s']:>9.1f}{r['failures']:>6}")

@@ -1,0 +1,152 @@
+"""ZeroMQ socket setup shared by the client and the server: options, CurveZMQ, binding.
+
+Every socket gets LINGER=0 (closing never blocks on unsent data), IMMEDIATE=1 (no queueing to
+peers that are not connected), MAXMSGSIZE (a peer sending a larger frame is disconnected) and a
+bounded reconnect interval.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from vla_async.config import NetworkConfig
+
+
+class CurveSetupError(RuntimeError):
+    """CurveZMQ is enabled but a key file or folder is missing."""
+
+
+def _common_options(sock: zmq.Socket, network: NetworkConfig) -> None:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, int(network.max_message_bytes))
+    sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(network.reconnect_min_s * 1000)))
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, max(1, int(network.reconnect_max_s * 1000)))
+
+
+def _load_key(path: str | None, what: str, secret: bool) -> tuple[bytes, bytes | None]:
+    if not path:
+        raise CurveSetupError(f"curve is enabled but network.curve.{what} is not set")
+    if not Path(path).is_file():
+        raise CurveSetupError(f"network.curve.{what}: no key file at {path}")
+    public, secret_key = zmq.auth.load_certificate(path)
+    if secret and secret_key is None:
+        raise CurveSetupError(f"network.curve.{what}: {path} holds no secret key (use the .key_secret file)")
+    return public, secret_key
+
+
+def make_dealer(ctx: zmq.Context, network: NetworkConfig) -> zmq.Socket:
+    """Robot side: a DEALER connected to the server at network.host:network.port."""
+    sock = ctx.socket(zmq.DEALER)
+    _common_options(sock, network)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    curve = network.curve
+    if curve.enabled:
+        public, secret = _load_key(curve.client_secret_key, "client_secret_key", secret=True)
+        server_public, _ = _load_key(curve.server_public_key, "server_public_key", secret=False)
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
+    sock.connect(f"tcp://{network.host}:{network.port}")
+    return sock
+
+
+class ServerEndpoint:
+    """Server side: a bound ROUTER (plus the CURVE authenticator when enabled). Port 0 = any free port."""
+
+    def __init__(self, ctx: zmq.Context, network: NetworkConfig, port: int | None = None):
+        self.auth: ThreadAuthenticator | None = None
+        self.socket = ctx.socket(zmq.ROUTER)
+        try:
+            _common_options(self.socket, network)
+            self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            curve = network.curve
+            if curve.enabled:
+                public, secret = _load_key(curve.server_secret_key, "server_secret_key", secret=True)
+                keys_dir = curve.authorized_keys_dir
+                if not keys_dir or not Path(keys_dir).is_dir():
+                    raise CurveSetupError(f"network.curve.authorized_keys_dir: no folder at {keys_dir}")
+                self.auth = ThreadAuthenticator(ctx)
+                self.auth.start()
+                self.auth.configure_curve(domain="*", location=str(keys_dir))
+                self.socket.curve_publickey, self.socket.curve_secretkey = public, secret
+                self.socket.curve_server = True
+            want = network.port if port is None else port
+            if want == 0:
+                self.port = self.socket.bind_to_random_port(f"tcp://{network.host}")
+            else:
+                self.socket.bind(f"tcp://{network.host}:{want}")
+                self.port = want
+        except BaseException:
+            self.close()
+            raise
+        self.endpoint = f"tcp://{network.host}:{self.port}"
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+
+
+class SharedSocket:
+    """A ZeroMQ socket used by several threads: every operation runs under one lock.
+
+    Threads wait for input with `select` on the socket's ZMQ_FD (an OS descriptor, safe to wait
+    on from any thread) instead of blocking inside libzmq, so a sending thread never has to hand
+    its message to another thread first. ZMQ_FD is edge-triggered: it only fires again after
+    ZMQ_EVENTS was read, so every operation here ends by draining all ready input (`exchange`).
+    """
+
+    def __init__(self, sock: zmq.Socket):
+        self.socket = sock
+        self.lock = threading.Lock()
+        self.fd: int = sock.getsockopt(zmq.FD)
+
+    def exchange(self, frames: Sequence[Any] | None = None, *, copy: bool = True,
+                 max_recv: int = 1000) -> tuple[bool, list[list[zmq.Frame]]]:
+        """Optionally send `frames` (never blocks), then receive everything ready."""
+        sent = False
+        received: list[list[zmq.Frame]] = []
+        with self.lock:
+            if self.socket.closed:
+                return False, received
+            if frames is not None:
+                try:
+                    self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+                    sent = True
+                except zmq.ZMQError:  # no connected peer (IMMEDIATE) or queue full
+                    sent = False
+            while len(received) < max_recv and self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                received.append(self.socket.recv_multipart(zmq.NOBLOCK, copy=False))
+        return sent, received
+
+    def send(self, frames: Sequence[Any], *, copy: bool = True) -> tuple[bool, bool]:
+        """Send without receiving: (sent, input_ready). When input is ready the caller must wake
+        the thread that receives, because this call may have consumed the ZMQ_FD edge."""
+        with self.lock:
+            if self.socket.closed:
+                return False, False
+            try:
+                self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+                sent = True
+            except zmq.ZMQError:  # full queue or unroutable peer
+                sent = False
+            return sent, bool(self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
+    def close(self) -> None:
+        with self.lock:
+            self.socket.close(linger=0)
+
+
+def wait_readable(fds: Sequence[int], timeout_s: float) -> None:
+    """Block until one of `fds` is readable or `timeout_s` passes (a closed fd just returns)."""
+    try:
+        select.select(list(fds), [], [], max(0.0, timeout_s))
+    except (OSError, ValueError):  # a socket closed under us by a reconnect: the caller retries
+        pass

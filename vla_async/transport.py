@@ -1,0 +1,311 @@
+"""Robot-side ZeroMQ transport: one DEALER shared (under a lock) by the caller and a transport thread.
+
+The hot path has no thread hand-off: `submit` sends from the caller's thread and `poll`/`wait`
+receive on it, so a round trip costs what ZeroMQ costs. The transport thread does the rest: the
+Hello/Welcome handshake, heartbeats, request deadlines on the client's monotonic clock, and on
+silence it recreates the socket with bounded exponential back-off, handshakes again and resends
+what is still within its deadline. Late replies (past their deadline) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import zmq
+
+from vla_async.config import NetworkConfig
+from vla_async.messages import ActionChunk, ErrorCode, ErrorMessage, Hello, Observation, Ping, Pong, Welcome
+from vla_async.protocol import ArraySpec, DecodeLimits, ProtocolError, decode, encode
+from vla_async.sockets import ServerEndpoint, SharedSocket, make_dealer, wait_readable
+from vla_async.specs import RobotSpec
+
+__all__ = ["HandshakeError", "PolicyClient", "ReceivedChunk", "ServerEndpoint"]
+
+_HANDSHAKE_FAILURES = {ErrorCode.SPEC_MISMATCH, ErrorCode.VERSION_MISMATCH, ErrorCode.UNAUTHORIZED,
+                       ErrorCode.OVERLOADED}
+_TICK_S = 0.02  # the transport thread's longest sleep: deadline and heartbeat resolution
+
+
+class HandshakeError(RuntimeError):
+    """The server refused the handshake; the message is the server's (lists every mismatch)."""
+
+
+@dataclass(frozen=True)
+class ReceivedChunk:
+    chunk: ActionChunk
+    sent_at: float  # time.monotonic() when submit() was called
+    received_at: float  # time.monotonic() when the reply was decoded
+
+
+@dataclass
+class _Pending:
+    obs: Observation
+    sent_at: float
+    deadline_at: float
+    on_wire: bool = False
+
+
+class PolicyClient:
+    """Connects a robot to a policy server. `submit`/`poll`/`wait` are thread-safe and never block long."""
+
+    def __init__(self, network: NetworkConfig, client_name: str, robot_spec: RobotSpec):
+        if network.port == 0:
+            raise ValueError("network.port must name the server's port (0 is only for servers)")
+        self._net = network
+        self._hello = Hello(client_name=client_name, robot_spec=robot_spec)
+        self._limits = DecodeLimits.from_network(network)
+        self._ctx = zmq.Context()
+        self._lock = threading.RLock()  # guards everything below, and the socket's replacement
+        self._sock: SharedSocket | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._inbox: list[ReceivedChunk | ErrorMessage] = []
+        self._expect: ArraySpec | None = None
+        self._welcome: Welcome | None = None
+        self._handshake_error: str | None = None
+        self._handshake_done = threading.Event()
+        self._ready = False
+        self._handshake_since = 0.0
+        self._last_heard = 0.0
+        self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0}
+        self._wake_r, self._wake_w = os.pipe()  # wakes wait() when the transport thread delivers
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    def connect(self, timeout_s: float = 10.0) -> Welcome:
+        """Start the transport thread and wait for the Welcome (HandshakeError / TimeoutError)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vla-transport", daemon=True)
+            self._thread.start()
+        self._handshake_done.wait(timeout_s)
+        welcome, error = self._welcome, self._handshake_error
+        if welcome is not None:
+            return welcome
+        self.close()
+        if error is not None:
+            raise HandshakeError(error)
+        raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s")
+
+    def submit(self, obs: Observation) -> None:
+        """Send `obs` now if connected (else as soon as the handshake is done); never blocks."""
+        now = time.monotonic()
+        welcome = self._welcome
+        if welcome is not None and welcome.policy_spec.cameras:
+            needed = {c.name for c in welcome.policy_spec.cameras}
+            if set(obs.images) - needed:  # do not ship cameras the policy does not use
+                obs = replace(obs, images={k: v for k, v in obs.images.items() if k in needed})
+        pending = _Pending(obs, now, now + self._net.request_timeout_s)
+        frames = self._encode(obs)
+        with self._lock:
+            self._pending[obs.request_id] = pending
+            if self._ready and self._sock is not None:
+                self._send(frames, pending)
+
+    def poll(self) -> list[ReceivedChunk | ErrorMessage]:
+        """Everything that arrived since the last call (chunks, server errors, local deadline errors)."""
+        with self._lock:
+            self._drain()
+            items, self._inbox = self._inbox, []
+        return items
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until `poll` would return something (True) or `timeout_s` passed (False)."""
+        end = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            with self._lock:
+                self._drain()
+                if self._inbox:
+                    return True
+                fds = [self._wake_r] + ([self._sock.fd] if self._sock is not None else [])
+            remaining = end - time.monotonic()
+            if remaining <= 0 or self._closed:
+                return False
+            wait_readable(fds, min(remaining, 0.05))
+            self._clear_wake()
+
+    @property
+    def connected(self) -> bool:
+        return self._ready
+
+    @property
+    def welcome(self) -> Welcome | None:
+        return self._welcome
+
+    @property
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._stats)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._handshake_done.set()
+        self._poke()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        with self._lock:
+            self._ready = False
+            self._drop_socket()
+        self._ctx.term()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def __enter__(self) -> PolicyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals (lock held)
+
+    def _encode(self, msg: Any) -> list[Any]:
+        # Views of the caller's arrays; the socket makes the one copy unless zero_copy is set.
+        return encode(msg, image_encoding=self._net.image_encoding, jpeg_quality=self._net.jpeg_quality, copy=False)
+
+    def _send(self, frames: list[Any], pending: _Pending | None = None) -> bool:
+        assert self._sock is not None
+        sent, received = self._sock.exchange(frames, copy=not self._net.zero_copy)
+        if sent and pending is not None:
+            pending.on_wire = True
+            self._stats["sent"] += 1
+        self._handle(received)
+        return sent
+
+    def _drain(self) -> None:
+        if self._sock is not None:
+            self._handle(self._sock.exchange(None)[1])
+
+    def _poke(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _clear_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _deliver(self, item: ReceivedChunk | ErrorMessage) -> None:
+        self._inbox.append(item)
+        if threading.current_thread() is self._thread:  # callers find their own deliveries
+            self._poke()
+
+    def _handle(self, messages: list[list[Any]]) -> None:
+        if not messages:
+            return
+        now = time.monotonic()
+        self._last_heard = now
+        for frames in messages:
+            try:
+                msg = decode(frames, limits=self._limits, expect=self._expect)
+            except ProtocolError as exc:
+                self._stats["errors"] += 1
+                if exc.request_id is not None and self._pending.pop(exc.request_id, None) is not None:
+                    self._deliver(exc.to_error_message())
+                continue
+            if isinstance(msg, ActionChunk):
+                p = self._pending.pop(msg.request_id, None)
+                if p is None:
+                    self._stats["dropped_stale"] += 1
+                else:
+                    self._stats["received"] += 1
+                    self._deliver(ReceivedChunk(msg, p.sent_at, now))
+            elif isinstance(msg, Welcome):
+                if not self._ready:
+                    self._on_welcome(msg)
+            elif isinstance(msg, ErrorMessage):
+                self._on_error(msg, now)
+            elif not isinstance(msg, Pong):
+                self._stats["errors"] += 1  # the server never sends anything else
+
+    def _on_welcome(self, msg: Welcome) -> None:
+        self._welcome = msg
+        self._expect = ArraySpec.for_chunk(msg.policy_spec)
+        self._ready = True
+        self._handshake_done.set()
+        for p in self._pending.values():  # resend what is still within its deadline
+            if not p.on_wire and not self._send(self._encode(p.obs), p):
+                break
+
+    def _on_error(self, msg: ErrorMessage, now: float) -> None:
+        if msg.code == ErrorCode.NO_SESSION and self._ready:
+            self._ready = False  # the server restarted and forgot us: handshake again, then resume
+            self._handshake_since = now
+            self._stats["reconnects"] += 1
+        if msg.request_id is None:
+            if not self._ready and msg.code in _HANDSHAKE_FAILURES and self._welcome is None:
+                self._handshake_error = msg.message
+                self._handshake_done.set()
+            self._stats["errors"] += 1
+            self._deliver(msg)
+        elif self._pending.pop(msg.request_id, None) is not None:
+            self._stats["errors"] += 1
+            self._deliver(msg)
+        else:
+            self._stats["dropped_stale"] += 1
+
+    def _drop_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._ready:
+            self._stats["reconnects"] += 1
+        self._ready = False
+        for p in self._pending.values():
+            p.on_wire = False
+
+    # ------------------------------------------------------------------ transport thread
+
+    def _run(self) -> None:
+        net = self._net
+        backoff = net.reconnect_min_s
+        next_attempt = hello_at = last_ping = 0.0
+        ping_seq = itertools.count()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            with self._lock:
+                if self._sock is None and now >= next_attempt:
+                    self._sock = SharedSocket(make_dealer(self._ctx, net))
+                    self._handshake_since = self._last_heard = now
+                    hello_at = -1e9
+                if self._sock is not None and not self._ready:
+                    if now - hello_at >= min(0.25, net.heartbeat_interval_s) and self._send(encode(self._hello)):
+                        hello_at = now
+                    if self._handshake_error is not None and self._welcome is None:
+                        return  # refused at first contact: connect() raises HandshakeError
+                    if now - max(self._handshake_since, self._last_heard) > net.heartbeat_timeout_s:
+                        self._drop_socket()
+                        next_attempt, backoff = now + backoff, min(net.reconnect_max_s, backoff * 2)
+                elif self._sock is not None:
+                    backoff = net.reconnect_min_s
+                    if now - last_ping >= net.heartbeat_interval_s and self._send(encode(Ping(next(ping_seq)))):
+                        last_ping = now
+                    if now - self._last_heard > net.heartbeat_timeout_s:
+                        self._drop_socket()
+                        next_attempt, backoff = now + backoff, min(net.reconnect_max_s, backoff * 2)
+                self._drain()
+                for rid in [r for r, p in self._pending.items() if now >= p.deadline_at]:
+                    self._pending.pop(rid)
+                    self._stats["errors"] += 1
+                    reason = "" if self._ready else " (not connected to the server)"
+                    self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED,
+                                               f"no reply within {net.request_timeout_s} s{reason}", request_id=rid))
+                sleep_s = _TICK_S if self._ready or self._sock is None else 0.005
+            # Not waiting on the socket: callers receive their own replies (no hand-off); this
+            # thread drains on its tick for heartbeats and for replies nobody is polling for.
+            self._stop.wait(sleep_s)
