@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sched_helpers import drive, make_robot
+
+from vla_async.config.schema import SafetyConfig, strategy_config, strategy_names
+from vla_async.messages import ActionChunk
+from vla_async.scheduler import ActionScheduler
+
+ROBOT = make_robot(dof=5, gripper=True)
+H = 30
+
+
+def _sched(name: str, safety: SafetyConfig | None = None, **overrides) -> ActionScheduler:
+    return ActionScheduler(strategy_config(name, **overrides), ROBOT, chunk_length=H, safety=safety)
+
+
+def test_every_preset_builds_and_vlash_rail_is_the_default():
+    assert {"sync", "naive", "lerobot", "aligned", "temporal_ensemble", "vlash", "rail", "vlash_rail"} <= set(
+        strategy_names()
+    )
+    from vla_async.config.schema import StrategyConfig
+
+    assert StrategyConfig().name == "vlash_rail"
+    for name in strategy_names():
+        _sched(name)
+
+
+def test_holds_measured_state_before_first_chunk_and_requests_at_once():
+    sched = _sched("vlash_rail", SafetyConfig())
+    state = np.array([0.1, -0.2, 0.3, 0.0, 0.5, 1.0])
+    out = sched.on_tick(0, state)
+    np.testing.assert_array_equal(out.command, state)
+    assert out.stalled and out.source_request_id == -1 and out.request is not None
+    assert out.request.tick == 0
+    out = sched.on_tick(1, state + 1.0)  # the measured state moves: the hold stays put
+    np.testing.assert_array_equal(out.command, state)
+    assert out.request is None  # one in flight at most
+    with pytest.raises(ValueError):
+        sched.on_tick(1, state)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["aligned", "vlash", "naive"]), st.lists(st.integers(1, 40), min_size=1, max_size=8),
+       st.integers(0, 6))
+def test_commands_come_from_the_chunk_action_for_that_tick(name, latencies, fixed):
+    """No command is ever for a past tick; actions for passed ticks are dropped; the plan has no gaps."""
+    sched = _sched(name, delay={"mode": "fixed", "fixed_ticks": fixed})
+    run = drive(sched, 150, latencies)
+    arrival = {rep.request_id: k for k, rep in run.reports}
+    for out in run.outputs:
+        if out.source_request_id < 0:
+            continue
+        chunk = run.chunks[out.source_request_id]
+        start = chunk.start_tick if name != "naive" else arrival[chunk.request_id]
+        i = out.tick - start
+        assert 0 <= i < chunk.horizon
+        np.testing.assert_array_equal(out.command, chunk.actions[i].astype(float))
+    for k_now, rep in run.reports:
+        chunk = run.chunks[rep.request_id]
+        start = chunk.start_tick if name != "naive" else k_now
+        assert rep.dropped_actions == min(chunk.horizon, max(0, k_now - start))
+    assert sched.stats.late_actions_dropped == sum(rep.dropped_actions for _, rep in run.reports)
+    for k_now, start, end in run.plans_after_chunk:
+        assert start <= k_now < end or end == start  # the plan covers k_now onwards, contiguous
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(["vlash_rail", "rail", "lerobot", "temporal_ensemble", "sync"]),
+       st.lists(st.integers(1, 25), min_size=1, max_size=6))
+def test_every_strategy_keeps_safety_limits_and_a_gapless_plan(name, latencies):
+    safety = SafetyConfig(max_velocity=3.0, max_acceleration=40.0, max_step=0.2)
+    sched = _sched(name, safety)
+    run = drive(sched, 120, latencies)
+    cmds = np.array([o.command for o in run.outputs])
+    assert np.all(np.abs(cmds) <= 3.0)
+    g = cmds[:, :5]
+    v = np.diff(g, axis=0) * ROBOT.fps
+    assert np.all(np.abs(v) <= 3.0 + 1e-9)
+    assert np.all(np.abs(np.diff(v, axis=0)) * ROBOT.fps <= 40.0 + 1e-6)
+    assert [o.tick for o in run.outputs] == list(range(120))
+    for k_now, start, end in run.plans_after_chunk:
+        assert start <= k_now < end or end == start
+    assert sched.stats.stall_ticks == sum(o.stalled for o in run.outputs)
+
+
+def test_sync_holds_while_waiting_and_executes_s_actions_per_chunk():
+    s = 10
+    sched = _sched("sync", execution_horizon=s)
+    run = drive(sched, 200, [6])
+    requests = [o for o in run.outputs if o.request is not None]
+    assert len(requests) >= 5
+    # each chunk: placed where the robot waited (k_now), exactly s actions executed, then a new request
+    executed = {}
+    for o in run.outputs:
+        if o.source_request_id >= 0:
+            executed[o.source_request_id] = executed.get(o.source_request_id, 0) + 1
+    assert set(list(executed.values())[:-1]) == {s}
+    assert sched.stats.late_actions_dropped == 0
+    # while a request is in flight and nothing is planned, the command is held (stall)
+    waits = [o for o in run.outputs if o.in_flight and o.source_request_id < 0]
+    assert waits and all(o.stalled for o in waits)
+    assert sched.stats.stalls >= len(requests) - 1
+
+
+def test_vlash_with_a_correct_delay_never_stalls_or_drops_after_start():
+    sched = _sched("vlash", delay={"mode": "fixed", "fixed_ticks": 5})
+    run = drive(sched, 300, [5])
+    after_first = [o for o in run.outputs if o.tick > 10]
+    assert not any(o.stalled for o in after_first)
+    assert all(rep.dropped_actions == 0 for _, rep in run.reports[1:])
+    for o in run.outputs:
+        if o.request is not None and o.tick > 10:
+            assert o.request.exec_tick == o.tick + 5
+            assert o.request.rollforward_state is not None
+
+
+def test_naive_places_chunks_at_arrival_and_aligned_drops_late_actions():
+    naive = drive(_sched("naive"), 100, [7])
+    aligned = drive(_sched("aligned", delay={"mode": "fixed", "fixed_ticks": 0}), 100, [7])
+    assert all(rep.dropped_actions == 0 for _, rep in naive.reports)
+    assert all(rep.dropped_actions == 7 for _, rep in aligned.reports)
+
+
+def test_max_in_flight_is_respected_and_failures_free_the_slot():
+    sched = _sched("temporal_ensemble", max_in_flight=3)
+    outs = [sched.on_tick(k, np.zeros(6)) for k in range(10)]
+    reqs = [o.request for o in outs if o.request is not None]
+    assert len(reqs) == 3 and all(o.in_flight <= 3 for o in outs)
+    assert [r.request_id for r in reqs] == sorted({r.request_id for r in reqs})
+    sched.on_request_failed(reqs[0].request_id)
+    assert sched.stats.failures == 1 and sched.in_flight == 2
+    late = ActionChunk(reqs[0].request_id, reqs[0].exec_tick, np.zeros((H, 6), np.float32))
+    assert not sched.on_chunk(late, k_now=10).accepted  # its late reply is not used
+    assert sched.on_tick(10, np.zeros(6)).request is not None
+
+
+def test_malformed_chunk_is_rejected():
+    sched = _sched("aligned")
+    req = sched.on_tick(0, np.zeros(6)).request
+    bad = ActionChunk(req.request_id, 0, np.full((H, 6), np.nan, np.float32))
+    assert not sched.on_chunk(bad, k_now=1).accepted
+    assert sched.stats.chunks_rejected == 1 and sched.in_flight == 0
+
+
+def test_watchdog_brings_the_arm_to_rest_and_resumes_on_a_chunk():
+    safety = SafetyConfig(watchdog_timeout_s=0.5, rest_deceleration=5.0, max_acceleration=50.0)
+    sched = _sched("aligned", safety)
+    ramp = np.linspace(0, 2.0, H)[:, None] * np.ones((1, 6))
+    req = sched.on_tick(0, np.zeros(6)).request
+    sched.on_chunk(ActionChunk(req.request_id, 0, ramp.astype(np.float32)), k_now=1)
+    outs = [sched.on_tick(k, np.zeros(6)) for k in range(1, 60)]  # the server never answers again
+    wd = [o for o in outs if o.watchdog]
+    assert wd, "watchdog never engaged"
+    first = wd[0].tick
+    waiting_since = next(o.tick for o in outs if o.request is not None)
+    assert first - waiting_since == int(0.5 * ROBOT.fps) + 1
+    cmds = np.array([o.command[0] for o in outs])
+    speeds = np.abs(np.diff(cmds)) * ROBOT.fps
+    i0 = first - 1
+    assert np.all(np.diff(speeds[i0:]) <= 1e-9) and speeds[-1] == 0
+    assert sched.stats.watchdog_events == 1
+    pending = sched.pending_requests[0]
+    rep = sched.on_chunk(ActionChunk(pending.request_id, 60, np.ones((H, 6), np.float32)), k_now=60)
+    assert rep.accepted
+    out = sched.on_tick(60, np.zeros(6))
+    assert not out.watchdog and out.source_request_id == pending.request_id
