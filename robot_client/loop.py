@@ -118,9 +118,10 @@ class RealTimeClient:
             k = 0
             while k < end_tick and not self._stop.is_set():
                 timing = clock.wait(k)
-                k = timing.tick
-                if k >= end_tick:
+                if timing.tick >= end_tick:  # overran past the end: count the skipped ticks of the run
+                    stats.missed += end_tick - k
                     break
+                k = timing.tick
                 arrived, failed = self._apply_arrivals(policy, scheduler, capture, k)
                 errors += failed
                 obs = self.robot.get_observation(with_images=False)

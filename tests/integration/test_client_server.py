@@ -50,7 +50,8 @@ def test_chunks_arrive_and_are_executed_at_rate(tmp_path: Path) -> None:
     assert len(rows) == summary.ticks
     ticks = [r["tick"] for r in rows]
     assert ticks == sorted(set(ticks))
-    assert ticks[-1] + 1 == summary.ticks + summary.missed_ticks == int(3.0 * FPS)
+    assert summary.ticks + summary.missed_ticks == int(3.0 * FPS)
+    assert ticks[-1] < int(3.0 * FPS)
     for row in rows:
         assert tuple(row) == TICK_FIELDS
         assert len(row["command"]) == len(robot.spec.action_names)
