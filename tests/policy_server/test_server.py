@@ -1,0 +1,202 @@
+"""In-process PolicyServer over real loopback ZeroMQ: handshake, chunks, errors, latest-wins, batching."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from policy_server.backend import BackendError, PolicyBackend, PolicyInput
+from policy_server.backends.linear import LinearBackend
+from policy_server.server import PolicyServer
+from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
+from vla_async.messages import ErrorCode, ErrorMessage, Hello, Observation, Welcome
+from vla_async.protocol import DecodeLimits, decode, encode
+from vla_async.reference_specs import reference_robot_spec
+from vla_async.transport import HandshakeError, PolicyClient, ReceivedChunk
+
+pytestmark = pytest.mark.timeout(60)
+SMALL = {"image_size": [8, 8]}
+ROBOT = reference_robot_spec(image_size=(8, 8))
+
+
+def _images(value: int = 0) -> dict[str, np.ndarray]:
+    return {c.name: np.full(c.shape, value, np.uint8) for c in ROBOT.cameras}
+
+
+def _obs(rid: int, **kw: object) -> Observation:
+    base = dict(request_id=rid, tick=rid, exec_tick=rid + 2, state=np.full(14, 0.1, np.float32), images=_images())
+    base.update(kw)
+    return Observation(**base)  # type: ignore[arg-type]
+
+
+def _linear(**opts: object) -> LinearBackend:
+    return LinearBackend(BackendConfig(options={**SMALL, **opts}))
+
+
+def _collect(client: PolicyClient, n: int, timeout_s: float = 10.0) -> list:
+    out: list = []
+    end = time.monotonic() + timeout_s
+    while len(out) < n and time.monotonic() < end:
+        client.wait(0.1)
+        out += client.poll()
+    return out
+
+
+class SlowBackend(LinearBackend):
+    def __init__(self, delay_s: float, **kw: object):
+        super().__init__(BackendConfig(options=SMALL))
+        self.delay_s = delay_s
+        self.batch_sizes: list[int] = []
+
+    def infer(self, batch):
+        self.batch_sizes.append(len(batch))
+        time.sleep(self.delay_s)
+        return super().infer(batch)
+
+
+class BrokenBackend(LinearBackend):
+    def __init__(self, mode: str):
+        super().__init__(BackendConfig(options=SMALL))
+        self.mode = mode
+
+    def warmup(self) -> None:
+        pass
+
+    def infer(self, batch):
+        if self.mode == "raise":
+            raise BackendError("model exploded")
+        out = super().infer(batch)
+        return [np.full_like(a, np.nan) for a in out] if self.mode == "nan" else [a[:3] for a in out]
+
+
+@pytest.fixture
+def server_for():
+    servers: list[PolicyServer] = []
+
+    def make(backend: PolicyBackend, **cfg: object) -> PolicyServer:
+        srv = PolicyServer(ServerConfig(**cfg), backend, port=0).start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def _client(srv: PolicyServer, robot=ROBOT, name: str = "c", **net: object) -> PolicyClient:
+    return PolicyClient(NetworkConfig(port=srv.port, **net), name, robot)
+
+
+def test_chunk_starts_at_exec_tick_and_uses_rollforward_state(server_for):
+    backend = _linear()
+    srv = server_for(backend)
+    with _client(srv) as client:
+        welcome = client.connect(5)
+        assert welcome.policy_spec.chunk_length == 50
+        roll = np.full(14, 0.7, np.float32)
+        client.submit(_obs(1, rollforward_state=roll))
+        (got,) = _collect(client, 1)
+    assert isinstance(got, ReceivedChunk) and got.chunk.start_tick == 3
+    expected = backend.infer([PolicyInput(state=roll, images=_images())])[0]
+    np.testing.assert_allclose(got.chunk.actions, expected, rtol=1e-6)
+    t = got.chunk.timing
+    assert t.total_ms >= t.model_ms >= 0 and t.queue_ms >= 0 and t.batch_size == 1
+    assert got.received_at >= got.sent_at
+
+
+def test_spec_mismatch_lists_every_problem(server_for):
+    srv = server_for(_linear())
+    bad = reference_robot_spec(state_dim=12, cameras=("cam_high",), image_size=(8, 8))
+    client = _client(srv, robot=bad)
+    with pytest.raises(HandshakeError) as info:
+        client.connect(5)
+    text = str(info.value)
+    assert "state names" in text and "cam_left_wrist" in text and "action names" in text
+
+
+@pytest.mark.parametrize("mode,needle", [("raise", "model exploded"), ("nan", "NaN"), ("shape", "shape")])
+def test_backend_failures_reach_only_that_request_and_server_keeps_serving(server_for, mode, needle):
+    srv = server_for(BrokenBackend(mode))
+    with _client(srv) as client:
+        client.connect(5)
+        client.submit(_obs(1))
+        (err,) = _collect(client, 1)
+        assert isinstance(err, ErrorMessage) and err.code == ErrorCode.BACKEND_ERROR and err.request_id == 1
+        assert needle in err.message
+        client.submit(_obs(2))
+        assert _collect(client, 1)[0].request_id == 2
+    assert srv.stats["backend_errors"] == 2
+
+
+def test_latest_observation_wins_and_superseded_ones_are_answered(server_for):
+    srv = server_for(SlowBackend(0.3))
+    with _client(srv) as client:
+        client.connect(5)
+        for rid in range(1, 6):
+            client.submit(_obs(rid))
+        got = _collect(client, 5)
+    chunks = [g.chunk.request_id for g in got if isinstance(g, ReceivedChunk)]
+    superseded = [g.request_id for g in got if isinstance(g, ErrorMessage) and g.code == ErrorCode.OVERLOADED]
+    assert 5 in chunks and len(chunks) <= 2  # the one in progress (maybe) and the latest
+    assert sorted(chunks + superseded) == [1, 2, 3, 4, 5]
+    assert srv.stats["superseded"] == len(superseded) >= 3
+
+
+def test_requests_from_several_clients_are_batched(server_for):
+    backend = SlowBackend(0.2)
+    srv = server_for(backend, batching={"max_batch": 4, "max_wait_ms": 50})
+    clients = [_client(srv, name=f"c{i}") for i in range(3)]
+    try:
+        for c in clients:
+            c.connect(5)
+        clients[0].submit(_obs(1))
+        time.sleep(0.05)  # the worker is now busy with request 1; the next two queue up
+        clients[1].submit(_obs(2))
+        clients[2].submit(_obs(3))
+        results = [_collect(c, 1)[0] for c in clients]
+    finally:
+        for c in clients:
+            c.close()
+    assert all(isinstance(r, ReceivedChunk) for r in results)
+    assert results[1].chunk.timing.batch_size == 2 and max(backend.batch_sizes) == 2
+    assert srv.stats["sessions"] == 3
+
+
+def test_queued_request_past_its_budget_is_dropped(server_for):
+    srv = server_for(SlowBackend(0.3))
+    with _client(srv) as client:
+        client.connect(5)
+        client.submit(_obs(1))
+        time.sleep(0.05)
+        client.submit(_obs(2, deadline_ms=10.0))
+        got = {g.request_id if isinstance(g, ErrorMessage) else g.chunk.request_id: g for g in _collect(client, 2)}
+    assert isinstance(got[1], ReceivedChunk)
+    assert isinstance(got[2], ErrorMessage) and got[2].code == ErrorCode.DEADLINE_EXCEEDED
+
+
+def test_observation_before_hello_gets_no_session(server_for):
+    srv = server_for(_linear())
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{srv.port}")
+    try:
+        sock.send_multipart(encode(_obs(9)))
+        assert sock.poll(5000)
+        msg = decode(sock.recv_multipart(), limits=DecodeLimits())
+        assert isinstance(msg, ErrorMessage) and msg.code == ErrorCode.NO_SESSION and msg.request_id == 9
+        sock.send_multipart(encode(Hello("raw", ROBOT)))
+        assert sock.poll(5000) and isinstance(decode(sock.recv_multipart(), limits=DecodeLimits()), Welcome)
+    finally:
+        sock.close()
+
+
+def test_max_clients_is_enforced(server_for):
+    srv = server_for(_linear(), max_clients=1)
+    with _client(srv, name="a") as first:
+        first.connect(5)
+        with pytest.raises(HandshakeError, match="full"):
+            _client(srv, name="b").connect(5)
