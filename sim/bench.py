@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _physics_steps_per_s(task: str, seconds: float) -> float:
+def _physics_steps_per_s(task: str, seconds: float) -> tuple[float, float]:
     import sim
     from sim.experts import ExpertPolicy
 
@@ -20,13 +20,13 @@ def _physics_steps_per_s(task: str, seconds: float) -> float:
     physics = robot.world.physics
     obs = robot.get_observation(with_images=False)
     robot.send_action(expert.plan(obs.state, obs.environment_state, robot.instruction)[5])  # arm moving, contacts
-    steps, t0 = 0, time.perf_counter()
+    steps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         physics.step(1000)
         steps += 1000
-    rate = steps / (time.perf_counter() - t0)
+    rates = steps / (time.perf_counter() - t0), steps / max(time.process_time() - c0, 1e-9)
     robot.disconnect()
-    return rate
+    return rates
 
 
 def _camera_fps(size: int, seconds: float) -> dict[str, float]:
@@ -70,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     import os
 
-    print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}  cores={os.cpu_count()}  load(1 min)={load:.2f}")
     for task in ("reach_jump", "pick_place"):
-        print(f"physics  {task:<11} {_physics_steps_per_s(task, args.seconds):10,.0f} steps/s")
+        wall, cpu = _physics_steps_per_s(task, args.seconds)
+        print(f"physics  {task:<11} {wall:10,.0f} steps/s wall   {cpu:10,.0f} steps per CPU-second")
     for cam, fps in _camera_fps(args.size, args.seconds).items():
         print(f"camera   {cam:<11} {fps:10.1f} frames/s at {args.size}x{args.size}")
     for task in ("reach_jump", "track", "pick_place"):
