@@ -9,6 +9,7 @@ fuser sees the executing trajectory's state at `j`. Fusers are chosen by name fr
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Sequence
 
@@ -123,13 +124,18 @@ def quintic_basis(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return h, dh, ddh
 
 
+@functools.lru_cache(maxsize=64)
+def _basis_on_grid(n_ticks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return quintic_basis(np.arange(n_ticks) / n_ticks)
+
+
 def quintic_blend(
     p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, pf: np.ndarray, vf: np.ndarray, af: np.ndarray,
     n_ticks: int, fps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples τ = i/n, i = 0..n-1, of the quintic from (p0, v0, a0) to (pf, vf, af) over n ticks."""
     T = n_ticks / fps
-    h, dh, ddh = quintic_basis(np.arange(n_ticks) / n_ticks)
+    h, dh, ddh = _basis_on_grid(n_ticks)
     coeffs = np.stack([p0, v0 * T, a0 * T * T, pf, vf * T, af * T * T])  # [6, D]
     return h @ coeffs, (dh @ coeffs) / T, (ddh @ coeffs) / (T * T)
 

@@ -85,6 +85,9 @@ class Plan:
 
     def drop_before(self, tick: int) -> int:
         """Forget rows for ticks < `tick`; returns how many were dropped."""
+        if self.pos.shape[0] == 0:
+            self.start_tick = max(tick, self.start_tick)
+            return 0
         cut = min(max(0, tick - self.start_tick), len(self))
         if cut == len(self):
             self.clear(max(tick, self.start_tick))

@@ -46,6 +46,10 @@ class SafetyLayer:
         self.max_step = _per_joint(config.max_step, d, "max_step")
         self._v_hard = np.minimum(self.max_velocity, self.max_step / self.dt)
         self._dv = self.max_acceleration * self.dt
+        # farther than this from a limit, the braking bound cannot bind (|v| ≤ v_hard): skip it
+        self._brake_zone = self._v_hard * self.dt + self._v_hard**2 / (2 * self.max_acceleration)
+        self._fps_gradual = self.gradual / self.dt  # turns a position change into a velocity, 0 on stepwise dims
+        self._has_stepwise = bool(self.stepwise.any())
         self.position: np.ndarray | None = None  # last command
         self.velocity = np.zeros(d)  # of the last command, units/s
 
@@ -63,20 +67,23 @@ class SafetyLayer:
         if not self.config.enabled:
             return self._commit(target)
         p, v, dt, a = self.position, self.velocity, self.dt, self.max_acceleration
-        with np.errstate(invalid="ignore"):
+        hard_hi, hard_lo = self._v_hard, -self._v_hard
+        near_limit = bool(((p - self.low) < self._brake_zone).any() or ((self.high - p) < self._brake_zone).any())
+        if near_limit:
             brake_hi = a * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
             brake_lo = -a * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
-        hard_hi = np.minimum(self._v_hard, brake_hi)
-        hard_lo = np.maximum(-self._v_hard, brake_lo)
+            hard_hi, hard_lo = np.minimum(hard_hi, brake_hi), np.maximum(hard_lo, brake_lo)
         lo = np.maximum(hard_lo, v - self._dv)
         hi = np.minimum(hard_hi, v + self._dv)
         infeasible = lo > hi
         if infeasible.any():
             lo = np.where(infeasible, hard_lo, lo)
             hi = np.where(infeasible, np.maximum(hard_lo, hard_hi), hi)
-        v_new = np.clip((target - p) / dt, lo, hi)
-        cmd = np.clip(p + v_new * dt, self.low, self.high)
-        cmd[self.stepwise] = np.clip(target[self.stepwise], self.low[self.stepwise], self.high[self.stepwise])
+        cmd = p + np.minimum(np.maximum((target - p) / dt, lo), hi) * dt
+        if near_limit:
+            cmd = np.minimum(np.maximum(cmd, self.low), self.high)
+        if self._has_stepwise:
+            cmd = np.where(self.stepwise, np.minimum(np.maximum(target, self.low), self.high), cmd)
         return self._commit(cmd)
 
     def hold(self) -> np.ndarray:
@@ -94,7 +101,6 @@ class SafetyLayer:
         return self.apply(self.position + np.sign(self.velocity) * speed * self.dt)
 
     def _commit(self, cmd: np.ndarray) -> np.ndarray:
-        self.velocity = (cmd - self.position) / self.dt
-        self.velocity[self.stepwise] = 0.0
+        self.velocity = (cmd - self.position) * self._fps_gradual
         self.position = cmd
         return cmd.copy()

@@ -166,3 +166,11 @@ def test_watchdog_brings_the_arm_to_rest_and_resumes_on_a_chunk():
     assert rep.accepted
     out = sched.on_tick(60, np.zeros(6))
     assert not out.watchdog and out.source_request_id == pending.request_id
+
+
+def test_bench_runs_and_reports_percentiles():
+    from vla_async.bench.scheduler import measure_scheduler_cost
+
+    r = measure_scheduler_cost(6, 50, "vlash_rail", 300)
+    assert r["chunks"] >= 5 and r["p50_us"] <= r["p99_us"] <= r["max_us"]
+    assert r["on_tick_p50_us"] <= r["on_tick_p99_us"]
