@@ -14,38 +14,16 @@ from collections.abc import Sequence
 
 from policy_server.backend import BackendError
 from policy_server.server import PolicyServer
-from vla_async.config import ConfigError, ServerConfig, describe_fields, load_config
+from vla_async.config import ServerConfig, config_from_cli
 
 USAGE = "usage: vla-async serve [--config PATH.yaml] [--section.field=value ...]"
 
 
-def split_config_arg(argv: Sequence[str]) -> tuple[str | None, list[str]]:
-    """Pull `--config PATH` / `--config=PATH` out of argv; the rest are field overrides."""
-    path, rest, args = None, [], list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--config":
-            if not args:
-                raise ConfigError("--config needs a path")
-            path = args.pop(0)
-        elif arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-        else:
-            rest.append(arg)
-    return path, rest
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print(USAGE + "\n\nfields:\n" + "\n".join(describe_fields(ServerConfig)))
-        return 0
-    try:
-        path, overrides = split_config_arg(args)
-        config = load_config(ServerConfig, path, overrides)
-    except ConfigError as exc:
-        print(f"vla-async serve: {exc}", file=sys.stderr)
-        return 2
+    config = config_from_cli(ServerConfig, sys.argv[1:] if argv is None else argv, prog="vla-async serve",
+                             usage=USAGE + "\n\nfields:")
+    if isinstance(config, int):
+        return config
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

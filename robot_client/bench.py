@@ -20,8 +20,8 @@ from typing import Any
 
 from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
 from robot_client.robot import Robot
-from robot_client.server_process import ServerProcess, backend_args
 from vla_async.config import ClientConfig, build_config
+from vla_async.local_server import LocalServer, backend_args
 
 
 def scheduler_cost_rows(joints: Sequence[int], chunk_length: int, strategies: Sequence[str],
@@ -76,16 +76,15 @@ def loop_run(fps: float, duration_s: float, backend: str, robot_kind: str, task:
     from robot_client.loop import RealTimeClient
 
     robot = bench_robot(robot_kind, fps, task, joints)
-    server = ServerProcess([*backend_args(backend, robot.spec), "--log_level=warning"], cpus=server_cpus,
-                           log_path=log_dir / f"server_{backend}_{fps:g}hz.log")
-    config = build_config(ClientConfig, {
-        "network": {"host": server.host, "port": server.port},
-        "strategy": {"preset": strategy},
-        "log": {"path": str(log_dir / f"ticks_{robot_kind}_{fps:g}hz.jsonl"), "print_summary": False,
-                "live_status": False},
-        "stop_on_success": False,
-    })
-    with server, robot:
+    with LocalServer([*backend_args(backend, robot.spec), "--log_level=warning"], cpus=server_cpus,
+                     log_path=log_dir / f"server_{backend}_{fps:g}hz.log") as server, robot:
+        config = build_config(ClientConfig, {
+            "network": {"host": server.host, "port": server.port},
+            "strategy": {"preset": strategy},
+            "log": {"path": str(log_dir / f"ticks_{robot_kind}_{fps:g}hz.jsonl"), "print_summary": False,
+                    "live_status": False},
+            "stop_on_success": False,
+        })
         summary = RealTimeClient(config, robot, connect_timeout_s=30.0).run(duration_s=duration_s)
     return summary.to_dict() | {"robot": robot.spec.name, "joints": robot.spec.action_dim}
 

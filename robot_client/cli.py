@@ -11,35 +11,13 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from vla_async.config import ClientConfig, ConfigError, describe_fields, load_config
+from vla_async.config import ClientConfig, ConfigError, config_from_cli
 
 USAGE = """usage: vla-async client [--config PATH] [--section.field=value ...]
 
 Runs the real-time robot client: connects to a policy server, drives the robot at its control
 rate and prints a summary. Strategy presets: --strategy.preset=<name> (configs/strategies/).
 Fields (any can be overridden on the command line):"""
-
-
-def split_args(argv: Sequence[str]) -> tuple[str | None, list[str]]:
-    """Pull `--config PATH` / `--config=PATH` out of argv; the rest are overrides."""
-    config_path: str | None = None
-    rest: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--config":
-            if i + 1 >= len(args):
-                raise ConfigError("--config needs a path")
-            config_path = args[i + 1]
-            i += 2
-            continue
-        if arg.startswith("--config="):
-            config_path = arg.partition("=")[2]
-        else:
-            rest.append(arg)
-        i += 1
-    return config_path, rest
 
 
 class LiveStatus:
@@ -70,18 +48,9 @@ class LiveStatus:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print(USAGE)
-        print("\n".join(describe_fields(ClientConfig)))
-        return 0
-    try:
-        config_path, overrides = split_args(args)
-        config = load_config(ClientConfig, config_path, overrides)
-    except ConfigError as exc:
-        print(f"vla-async client: {exc}", file=sys.stderr)
-        return 2
-    return run_client(config)
+    config = config_from_cli(ClientConfig, sys.argv[1:] if argv is None else argv, prog="vla-async client",
+                             usage=USAGE)
+    return config if isinstance(config, int) else run_client(config)
 
 
 def run_client(config: ClientConfig) -> int:

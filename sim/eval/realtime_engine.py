@@ -73,7 +73,7 @@ def run_realtime_episode(
     """
     import sim
     from robot_client.loop import RealTimeClient
-    from robot_client.server_process import ServerProcess
+    from vla_async.local_server import LocalServer
 
     del server_workers  # the real server has one inference worker
     realtime = realtime or RealtimeConfig()
@@ -82,7 +82,7 @@ def run_realtime_episode(
         base = Path(workdir) if workdir else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         log_path = base / f"{task}_{strategy.name}_{latency.mean_ms:.0f}ms_seed{seed}.jsonl"
-        with ServerProcess(server_overrides(latency, chunk_length), log_path=base / "server.log") as server:
+        with LocalServer(server_overrides(latency, chunk_length), log_path=base / "server.log") as server:
             cfg = client_config(task, strategy, seed, server.port, fps, max_duration_s, safety, log_path)
             robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=(), render=False)
             with robot:

@@ -13,14 +13,14 @@ import pytest
 
 from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
 from robot_client.loop import RealTimeClient
-from robot_client.server_process import ServerProcess
 from robot_client.tick_log import read_tick_log
 from vla_async.config import ClientConfig, build_config
+from vla_async.local_server import LocalServer
 
 pytestmark = [pytest.mark.integration]
 
 
-def make_config(server: ServerProcess, log_path: Path) -> ClientConfig:
+def make_config(server: LocalServer, log_path: Path) -> ClientConfig:
     return build_config(ClientConfig, {
         "network": {"host": server.host, "port": server.port},
         "strategy": {"preset": "vlash_rail"},
@@ -31,7 +31,7 @@ def make_config(server: ServerProcess, log_path: Path) -> ClientConfig:
 
 @pytest.mark.timeout(60)
 def test_fourteen_joint_arm_follows_server_chunks_and_stops_on_request(tmp_path: Path) -> None:
-    server = ServerProcess(["--backend.name=linear", "--backend.options.cameras=[]"],
+    server = LocalServer(["--backend.name=linear", "--backend.options.cameras=[]"],
                            log_path=tmp_path / "server.log")
     robot = KinematicRobot(kinematic_spec(14, 50.0))
     config = make_config(server, tmp_path / "ticks.jsonl")

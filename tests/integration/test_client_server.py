@@ -13,9 +13,9 @@ pytest.importorskip("mujoco")
 
 from robot_client.loop import RealTimeClient  # noqa: E402
 from robot_client.robots import make_robot_from_config  # noqa: E402
-from robot_client.server_process import ServerProcess, backend_args  # noqa: E402
 from robot_client.tick_log import TICK_FIELDS, read_tick_log  # noqa: E402
 from vla_async.config import ClientConfig, RobotConfig, build_config  # noqa: E402
+from vla_async.local_server import LocalServer, backend_args  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,7 +24,7 @@ ROBOT = RobotConfig(kind="sim", task="reach_jump", fps=FPS, render=False, camera
 BACKEND = "linear"  # fast and real; the expert backend is exercised by the demo and the evaluator
 
 
-def client_config(server: ServerProcess, log_path: Path, **extra: object) -> ClientConfig:
+def client_config(server: LocalServer, log_path: Path, **extra: object) -> ClientConfig:
     data: dict = {
         "network": {"host": server.host, "port": server.port, "request_timeout_s": 0.5},
         "robot": ROBOT.model_dump(),
@@ -40,7 +40,7 @@ def client_config(server: ServerProcess, log_path: Path, **extra: object) -> Cli
 @pytest.mark.timeout(90)
 def test_chunks_arrive_and_are_executed_at_rate(tmp_path: Path) -> None:
     robot = make_robot_from_config(ROBOT)
-    server = ServerProcess(backend_args(BACKEND, robot.spec), log_path=tmp_path / "server.log")
+    server = LocalServer(backend_args(BACKEND, robot.spec), log_path=tmp_path / "server.log")
     config = client_config(server, tmp_path / "ticks.jsonl")
     with server, robot:
         summary = RealTimeClient(config, robot).run(duration_s=3.0)
@@ -70,7 +70,7 @@ def test_chunks_arrive_and_are_executed_at_rate(tmp_path: Path) -> None:
 @pytest.mark.timeout(90)
 def test_server_killed_mid_run_client_holds_and_comes_to_rest(tmp_path: Path) -> None:
     robot = make_robot_from_config(ROBOT)
-    server = ServerProcess(backend_args(BACKEND, robot.spec), log_path=tmp_path / "server.log")
+    server = LocalServer(backend_args(BACKEND, robot.spec), log_path=tmp_path / "server.log")
     config = client_config(server, tmp_path / "ticks.jsonl")
     with server, robot:
         client = RealTimeClient(config, robot)

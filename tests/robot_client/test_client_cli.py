@@ -6,17 +6,17 @@ import io
 
 import pytest
 
-from robot_client.cli import LiveStatus, main, split_args
+from robot_client.cli import LiveStatus, main
 from robot_client.robots import RobotUnavailableError, make_robot_from_config
-from vla_async.config import ConfigError, RobotConfig
+from vla_async.config import ConfigError, RobotConfig, split_config_arg
 
 
-def test_split_args() -> None:
-    assert split_args(["--config", "a.yaml", "--x.y=1"]) == ("a.yaml", ["--x.y=1"])
-    assert split_args(["--config=b.yaml"]) == ("b.yaml", [])
-    assert split_args(["--duration_s=3"]) == (None, ["--duration_s=3"])
+def test_split_config_arg() -> None:
+    assert split_config_arg(["--config", "a.yaml", "--x.y=1"]) == ("a.yaml", ["--x.y=1"])
+    assert split_config_arg(["--config=b.yaml"]) == ("b.yaml", [])
+    assert split_config_arg(["--duration_s=3"]) == (None, ["--duration_s=3"])
     with pytest.raises(ConfigError):
-        split_args(["--config"])
+        split_config_arg(["--config"])
 
 
 def test_help_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,9 +5,11 @@ from vla_async.config.loader import (
     ConfigError,
     StrictModel,
     build_config,
+    config_from_cli,
     describe_fields,
     load_config,
     parse_overrides,
+    split_config_arg,
 )
 from vla_async.config.schema import (
     BackendConfig,
@@ -30,8 +32,8 @@ from vla_async.config.schema import (
 )
 
 __all__ = [
-    "CONFIG_DIR", "ConfigError", "StrictModel", "build_config", "describe_fields", "load_config",
-    "parse_overrides", "BackendConfig", "BatchingConfig", "ClientConfig", "CurveConfig", "DelayConfig",
+    "CONFIG_DIR", "ConfigError", "StrictModel", "build_config", "config_from_cli", "describe_fields", "load_config",
+    "parse_overrides", "split_config_arg", "BackendConfig", "BatchingConfig", "ClientConfig", "CurveConfig", "DelayConfig",
     "FuserConfig", "InjectedLatencyConfig", "LogConfig", "NetworkConfig", "RobotConfig", "SafetyConfig",
     "ServerConfig", "SmootherConfig", "StrategyConfig", "load_strategy_preset", "strategy_config",
     "strategy_names",

@@ -7,6 +7,7 @@ out-of-range values fail before anything starts, with the field path, the value 
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,3 +141,35 @@ def describe_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
         desc = f"  {info.description}" if info.description else ""
         lines.append(f"  --{path}=<{type_name}>  (default {default!r}){desc}")
     return lines
+
+
+def split_config_arg(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Pull `--config PATH` / `--config=PATH` out of argv; the rest are `--section.field=value` overrides."""
+    path: str | None = None
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            path = next(args, None)
+            if path is None:
+                raise ConfigError("--config needs a path")
+        elif arg.startswith("--config="):
+            path = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return path, rest
+
+
+def config_from_cli(model: type[T], argv: Sequence[str], *, prog: str, usage: str) -> T | int:
+    """The start of every config-driven command: `--help` prints `usage` and every field (returns 0);
+    a bad config prints `prog: <what is wrong>` to stderr (returns 2); otherwise the validated config."""
+    args = list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(usage + "\n" + "\n".join(describe_fields(model)))
+        return 0
+    try:
+        path, overrides = split_config_arg(args)
+        return load_config(model, path, overrides)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
