@@ -253,6 +253,9 @@ def decode(frames: Sequence[Any], *, limits: DecodeLimits, expect: ArraySpec | N
     if len(frames) > limits.max_frames + 1:
         raise _bad(f"message has {len(frames)} frames, limit {limits.max_frames + 1}")
     total = sum(_buffer(f).nbytes for f in frames)
+    # Checked before the header is parsed, so this error carries no request id: the client sees it
+    # as an error without a request (and its request then times out). A frame over MAXMSGSIZE never
+    # gets here at all: ZeroMQ drops the connection and the client reconnects.
     if total > limits.max_message_bytes:
         raise _bad(f"message is {total} bytes, limit {limits.max_message_bytes}")
     header = _unpack_header(frames[0], limits)

@@ -93,7 +93,9 @@ class PolicyClient:
         self.close()
         if error is not None:
             raise HandshakeError(error)
-        raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s")
+        hint = "server down, wrong address, or CURVE key not authorized (a CURVE server drops unknown " \
+            "keys without a reply)" if self._net.curve.enabled else "server down or wrong address"
+        raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s — {hint}")
 
     def submit(self, obs: Observation) -> None:
         """Send `obs` now if connected (else as soon as the handshake is done); never blocks."""

@@ -44,7 +44,7 @@ def test_authorized_client_is_served_and_unknown_key_is_rejected(keys):
             f"--network.curve.authorized_keys_dir={keys / 'authorized'}"]
     with LocalServer(args) as server:
         stranger = PolicyClient(_net(keys, server.port, "stranger"), "stranger", ROBOT)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match="CURVE key not authorized"):
             stranger.connect(1.5)
         with PolicyClient(_net(keys, server.port, "robot"), "robot", ROBOT) as client:
             client.connect(10)
