@@ -11,6 +11,9 @@ Names: LeRobot checkpoints do not store joint names; they come from the model ca
 `<dir>/policy.spec.json` or `backend.options.state_names` / `action_names`. Cameras map policy
 image features (`observation.images.<key>`) to robot cameras by the short name or by
 `backend.options.camera_map` ({policy_key: robot_camera}); a mismatch is a clear error.
+
+Export (`vla-async export-onnx --backend lerobot`): `exportable_module` wraps an ACT checkpoint's
+saved preprocessor, policy and postprocessor in one traceable module; Diffusion is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from policy_server.backend import BackendError, PolicyBackend, PolicyInput
-from policy_server.model_io import ModelCard, require_file, resolve_key_map, sidecar_path, split_actions
+from policy_server.model_io import (
+    ModelCard,
+    require_file,
+    resolve_key_map,
+    sidecar_path,
+    split_actions,
+    standard_inputs,
+)
 from vla_async.config import BackendConfig
 from vla_async.specs import CameraSpec, PolicySpec
 
@@ -171,7 +181,50 @@ class LeRobotBackend(PolicyBackend):
         return self.policy.diffusion.generate_actions(stacked)
 
 
+EXPORTABLE_TYPES = ("act",)
+
+
 def exportable_module(path: Path) -> tuple[Any, ModelCard]:
-    """For `vla-async export-onnx --backend lerobot`: not supported yet for processor pipelines."""
-    raise BackendError("export-onnx from a LeRobot checkpoint is not implemented yet; export the policy's "
-                       "torch module with a model card and use --backend torch")
+    """For `vla-async export-onnx --backend lerobot`: the checkpoint's own preprocessor, policy and
+    postprocessor in one module `forward(state, *images[, env_state]) -> [B, H, A]` in robot units.
+
+    Nothing is re-implemented: forward runs the loaded pipelines (normaliser stats from the saved
+    processor state) and `predict_action_chunk`, exactly as LeRobotBackend.infer does, so tracing
+    bakes the same arithmetic into the graph. Inputs follow `standard_inputs` of the served spec
+    (cameras named by the robot camera, in the policy's image-feature order).
+    """
+    import torch
+
+    path = require_file(str(path), "lerobot")
+    if not path.is_dir():
+        raise BackendError(f"LeRobot checkpoint {path} must be a directory (config.json, model.safetensors, "
+                           "policy_preprocessor.json, policy_postprocessor.json)")
+    cfg, policy, pre, post = load_lerobot(path, "cpu")
+    if cfg.type == "diffusion":
+        raise BackendError(
+            f"cannot export the LeRobot diffusion policy in {path} to ONNX: each chunk starts from fresh "
+            f"random noise and runs {getattr(cfg, 'num_inference_steps', None) or 'N'} denoising steps over a "
+            f"{getattr(cfg, 'n_obs_steps', '?')}-step observation history, so no fixed graph reproduces its "
+            "output and there is nothing deterministic to check the export against. Serve the checkpoint "
+            "directly instead (backend.name: lerobot, backend.path: the checkpoint dir)")
+    if cfg.type not in EXPORTABLE_TYPES:
+        raise BackendError(f"export-onnx supports LeRobot policy types {list(EXPORTABLE_TYPES)}; {path} holds "
+                           f"{cfg.type!r}. Serve it directly with backend.name: lerobot")
+    spec, cam_map = spec_from_config(cfg, path, {})
+    image_keys = list(cam_map)  # policy keys, in the order of spec.cameras
+    has_env = bool(spec.environment_state_dim)
+
+    class LeRobotExport(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.policy = policy  # a submodule: its weights become the graph's initializers
+
+        def forward(self, state: Any, *rest: Any) -> Any:
+            obs: dict[str, Any] = {STATE: state}
+            obs.update(zip(image_keys, rest[:len(image_keys)], strict=True))
+            if has_env:
+                obs[ENV] = rest[len(image_keys)]
+            return post(self.policy.predict_action_chunk(pre(obs))).float()
+
+    card = ModelCard(spec=spec, inputs=standard_inputs(spec), model={"source": "lerobot", "lerobot_type": cfg.type})
+    return LeRobotExport().eval(), card
