@@ -125,8 +125,18 @@ def quintic_basis(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=64)
-def _basis_on_grid(n_ticks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return quintic_basis(np.arange(n_ticks) / n_ticks)
+def _blend_operator(n_ticks: int, fps: float) -> np.ndarray:
+    """[3n, 6]: maps (p0, v0, a0, pf, vf, af) to positions, velocities, accelerations at τ = i/n.
+
+    The duration scalings (T, T² on the coefficients, 1/T, 1/T² on the derivatives) are folded in,
+    so a blend is one small matrix product.
+    """
+    T = n_ticks / fps
+    h, dh, ddh = quintic_basis(np.arange(n_ticks) / n_ticks)
+    scale = np.array([1.0, T, T * T, 1.0, T, T * T])
+    op = np.concatenate([h * scale, dh * (scale / T), ddh * (scale / (T * T))])
+    op.setflags(write=False)
+    return op
 
 
 def quintic_blend(
@@ -134,10 +144,8 @@ def quintic_blend(
     n_ticks: int, fps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples τ = i/n, i = 0..n-1, of the quintic from (p0, v0, a0) to (pf, vf, af) over n ticks."""
-    T = n_ticks / fps
-    h, dh, ddh = _basis_on_grid(n_ticks)
-    coeffs = np.stack([p0, v0 * T, a0 * T * T, pf, vf * T, af * T * T])  # [6, D]
-    return h @ coeffs, (dh @ coeffs) / T, (ddh @ coeffs) / (T * T)
+    out = _blend_operator(n_ticks, float(fps)) @ np.stack([p0, v0, a0, pf, vf, af])
+    return out[:n_ticks], out[n_ticks : 2 * n_ticks], out[2 * n_ticks :]
 
 
 class RailFuser(Fuser):
@@ -160,20 +168,28 @@ class RailFuser(Fuser):
         tail = new.from_tick(j)
         if len(tail) == 0:
             return 0
-        pos, vel, acc = tail.pos.copy(), tail.vel.copy(), tail.acc.copy()
-        gradual = ~self.stepwise
+        pos, vel, acc = tail.pos, tail.vel, tail.acc
         n_blend = 0
-        if plan.index(j) >= 0:
-            p0, v0, a0 = plan.state_at(j)
-            mismatch = float(np.max(np.abs(p0 - pos[0])[gradual], initial=0.0))
+        i = plan.index(j)
+        if i >= 0:
+            p0, v0, a0 = plan.pos[i], plan.vel[i], plan.acc[i]
+            g = self._gradual_idx
+            mismatch = float(np.abs(p0[g] - pos[0, g]).max()) if len(g) else 0.0
             n_blend = self.blend_length(mismatch, len(tail))
             if n_blend > 0:
+                pos, vel, acc = pos.copy(), vel.copy(), acc.copy()
                 bp, bv, ba = quintic_blend(p0, v0, a0, pos[n_blend], vel[n_blend], acc[n_blend], n_blend, self.fps)
-                pos[:n_blend, gradual] = bp[:, gradual]
-                vel[:n_blend, gradual] = bv[:, gradual]
-                acc[:n_blend, gradual] = ba[:, gradual]
+                s = self._stepwise_idx
+                if len(s):  # stepwise dimensions switch to the new chunk at once
+                    bp[:, s], bv[:, s], ba[:, s] = pos[:n_blend, s], vel[:n_blend, s], acc[:n_blend, s]
+                pos[:n_blend], vel[:n_blend], acc[:n_blend] = bp, bv, ba
         plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), _ones(len(tail)))
         return n_blend
+
+    def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
+        super().__init__(config, stepwise_mask, fps)
+        self._gradual_idx = np.flatnonzero(~self.stepwise)
+        self._stepwise_idx = np.flatnonzero(self.stepwise)
 
 
 FUSERS: dict[str, type[Fuser]] = {

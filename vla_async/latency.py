@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
-
-import numpy as np
+from collections.abc import Iterable
 
 from vla_async.config.schema import DelayConfig
+
+
+def quantile(samples: Iterable[float], q: float) -> float:
+    """numpy's default (linear) quantile, for the few samples of a latency window without numpy's overhead."""
+    xs = sorted(samples)
+    if not xs:
+        raise ValueError("quantile of no samples")
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 class DelayEstimator:
@@ -35,11 +45,12 @@ class DelayEstimator:
         if not math.isfinite(latency_s) or latency_s < 0:
             return
         self.samples_seen += 1
-        if self.config.mode == "fixed" or self.samples_seen <= self.config.warmup_samples:
+        if self.config.mode == "fixed":
+            return
+        if self.samples_seen <= self.config.warmup_samples:
             return
         self._window.append(float(latency_s))
-        q = float(np.quantile(np.fromiter(self._window, float), self.config.quantile))
-        self._ticks = self._clamp(q * self.fps + self.config.margin_ticks)
+        self._ticks = self._clamp(quantile(self._window, self.config.quantile) * self.fps + self.config.margin_ticks)
 
     @property
     def delay_ticks(self) -> float:

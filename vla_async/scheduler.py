@@ -107,7 +107,7 @@ class ActionScheduler:
         self.safety = SafetyLayer(safety_cfg, robot)
         self.watchdog_ticks = max(1, math.ceil(safety_cfg.watchdog_timeout_s * self.fps))
         self.delay = DelayEstimator(strategy.delay, self.fps)
-        self.smoother = Smoother(strategy.smoother, robot.stepwise_mask, self.fps)
+        self.smoother = Smoother(strategy.smoother, robot.stepwise_mask, self.fps, robot.position_limits)
         self.fuser = create_fuser(strategy.fuser, robot.stepwise_mask, self.fps)
         self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
         self.trigger = create_trigger(strategy)

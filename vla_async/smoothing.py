@@ -1,12 +1,16 @@
 """Trajectory smoother inside one chunk (VLA-RAIL, arXiv 2512.24673, "Trajectory Smoother").
 
-Per joint, a least-squares polynomial fit over the chunk's tick times, resampled on the tick grid,
-with velocity and acceleration from the analytic derivative. With `window = 0` one polynomial is
-fitted to the whole chunk; with `window = w` a polynomial is fitted around every sample over `w`
-samples (Savitzky-Golay style), which follows long chunks more closely. Either way the fit is a
-fixed linear map of the chunk, so the three [n, n] operators are computed once per chunk length and
-smoothing a chunk costs three matrix products. Gripper-like (stepwise) dimensions are not fitted:
-they are step signals with zero velocity and acceleration.
+Gradual dimensions: per joint, a least-squares polynomial fit over the chunk's tick times,
+resampled on the tick grid, with velocity and acceleration from the analytic derivative. With
+`window = w` the polynomial is fitted around every sample over `w` samples (Savitzky-Golay style):
+it denoises without reshaping a multi-phase motion (descend → close → lift), which one cubic over a
+whole 50-action chunk flattens. `window = 0` fits one polynomial to the whole chunk. Either way the
+fit is a fixed linear map of the chunk, so the stacked [3n, n] operator (position, velocity,
+acceleration) is computed once per chunk length and smoothing a chunk is one matrix product.
+
+Stepwise (gripper-like) dimensions are not fitted: moving average over `stepwise_window` samples,
+then, with `stepwise_snap = limits`, snapped to the nearer of the dimension's two position limits
+(closed / open), and held between changes, with zero velocity and acceleration.
 """
 
 from __future__ import annotations
@@ -18,70 +22,122 @@ import numpy as np
 from vla_async.config.schema import SmootherConfig
 
 
+def _gradient(x: np.ndarray, fps: float) -> np.ndarray:
+    """np.gradient(x, 1/fps, axis=0) (central inside, one-sided at the ends) without its overhead."""
+    out = np.empty_like(x)
+    out[1:-1] = (x[2:] - x[:-2]) * (0.5 * fps)
+    out[0] = (x[1] - x[0]) * fps
+    out[-1] = (x[-1] - x[-2]) * fps
+    return out
+
+
 def finite_derivatives(pos: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Velocity and acceleration (units/s, units/s²) of positions sampled at `fps`, by central differences."""
     n = pos.shape[0]
     if n < 2:
         zeros = np.zeros_like(pos, dtype=float)
         return zeros, zeros.copy()
-    vel = np.gradient(pos, 1.0 / fps, axis=0)
-    acc = np.gradient(vel, 1.0 / fps, axis=0)
-    return vel, acc
+    vel = _gradient(np.asarray(pos, dtype=float), fps)
+    return vel, _gradient(vel, fps)
 
 
-def _fit_operators(n: int, degree: int, window: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear operators mapping raw samples [n] to fitted position, velocity, acceleration [n]."""
+def fit_operators(n: int, degree: int, window: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear operators [n, n] mapping raw samples to fitted position, velocity, acceleration."""
     w = n if window <= 0 or window >= n else window
     deg = min(degree, w - 1)
     ops = np.zeros((3, n, n))
     half = w // 2
+    powers = np.arange(deg + 1)
+    scale = max((w - 1) / 2.0, 1.0)  # normalise times to about [-1, 1] for conditioning
+    dxdt = fps / scale  # d(x)/d(seconds)
     for i in range(n):
         lo = 0 if w == n else min(max(0, i - half), n - w)
         idx = np.arange(lo, lo + w)
-        scale = max((w - 1) / 2.0, 1.0)  # normalise times to about [-1, 1] for conditioning
         centre = lo + (w - 1) / 2.0
-        x = (idx - centre) / scale
-        vander = np.vander(x, deg + 1, increasing=True)  # [w, deg+1]
+        vander = np.vander((idx - centre) / scale, deg + 1, increasing=True)  # [w, deg+1]
         pinv = np.linalg.pinv(vander)  # coefficients = pinv @ samples
         xi = (i - centre) / scale
-        powers = np.arange(deg + 1)
         row_p = xi**powers
         row_v = np.where(powers >= 1, powers * xi ** np.maximum(powers - 1, 0), 0.0)
         row_a = np.where(powers >= 2, powers * (powers - 1) * xi ** np.maximum(powers - 2, 0), 0.0)
-        dxdt = fps / scale  # d(x)/d(seconds)
         ops[0, i, idx] = row_p @ pinv
         ops[1, i, idx] = (row_v @ pinv) * dxdt
         ops[2, i, idx] = (row_a @ pinv) * dxdt**2
     return ops[0], ops[1], ops[2]
 
 
-class Smoother:
-    """Fits each gradual dimension of a chunk; stepwise dimensions pass through as steps."""
+def moving_average_operator(n: int, window: int) -> np.ndarray:
+    """[n, n] centred moving average over `window` samples, truncated (renormalised) at the ends."""
+    op = np.zeros((n, n))
+    half = max(0, window) // 2
+    for i in range(n):
+        lo, hi = max(0, i - half), min(n, i + half + 1)
+        op[i, lo:hi] = 1.0 / (hi - lo)
+    return op
 
-    def __init__(self, config: SmootherConfig, stepwise_mask: Sequence[bool], fps: float):
+
+class Smoother:
+    """Fits each gradual dimension of a chunk; stepwise dimensions are averaged, snapped and held."""
+
+    def __init__(
+        self,
+        config: SmootherConfig,
+        stepwise_mask: Sequence[bool],
+        fps: float,
+        position_limits: Sequence[Sequence[float]] | None = None,
+    ):
         self.config = config
         self.fps = float(fps)
         self.stepwise = np.asarray(stepwise_mask, dtype=bool)
-        self._ops: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._step_idx = np.flatnonzero(self.stepwise)
+        self._levels: np.ndarray | None = None  # [n_stepwise, 2] closed/open levels to snap to
+        if config.stepwise_snap == "limits" and position_limits is not None and len(self._step_idx):
+            lim = np.asarray(position_limits, dtype=float)[self._step_idx]
+            if np.all(np.isfinite(lim)):
+                self._levels = lim
+        self._ops: dict[int, np.ndarray] = {}
+        self._avg: dict[int, np.ndarray] = {}
 
     def operators(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The position, velocity and acceleration operators [n, n] for chunks of length `n`."""
+        stacked = self._stacked(n)
+        return stacked[:n], stacked[n : 2 * n], stacked[2 * n :]
+
+    def _stacked(self, n: int) -> np.ndarray:
         ops = self._ops.get(n)
         if ops is None:
-            ops = _fit_operators(n, self.config.degree, self.config.window, self.fps)
+            ops = np.concatenate(fit_operators(n, self.config.degree, self.config.window, self.fps))
             self._ops[n] = ops
         return ops
 
     def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and accelerations on the tick grid for `actions` [n, D]."""
         actions = np.asarray(actions, dtype=float)
+        n = actions.shape[0]
         if not self.config.enabled:
             pos = actions.copy()
             vel, acc = finite_derivatives(pos, self.fps)
         else:
-            op_p, op_v, op_a = self.operators(actions.shape[0])
-            pos, vel, acc = op_p @ actions, op_v @ actions, op_a @ actions
-        if self.stepwise.any():
-            pos[:, self.stepwise] = actions[:, self.stepwise]
-            vel[:, self.stepwise] = 0.0
-            acc[:, self.stepwise] = 0.0
+            out = self._stacked(n) @ actions  # one product: [3n, n] @ [n, D]
+            pos, vel, acc = out[:n], out[n : 2 * n], out[2 * n :]
+        if len(self._step_idx):
+            pos[:, self._step_idx] = self._stepwise(actions[:, self._step_idx]) if self.config.enabled else (
+                actions[:, self._step_idx]
+            )
+            vel[:, self._step_idx] = 0.0
+            acc[:, self._step_idx] = 0.0
         return pos, vel, acc
+
+    def _stepwise(self, raw: np.ndarray) -> np.ndarray:
+        n = raw.shape[0]
+        w = self.config.stepwise_window
+        out = raw
+        if w > 1 and n > 1:
+            avg = self._avg.get(n)
+            if avg is None:
+                avg = self._avg[n] = moving_average_operator(n, w)
+            out = avg @ raw
+        if self._levels is not None:
+            low, high = self._levels[:, 0], self._levels[:, 1]
+            out = np.where(out >= 0.5 * (low + high), high, low)
+        return out

@@ -126,3 +126,31 @@ def test_registry_has_every_fuser_and_rejects_unknown():
     assert set(FUSERS) == {"latest_only", "lerobot", "temporal_ensemble", "rail"}
     with pytest.raises(ValueError, match="unknown fuser"):
         create_fuser(FuserConfig.model_construct(kind="nope"), [False], FPS)
+
+
+def test_blend_operator_equals_the_hermite_formula():
+    """The cached one-product blend is the paper's quintic: p = h0 p0 + h1 v0 T + h2 a0 T² + h3 pf + h4 vf T + h5 af T²."""
+    from vla_async.fusion import quintic_blend
+
+    rng = np.random.default_rng(3)
+    p0, v0, a0, pf, vf, af = rng.normal(size=(6, 4))
+    n, fps = 7, 30.0
+    T = n / fps
+    h, dh, ddh = quintic_basis(np.arange(n) / n)
+    c = np.stack([p0, v0 * T, a0 * T * T, pf, vf * T, af * T * T])
+    bp, bv, ba = quintic_blend(p0, v0, a0, pf, vf, af, n, fps)
+    np.testing.assert_allclose(bp, h @ c)
+    np.testing.assert_allclose(bv, dh @ c / T)
+    np.testing.assert_allclose(ba, ddh @ c / T**2)
+
+
+def test_rail_steps_stepwise_dims_and_blends_gradual_ones():
+    fuser = create_fuser(FuserConfig(kind="rail", blend_ticks=5, adaptive_blend=False), [False, True], FPS)
+    plan = Plan(2)
+    n = 20
+    plan.replace_from(0, np.zeros((n, 2)), np.zeros((n, 2)), np.zeros((n, 2)), np.zeros(n, int), np.ones(n, int))
+    new = np.column_stack([np.full(n, 0.5), np.ones(n)])
+    assert fuser.fuse(plan, Trajectory(3, new, np.zeros((n, 2)), np.zeros((n, 2)), 1), 3) == 5
+    np.testing.assert_array_equal(plan.pos[3:, 1], 1.0)  # gripper switches at the junction
+    assert plan.pos[3, 0] == 0.0 and np.all(np.diff(plan.pos[3:9, 0]) > 0)  # arm blends from the old plan
+    np.testing.assert_allclose(plan.pos[8:, 0], 0.5)

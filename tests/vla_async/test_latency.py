@@ -57,3 +57,11 @@ def test_estimate_is_the_quantile_of_the_window(samples, q):
     expect = np.quantile(samples[-10:], q) * 30
     assert math.isclose(est.delay_ticks, expect, rel_tol=1e-9, abs_tol=1e-9)
     assert est.delay_ticks_ceil >= est.delay_ticks - 1e-9
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 10), min_size=1, max_size=30), st.floats(0, 1))
+def test_fast_quantile_equals_numpy(samples, q):
+    from vla_async.latency import quantile
+
+    assert math.isclose(quantile(samples, q), float(np.quantile(samples, q)), rel_tol=1e-12, abs_tol=1e-12)

@@ -174,3 +174,18 @@ def test_bench_runs_and_reports_percentiles():
     r = measure_scheduler_cost(6, 50, "vlash_rail", 300)
     assert r["chunks"] >= 5 and r["p50_us"] <= r["p99_us"] <= r["max_us"]
     assert r["on_tick_p50_us"] <= r["on_tick_p99_us"]
+
+
+@pytest.mark.parametrize("name", ["vlash_rail", "vlash", "rail"])
+def test_default_presets_request_back_to_back_and_never_stall_after_startup(name):
+    """Each chunk's arrival tick sends the next request; with jittery 3..11-tick latencies no tick is held."""
+    sched = ActionScheduler(strategy_config(name), make_robot(), chunk_length=50, safety=SafetyConfig())
+    rng = np.random.default_rng(0)
+    lats = rng.integers(3, 12, size=200).tolist()
+    run = drive(sched, 400, lats)
+    first = next(i for i, o in enumerate(run.outputs) if not o.stalled)
+    assert not any(o.stalled for o in run.outputs[first:])
+    request_ticks = {o.tick for o in run.outputs if o.request is not None}
+    arrival_ticks = {k for k, rep in run.reports if rep.accepted}
+    assert arrival_ticks and arrival_ticks <= request_ticks  # back-to-back: a new request on every arrival
+    assert all(o.in_flight <= 1 for o in run.outputs)

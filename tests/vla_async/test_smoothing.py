@@ -58,3 +58,62 @@ def test_short_chunks_do_not_break(n):
     np.testing.assert_allclose(p, pos)
     assert p.shape == v.shape == a.shape == (n, 2)
     assert finite_derivatives(pos, FPS)[0].shape == (n, 2)
+
+
+def _multi_phase(n: int = 50) -> np.ndarray:
+    """descend (ramp down 3 cm over 10 ticks) → hold still for the close (8 ticks) → lift (ramp up)."""
+    z = np.empty(n)
+    z[:10] = np.linspace(0.08, 0.018, 10)
+    z[10:18] = 0.018
+    z[18:] = 0.018 + np.minimum(np.arange(1, n - 17) * 0.006, 0.07)
+    return z
+
+
+def test_local_fit_preserves_a_multi_phase_trajectory():
+    """A sliding local cubic denoises without flattening descend → close → lift; one global cubic does not."""
+    z = _multi_phase()[:, None]
+    local = Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False], FPS)(z)[0]
+    whole = Smoother(SmootherConfig(enabled=True, degree=3, window=0), [False], FPS)(z)[0]
+    # the bottom of the descent (where the gripper closes) is kept within a few millimetres
+    assert abs(local[10:18].min() - 0.018) < 0.004
+    assert np.max(np.abs(local - z)) < 0.006
+    assert np.max(np.abs(whole - z)) > 2 * np.max(np.abs(local - z))
+
+
+def test_operators_are_one_linear_map():
+    """Smoothing is a fixed linear operator: smoothing a sum is the sum of the smoothings."""
+    rng = np.random.default_rng(1)
+    sm = Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False] * 4, FPS)
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    for got, x, y in zip(sm(a + b), sm(a), sm(b), strict=True):
+        np.testing.assert_allclose(got, x + y, atol=1e-9)
+    op_p, op_v, op_a = sm.operators(50)
+    np.testing.assert_allclose(sm(a)[0], op_p @ a)
+    np.testing.assert_allclose(sm(a)[1], op_v @ a)
+    np.testing.assert_allclose(sm(a)[2], op_a @ a)
+
+
+def test_stepwise_dims_averaged_snapped_and_held():
+    n = 30
+    grip = np.where(np.arange(n) < 12, 0.9, 0.05)
+    grip[5] = 0.6  # a noisy sample inside the open phase
+    cfg = SmootherConfig(enabled=True, window=9, stepwise_window=3, stepwise_snap="limits")
+    raw = np.column_stack([np.linspace(0, 1, n), grip])
+    p, v, a = Smoother(cfg, [False, True], FPS, position_limits=[(-3, 3), (0.0, 1.0)])(raw)
+    np.testing.assert_array_equal(p[:12, 1], 1.0)  # snapped to open, the noisy sample is gone
+    np.testing.assert_array_equal(p[12:, 1], 0.0)  # one step to closed, then held
+    assert np.all(v[:, 1] == 0) and np.all(a[:, 1] == 0)
+    # without snapping, a moving average only: the noisy sample is reduced, not removed
+    p2 = Smoother(cfg.model_copy(update={"stepwise_snap": "none"}), [False, True], FPS, [(-3, 3), (0, 1)])(raw)[0]
+    assert abs(p2[5, 1] - 0.9) < abs(0.6 - 0.9)
+    np.testing.assert_allclose(p2[1:-1, 1], (grip[:-2] + grip[1:-1] + grip[2:]) / 3)
+    assert np.isclose(p2[0, 1], (grip[0] + grip[1]) / 2)  # truncated at the ends
+
+
+def test_finite_derivatives_match_numpy_gradient():
+    rng = np.random.default_rng(2)
+    for n in (2, 3, 17):
+        x = rng.normal(size=(n, 3))
+        v, a = finite_derivatives(x, FPS)
+        np.testing.assert_allclose(v, np.gradient(x, 1 / FPS, axis=0))
+        np.testing.assert_allclose(a, np.gradient(np.gradient(x, 1 / FPS, axis=0), 1 / FPS, axis=0))

@@ -96,6 +96,10 @@ class SmootherConfig(StrictModel):
     enabled: bool = False
     degree: int = Field(3, ge=0, le=9)
     window: int = Field(0, ge=0, le=10_000, description="0: fit the whole chunk; else sliding window length")
+    stepwise_window: int = Field(1, ge=1, le=1000, description="stepwise (gripper) dims: moving-average length")
+    stepwise_snap: Literal["none", "limits"] = Field(
+        "none", description="stepwise dims: snap to the nearer position limit (closed/open), held between changes"
+    )
 
 
 class FuserConfig(StrictModel):
