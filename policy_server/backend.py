@@ -22,7 +22,10 @@ class PolicyInput:
     """One robot's request as the model sees it.
 
     `state` is already the conditioning state: the rollforward state when the client sent one
-    (VLASH), the measured state otherwise.
+    (VLASH), the measured state otherwise. `exec_offset_s` is the time from the observation's
+    capture to the chunk's first action, `(exec_tick - tick) / fps`, known from the observation
+    alone (no clock sync): a VLASH-fine-tuned policy acts for that time, not for the capture time.
+    It is 0 for clients without rollforward (they plan for the capture time).
     """
 
     state: np.ndarray
@@ -30,6 +33,7 @@ class PolicyInput:
     task: str = ""
     environment_state: np.ndarray | None = None
     session_id: str = ""
+    exec_offset_s: float = 0.0
 
 
 class PolicyBackend(abc.ABC):

@@ -310,7 +310,8 @@ class PolicyServer:
             obs = req.obs
             state = obs.rollforward_state if obs.rollforward_state is not None else obs.state
             inputs.append(PolicyInput(state=np.asarray(state, dtype=np.float32), images=obs.images, task=obs.task,
-                                      environment_state=obs.environment_state, session_id=session.session_id))
+                                      environment_state=obs.environment_state, session_id=session.session_id,
+                                      exec_offset_s=(obs.exec_tick - obs.tick) / float(session.robot_spec.fps)))
         t_pre = time.monotonic()
         try:
             outputs = self.backend.infer(inputs)
