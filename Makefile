@@ -14,11 +14,11 @@ demo: setup
 	$(VENV)/bin/vla-async demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/lerobot  # that lane runs in its own venv, next line
 	bash scripts/lerobot_lane.sh
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not integration and not slow"
+	$(PY) -m pytest -q -m "not integration and not slow" --ignore=tests/lerobot
 
 lint: setup
 	$(VENV)/bin/ruff check vla_async policy_server robot_client sim tests
