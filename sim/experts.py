@@ -17,13 +17,16 @@ import numpy as np
 
 from sim import so101
 from sim.kinematics import PITCH_DOWN, roll_for_yaw, solve_ik, solve_reach, tool_position
-from sim.tasks.layout import CUBE, TARGET_POS, TARGET_VEL, TASK_ONE_HOT, TASKS, ZONE
+from sim.tasks.layout import CUBE, TARGET_ACC, TARGET_POS, TARGET_VEL, TASK_ONE_HOT, TASKS, ZONE
 from vla_async.specs import ActionKind, PolicySpec, RobotSpec
 
 MAX_JOINT_SPEED = 2.5  # rad/s, every arm joint
 APPROACH_TAU_S = 0.08  # exponential approach time constant near a goal
 GRIPPER_SPEED = 3.0  # normalised opening per second
-TRACK_LEAD_S = 0.11  # aim ahead of a moving target by about the servo lag + approach lag
+# The arm's own lag, a fixed property of the sim arm (not of latency): the servo follows the command
+# ~2.5 ticks late and the exponential approach adds ~APPROACH_TAU_S, so the expert aims this far ahead
+# of where a moving target will be when each action executes.
+TRACK_LEAD_S = 0.11
 
 GRASP_Z, PRE_Z, CARRY_Z, PLACE_Z, RETREAT_Z = 0.018, 0.08, 0.09, 0.022, 0.12
 XY_TOL, Z_TOL, ALIGN_TOL = 0.008, 0.008, 0.015
@@ -46,6 +49,13 @@ def flow(q: np.ndarray, goal: np.ndarray, dt: float, speed: float = MAX_JOINT_SP
     else:
         u_next = u * math.exp(-dt / tau)
     return goal - e * (u_next / u)
+
+
+def extrapolate(position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray, dt: float) -> np.ndarray:
+    """Where a moving point will be after `dt` at constant acceleration (what a policy can infer from
+    a few frames). Beyond ~0.4 s the target's changing acceleration dominates the error (see
+    docs/metrics.md, "track"), which is why tracking degrades with latency for every strategy."""
+    return position + velocity * dt + 0.5 * acceleration * dt * dt
 
 
 def _toward(value: float, target: float, step: float) -> float:
@@ -90,8 +100,17 @@ class ExpertPolicy:
     def spec(self, robot_spec: RobotSpec | None = None) -> PolicySpec:
         return policy_spec(self.chunk_length, self.fps, robot_spec)
 
-    def plan(self, state: np.ndarray, environment_state: np.ndarray, instruction: str) -> np.ndarray:
-        """H absolute joint targets [H, 6] float32, action i for the tick after the given state's + i."""
+    def plan(self, state: np.ndarray, environment_state: np.ndarray, instruction: str,
+             exec_offset_s: float = 0.0) -> np.ndarray:
+        """H absolute joint targets [H, 6] float32, action i for the tick after the given state's + i.
+
+        `exec_offset_s` = time from the capture of `environment_state` to the chunk's first action
+        (the VLASH rollforward delay). Moving elements are extrapolated to the time each action
+        executes, like a policy fine-tuned on (o_t, s_{t+δ}) -> a_{t+δ:} learns to do; 0 plans for
+        the capture time (what a policy without rollforward does).
+        """
+        if not math.isfinite(exec_offset_s) or exec_offset_s < 0:
+            raise ValueError(f"exec_offset_s must be finite and >= 0, got {exec_offset_s!r}")
         q = np.asarray(state, dtype=np.float64).reshape(-1)
         env = np.asarray(environment_state, dtype=np.float64).reshape(-1)
         if q.shape != (6,) or not np.all(np.isfinite(q)):
@@ -100,16 +119,16 @@ class ExpertPolicy:
         if task == "pick_place":
             out = self._pick_place(q.copy(), env, instruction)
         else:
-            out = self._reach(q.copy(), env, moving=task == "track")
+            out = self._reach(q.copy(), env, moving=task == "track", offset_s=float(exec_offset_s))
         return out.astype(np.float32)
 
     # ---------------------------------------------------------------- reach_jump / track
-    def _reach(self, q: np.ndarray, env: np.ndarray, moving: bool) -> np.ndarray:
+    def _reach(self, q: np.ndarray, env: np.ndarray, moving: bool, offset_s: float = 0.0) -> np.ndarray:
         out = np.empty((self.chunk_length, 6))
-        target, velocity = env[TARGET_POS], env[TARGET_VEL]
+        target, velocity, acceleration = env[TARGET_POS], env[TARGET_VEL], env[TARGET_ACC]
         goal = q[:5].copy()
         for i in range(self.chunk_length):
-            aim = target + velocity * ((i + 1) * self.dt + TRACK_LEAD_S) if moving else target
+            aim = extrapolate(target, velocity, acceleration, offset_s + (i + 1) * self.dt + TRACK_LEAD_S) if moving else target
             sol = solve_reach(*aim)
             if sol is not None:
                 goal[:4] = sol

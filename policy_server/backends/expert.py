@@ -62,7 +62,7 @@ class ExpertBackend(PolicyBackend):
                     f"expert: environment_state must have {self._spec.environment_state_dim} values, got {env.shape}"
                 )
             try:
-                chunk = self._expert.plan(np.asarray(item.state, np.float32), env, item.task)
+                chunk = self._expert.plan(np.asarray(item.state, np.float32), env, item.task, item.exec_offset_s)
             except ValueError as exc:
                 raise BackendError(f"expert: {exc}") from exc
             out.append(chunk)

@@ -4,6 +4,9 @@ Definitions (also in docs/metrics.md):
 - junction: a tick whose command comes from a different chunk than the previous tick's (both
   real chunks, not a hold). |Δp|, |Δv|, |Δa| are the first, second and third backward differences
   of the command at that tick (scaled to units, units/s, units/s²), max over gradual joints.
+  |Δp| p95 is compared with the reference's p95 per-tick step while moving (same quantile), and the
+  discontinuity |Δ³p| (deviation from constant-acceleration extrapolation) with the reference's
+  p95 |Δ³p| while moving: the switch itself, not the speed of the motion.
 - stall: a tick with no fresh planned action (last command held), after the first chunk arrived;
   the wait for the very first chunk is start-up, reported separately.
 - reaction latency: event time → first tick whose *commanded* tool position has closed at least
@@ -20,6 +23,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sim.eval.episode_log import EpisodeLog, EventRecord, RequestRecord
+
+MOVING_STEP = 1e-6  # |Δp| per tick above which the command counts as moving (typical-step statistics)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -55,6 +60,18 @@ def command_steps(command: np.ndarray, mask: np.ndarray | None = None) -> np.nda
     return np.abs(np.diff(p, axis=0)).max(axis=1)
 
 
+def third_differences(command: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """|Δ³p| per tick (max over gradual joints), length T: row i = |p[i] − (3p[i−1] − 3p[i−2] + p[i−3])|,
+    the command's deviation from constant-acceleration extrapolation of the three ticks before it.
+    The first three rows (no history) are NaN. A smooth move, however fast, has a small Δ³p; a plan
+    switch that jumps, kinks or bends shows up in it."""
+    p = _gradual(command, mask)
+    out = np.full(p.shape[0], np.nan)
+    if p.shape[0] >= 4:
+        out[3:] = np.abs(np.diff(p, n=3, axis=0)).max(axis=1)
+    return out
+
+
 def junction_ticks(source_request_id: np.ndarray) -> np.ndarray:
     """Indices i where a chunk takes over from a different earlier chunk (holds in between allowed).
 
@@ -74,18 +91,22 @@ def junction_ticks(source_request_id: np.ndarray) -> np.ndarray:
 def junction_jumps(
     command: np.ndarray, source_request_id: np.ndarray, fps: float, mask: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """|Δp| (units), |Δv| (units/s), |Δa| (units/s²) at every junction, max over gradual joints.
+    """|Δp| (units), |Δv| (units/s), |Δa| (units/s²) at every junction, max over gradual joints, and
+    `disc` (units): |Δ³p|, the deviation of the junction's command from constant-acceleration
+    extrapolation of the three commands before it (see `third_differences`).
 
     Δv and Δa need 2 and 3 earlier rows; junctions too early for them are skipped for that term.
     """
     p = _gradual(command, mask)
-    out: dict[str, list[float]] = {"dp": [], "dv": [], "da": []}
+    out: dict[str, list[float]] = {"dp": [], "dv": [], "da": [], "disc": []}
     for i in junction_ticks(source_request_id):
         out["dp"].append(float(np.abs(p[i] - p[i - 1]).max()))
         if i >= 2:
             out["dv"].append(float(np.abs(p[i] - 2 * p[i - 1] + p[i - 2]).max() * fps))
         if i >= 3:
-            out["da"].append(float(np.abs(p[i] - 3 * p[i - 1] + 3 * p[i - 2] - p[i - 3]).max() * fps**2))
+            third = float(np.abs(p[i] - 3 * p[i - 1] + 3 * p[i - 2] - p[i - 3]).max())
+            out["disc"].append(third)
+            out["da"].append(third * fps**2)
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 
 
@@ -215,6 +236,8 @@ def episode_metrics(
     fps = log.fps
     mask = log.gradual_mask
     jumps = junction_jumps(log.command, log.source_request_id, fps, mask)
+    steps = command_steps(log.command, mask)
+    third = third_differences(log.command, mask)
     stalls = stall_stats(log.stalled, log.source_request_id)
     capture = log.capture_ticks()
     ttfa = ttfa_ticks(log.tick, log.source_request_id, log.requests)
@@ -243,7 +266,9 @@ def episode_metrics(
         "duration_s": log.duration_s,
         "rms_jerk": rms_jerk(log.command, fps, mask),
         "junction_dp": jumps["dp"].tolist(), "junction_dv": jumps["dv"].tolist(), "junction_da": jumps["da"].tolist(),
-        "steps": command_steps(log.command, mask).tolist(),
+        "junction_disc": jumps["disc"].tolist(),
+        "steps": steps.tolist(),
+        "moving_third_diffs": _finite(third[1:][steps > MOVING_STEP]).tolist(),
         **stalls,
         "stall_time_s": stalls["stall_ticks"] / fps,
         "reaction_s": [r for r in reactions if r is not None],
@@ -290,7 +315,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
     completion = [ep["completion_time_s"] for ep in episodes if ep["success"] and ep["completion_time_s"] is not None]
     total_time = sum(float(ep["duration_s"]) for ep in episodes)  # type: ignore[arg-type]
     steps = pool("steps")
-    moving = [s for s in steps if s > 1e-6]
+    moving = [s for s in steps if s > MOVING_STEP]
     row: dict[str, object] = {
         "episodes": n, "successes": wins, "success_rate": wins / n if n else 0.0, "success_ci95": [lo, hi],
         "completion_time_s": float(np.mean(completion)) if completion else None,
@@ -298,7 +323,9 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
         "rms_jerk": mean_of("rms_jerk"),
         "stall_ticks": mean_of("stall_ticks"), "stall_runs": mean_of("stall_runs"),
         "stall_time_s": mean_of("stall_time_s"), "startup_ticks": mean_of("startup_ticks"),
-        "typical_step": _stat(moving, "p50"),
+        # p95, the same quantile as the junction statistics it is compared with (quality.py)
+        "typical_step": _stat(moving, "p95"), "typical_step_p50": _stat(moving, "p50"),
+        "typical_third_diff": _stat(pool("moving_third_diffs"), "p95"),
         "events": sum(int(ep["events"]) for ep in episodes),  # type: ignore[call-overload]
         "reaction_missed": sum(int(ep["reaction_missed"]) for ep in episodes),  # type: ignore[call-overload]
         "hit_missed": sum(int(ep["hit_missed"]) for ep in episodes),  # type: ignore[call-overload]
@@ -306,6 +333,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
     }
     for key, stats in {
         "junction_dp": ("p95", "max"), "junction_dv": ("p95", "max"), "junction_da": ("p95", "max"),
+        "junction_disc": ("p95", "max"),
         "reaction_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"), "reversal_lag_s": ("mean", "max"),
         "ttfa_s": ("mean", "p95"), "event_ttfa_s": ("mean", "max"), "staleness_s": ("mean", "p95", "max"),
         "rollforward_error": ("mean", "p95"), "client_cost_s": ("mean", "p95"),

@@ -62,8 +62,11 @@ def quality_checks(rows: Sequence[Mapping[str, Any]], fps: float = 30.0, default
                                _ms(row.get("time_to_hit_s_mean")),
                                1000 * ref["time_to_hit_s_mean"] + 1.5 * lat + 2 * tick_ms))
             if ref.get("typical_step"):
-                out.append(_le(task, lat, "junction |Δp| p95 ≤ 1.5 × ref typical step", row["junction_dp_p95"],
+                out.append(_le(task, lat, "junction |Δp| p95 ≤ 1.5 × ref p95 moving step", row["junction_dp_p95"],
                                1.5 * ref["typical_step"]))
+            if ref.get("typical_third_diff"):
+                out.append(_le(task, lat, "junction |Δ³p| p95 ≤ 1.5 × ref p95 moving |Δ³p|",
+                               row.get("junction_disc_p95"), 1.5 * ref["typical_third_diff"]))
         out.append(_le(task, lat, "reaction mean ms ≤ 1.5·lat + 1 tick", _ms(row.get("reaction_s_mean")),
                        1.5 * lat + tick_ms))
         out.append(_le(task, lat, "reaction max ms ≤ 2·lat + 2 ticks", _ms(row.get("reaction_s_max")),

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.physics import CUBES, PARKED_TARGET, ZONES, SimPhysics
-from sim.tasks.layout import CUBE, ENV_STATE_DIM, TARGET_POS, TARGET_VEL, TASK_ONE_HOT, ZONE, task_index
+from sim.tasks.layout import (
+    CUBE,
+    ENV_STATE_DIM,
+    TARGET_ACC,
+    TARGET_POS,
+    TARGET_VEL,
+    TASK_ONE_HOT,
+    ZONE,
+    task_index,
+)
 
 # Where unused objects wait, out of reach behind the robot.
 PARKED_CUBES = {"cube_red": (-0.25, 0.2), "cube_blue": (-0.25, -0.2)}
@@ -72,6 +81,9 @@ class Task(abc.ABC):
     def target_velocity(self, t: float) -> np.ndarray:
         return np.zeros(3)
 
+    def target_acceleration(self, t: float) -> np.ndarray:
+        return np.zeros(3)
+
     def environment_state(self, physics: SimPhysics, t: float) -> np.ndarray:
         env = np.zeros(ENV_STATE_DIM)
         env[TASK_ONE_HOT][task_index(self.name)] = 1.0
@@ -79,6 +91,7 @@ class Task(abc.ABC):
         if target is not None:
             env[TARGET_POS] = target
             env[TARGET_VEL] = self.target_velocity(t)
+            env[TARGET_ACC] = self.target_acceleration(t)
         for cube in CUBES:
             pos, yaw = physics.cube_pose(cube)
             env[CUBE[cube]] = (*pos, yaw, float(physics.grasped(cube)))

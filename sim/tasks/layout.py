@@ -13,7 +13,8 @@ TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz
 TARGET_VEL = slice(6, 9)  # track: target velocity (m/s)
 CUBE = {"cube_red": slice(9, 14), "cube_blue": slice(14, 19)}  # x, y, z, yaw, grasped (0/1)
 ZONE = {"zone_green": slice(19, 21), "zone_yellow": slice(21, 23)}  # x, y
-ENV_STATE_DIM = 23
+TARGET_ACC = slice(23, 26)  # track: target acceleration (m/s²), what a policy sees from a few frames
+ENV_STATE_DIM = 26
 
 
 def task_index(name: str) -> int:

@@ -3,6 +3,8 @@ import pytest
 
 import sim
 from policy_server.backend import BackendError, PolicyInput, create_backend
+from sim.experts import ExpertPolicy
+from sim.tasks.layout import ENV_STATE_DIM
 from vla_async.config import BackendConfig
 from vla_async.specs import check_compatible
 
@@ -37,7 +39,21 @@ def test_errors_are_backend_errors():
     backend = create_backend(BackendConfig(name="expert"))
     with pytest.raises(BackendError, match="environment_state"):
         backend.infer([PolicyInput(state=np.zeros(6, np.float32))])
-    env = np.zeros(23, np.float32)
+    env = np.zeros(ENV_STATE_DIM, np.float32)
     env[2] = 1.0  # pick_place
     with pytest.raises(BackendError, match="name a cube"):
         backend.infer([PolicyInput(state=np.zeros(6, np.float32), environment_state=env, task="dance")])
+
+
+def test_exec_offset_reaches_the_expert():
+    robot = sim.make_robot("track", seed=3, cameras=(), render=False)
+    obs = robot.get_observation(with_images=False)
+    backend = create_backend(BackendConfig(name="expert", chunk_length=20))
+    item = PolicyInput(state=obs.state, task=robot.instruction, environment_state=obs.environment_state)
+    later = PolicyInput(**{**item.__dict__, "exec_offset_s": 0.3})
+    (now_chunk, later_chunk) = backend.infer([item, later])
+    expert = ExpertPolicy(chunk_length=20)
+    np.testing.assert_array_equal(later_chunk, expert.plan(obs.state, obs.environment_state, robot.instruction, 0.3))
+    assert not np.allclose(now_chunk, later_chunk)
+    with pytest.raises(BackendError, match="exec_offset_s"):
+        backend.infer([PolicyInput(**{**item.__dict__, "exec_offset_s": -1.0})])

@@ -68,3 +68,36 @@ def test_plan_rejects_bad_state():
     env = robot.get_observation(with_images=False).environment_state
     with pytest.raises(ValueError, match="6 finite"):
         ExpertPolicy().plan(np.array([0.0, np.nan, 0, 0, 0, 0]), env, robot.instruction)
+
+
+def test_exec_offset_plans_for_the_execution_time():
+    """Planned with offset δ from an observation captured at t, a track chunk is (nearly) the chunk
+    planned from an observation captured at t + δ: the expert acts for when its chunk executes.
+    Without the offset it plans for the capture time, and the gap is the target's motion over δ."""
+    fps, ticks = 30.0, 6  # δ = 0.2 s
+    with_offset, without = [], []
+    for seed in range(4):
+        robot = sim.make_robot("track", seed=seed, cameras=(), render=False)
+        for _ in range(45):
+            robot.step_tick()
+        obs = robot.get_observation(with_images=False)
+        for _ in range(ticks):
+            robot.step_tick()
+        env_later = robot.get_observation(with_images=False).environment_state
+        expert = ExpertPolicy(chunk_length=12, fps=fps)
+        # the first δ of actions: what runs before the next chunk takes over (later ones extrapolate further)
+        truth = expert.plan(obs.state, env_later, robot.instruction)[:ticks]
+        shifted = expert.plan(obs.state, obs.environment_state, robot.instruction, ticks / fps)[:ticks]
+        with_offset.append(np.abs(shifted - truth).mean())
+        without.append(np.abs(expert.plan(obs.state, obs.environment_state, robot.instruction)[:ticks] - truth).mean())
+    assert np.mean(with_offset) < 0.5 * np.mean(without), (with_offset, without)
+
+
+def test_exec_offset_changes_nothing_for_static_goals_and_is_checked():
+    robot = sim.make_robot("pick_place", seed=0, cameras=(), render=False)
+    obs = robot.get_observation(with_images=False)
+    expert = ExpertPolicy(chunk_length=20)
+    base = expert.plan(obs.state, obs.environment_state, robot.instruction)
+    np.testing.assert_array_equal(base, expert.plan(obs.state, obs.environment_state, robot.instruction, 0.4))
+    with pytest.raises(ValueError, match="exec_offset_s"):
+        expert.plan(obs.state, obs.environment_state, robot.instruction, float("nan"))

@@ -18,6 +18,7 @@ from sim.eval.metrics import (
     rms_jerk,
     staleness_ticks,
     stall_stats,
+    third_differences,
     time_to_hit_s,
     ttfa_ticks,
     wilson_interval,
@@ -60,6 +61,23 @@ def test_junction_jumps_hand_computed():
     assert j["dv"].tolist() == [pytest.approx(1.0 * fps)]  # p3 - 2p2 + p1 = 1
     assert j["da"].tolist() == [pytest.approx(1.0 * fps**2)]  # p3 - 3p2 + 3p1 - p0 = 1
     assert command_steps(cmd, np.array([True, False])).tolist() == [0.0, 0.0, 1.0, 0.5, 0.5]
+    assert j["disc"].tolist() == [pytest.approx(1.0)]  # |p3 - (3p2 - 3p1 + p0)| = 1 (units)
+
+
+def test_third_difference_ignores_smooth_speed_but_sees_a_switch():
+    fast = np.outer(0.01 * np.arange(8) ** 2, [1.0])  # constant acceleration: Δ³p = 0, however fast
+    assert np.isnan(third_differences(fast)[:3]).all()
+    np.testing.assert_allclose(third_differences(fast)[3:], 0.0, atol=1e-12)
+    kinked = np.array([[0.0], [0.0], [0.0], [0.0], [0.1], [0.2]])  # starts moving at tick 4
+    # tick 4: 0.1 - (0 - 0 + 0) = 0.1; tick 5: 0.2 - 3*0.1 + 0 - 0 = -0.1 -> 0.1
+    np.testing.assert_allclose(third_differences(kinked)[3:], [0.0, 0.1, 0.1])
+    src = np.array([0, 0, 0, 0, 1, 1])
+    jumps = junction_jumps(kinked, src, 10.0)
+    assert jumps["disc"].tolist() == [pytest.approx(0.1)] and jumps["dp"].tolist() == [pytest.approx(0.1)]
+    # the same kink on a fast smooth ramp: |Δp| grows with speed, the discontinuity does not
+    ramp = np.outer(np.arange(6) * 0.5, [1.0]) + kinked
+    fast_jumps = junction_jumps(ramp, src, 10.0)
+    assert fast_jumps["dp"].tolist() == [pytest.approx(0.6)] and fast_jumps["disc"].tolist() == [pytest.approx(0.1)]
 
 
 def test_stalls_exclude_startup_and_count_runs():
@@ -132,6 +150,19 @@ def test_episode_metrics_and_aggregate(tmp_path):
     assert row["success_rate"] == 0.5 and row["completion_time_s"] == pytest.approx(0.6)
     assert row["throughput_per_min"] == pytest.approx(60 * 1 / 1.2)
     assert row["success_ci95"] == list(wilson_interval(1, 2))
+
+
+def test_typical_step_is_the_p95_of_moving_steps():
+    rec = EpisodeRecorder({}, 10.0, np.array([True]))
+    pos = np.cumsum([0.0, 0, 0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05, 0.05, 0.05])  # 9 moving steps
+    for k, p in enumerate(pos):
+        rec.tick(tick=k, command=[p], state=[p], source_request_id=0)
+    row = aggregate([episode_metrics(rec.finish(True, 1.0))])
+    moving = [0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05, 0.05, 0.05]  # the stopped ticks are left out
+    assert row["typical_step"] == pytest.approx(np.percentile(moving, 95))
+    assert row["typical_step_p50"] == pytest.approx(0.05)
+    # Δ³p while moving (ticks 3..11): 0.01, 0, -0.01(->0.01), 0, 0, -0.01(->0.01), 0, 0, 0
+    assert row["typical_third_diff"] == pytest.approx(np.percentile([0.01, 0, 0.01, 0, 0, 0.01, 0, 0, 0], 95))
 
 
 def test_reversal_lag_uses_pan_direction_of_target():

@@ -29,3 +29,25 @@ def test_spare_workers_run_in_parallel():
     server.submit(0.1, 2, None)
     arrivals = [s.arrival_s for s in server.advance(0.1)]
     assert arrivals == pytest.approx([0.3, 0.4])
+
+
+def test_staggered_requests_on_free_workers_are_never_superseded():
+    """Pipelining: requests d/N apart on N workers each start at once and arrive d/N apart."""
+    server = ServerModel(2, lambda: 0.3)
+    superseded, started = [], []
+    for n in range(6):  # one request every 0.15 s = d̂ / max_in_flight
+        superseded += server.submit(0.15 * n, n, None)
+        started += server.advance(0.15 * n)
+    assert superseded == []
+    assert [s.request_id for s in started] == list(range(6))
+    assert [s.start_s for s in started] == pytest.approx([0.15 * n for n in range(6)])  # no queueing
+    assert [s.arrival_s for s in started] == pytest.approx([0.3 + 0.15 * n for n in range(6)])
+
+
+def test_busy_workers_queue_one_request_and_supersede_older_waiting_ones():
+    server = ServerModel(2, lambda: 0.3)
+    assert server.submit(0.0, 1, None) == [] and server.submit(0.0, 2, None) == []
+    assert server.submit(0.1, 3, None) == []  # both busy: waits
+    assert server.submit(0.2, 4, None) == [3]  # latest wins among waiting requests only
+    started = server.advance(0.3)
+    assert [s.request_id for s in started] == [1, 2, 4] and started[-1].start_s == pytest.approx(0.3)
