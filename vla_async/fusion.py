@@ -148,6 +148,31 @@ def quintic_blend(
     return out[:n_ticks], out[n_ticks : 2 * n_ticks], out[2 * n_ticks :]
 
 
+_PEAK_TAU = np.linspace(0.0, 1.0, 17)  # where a blend's velocity/acceleration/jerk peaks are looked for
+_TAU_POW = np.vander(_PEAK_TAU, 5, increasing=True)  # [S, 5]: 1, τ, τ², τ³, τ⁴
+
+
+def blend_peaks(
+    p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, pf: np.ndarray, vf: np.ndarray, af: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peak |velocity|, |acceleration|, |jerk| [n, D] of the quintics from (p0, v0, a0) to (pf[n], vf[n], af[n])
+    over durations T[n] seconds (one candidate blend per row), sampled at 17 points of τ (jerk exactly:
+    it is a parabola in τ, so its extremes are the ends or the vertex, both sampled closely enough)."""
+    T = np.asarray(T, dtype=float)[:, None]
+    P = pf - p0 - v0 * T - 0.5 * a0 * T * T  # normalised coefficients of p(τ) = Σ c_i τ^i
+    V = (vf - v0 - a0 * T) * T
+    A = (af - a0) * T * T
+    c3, c4, c5 = 10 * P - 4 * V + 0.5 * A, -15 * P + 7 * V - A, 6 * P - 3 * V + 0.5 * A
+    c1, c2 = v0 * T, 0.5 * a0 * T * T
+    w = _TAU_POW  # [S, 5]
+    vel = (c1[:, None] + w[None, :, 1:2] * 2 * c2[:, None] + w[None, :, 2:3] * 3 * c3[:, None]
+           + w[None, :, 3:4] * 4 * c4[:, None] + w[None, :, 4:5] * 5 * c5[:, None]) / T[:, None]
+    acc = (2 * c2[:, None] + w[None, :, 1:2] * 6 * c3[:, None] + w[None, :, 2:3] * 12 * c4[:, None]
+           + w[None, :, 3:4] * 20 * c5[:, None]) / (T * T)[:, None]
+    jerk = (6 * c3[:, None] + w[None, :, 1:2] * 24 * c4[:, None] + w[None, :, 2:3] * 60 * c5[:, None]) / (T**3)[:, None]
+    return np.abs(vel).max(axis=1), np.abs(acc).max(axis=1), np.abs(jerk).max(axis=1)
+
+
 class RailFuser(Fuser):
     """VLA-RAIL chunk fuser: C2 quintic blend from the plan's (p0, v0, a0) at `j` to the new chunk at `j+L`.
 
@@ -164,6 +189,24 @@ class RailFuser(Fuser):
             n = min(n, max(cfg.max_blend_ticks, cfg.blend_ticks))
         return max(0, min(n, available - 1))
 
+    def limited_length(
+        self, p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, tail: Trajectory, longest: int
+    ) -> int:
+        """Shortest blend in [min_blend_ticks, longest] whose peak velocity/acceleration stay within the
+        limits and peak jerk within `blend_max_jerk` (gradual joints); `longest` when none does."""
+        cfg, g = self.config, self._gradual_idx
+        first = min(cfg.min_blend_ticks, longest)
+        if longest <= first or len(g) == 0:
+            return longest
+        n = np.arange(first, longest + 1)
+        vel_pk, acc_pk, jerk_pk = blend_peaks(
+            p0[g], v0[g], a0[g], tail.pos[n][:, g], tail.vel[n][:, g], tail.acc[n][:, g], n / self.fps
+        )
+        ok = (vel_pk <= self._max_vel).all(axis=1) & (acc_pk <= self._max_acc).all(axis=1) & (
+            jerk_pk <= cfg.blend_max_jerk).all(axis=1)
+        hit = np.flatnonzero(ok)
+        return int(n[hit[0]]) if len(hit) else longest
+
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
         tail = new.from_tick(j)
         if len(tail) == 0:
@@ -176,6 +219,8 @@ class RailFuser(Fuser):
             g = self._gradual_idx
             mismatch = float(np.abs(p0[g] - pos[0, g]).max()) if len(g) else 0.0
             n_blend = self.blend_length(mismatch, len(tail))
+            if self.config.blend_limits and n_blend > 0:
+                n_blend = self.limited_length(p0, v0, a0, tail, n_blend)
             if n_blend > 0:
                 pos, vel, acc = pos.copy(), vel.copy(), acc.copy()
                 bp, bv, ba = quintic_blend(p0, v0, a0, pos[n_blend], vel[n_blend], acc[n_blend], n_blend, self.fps)
@@ -186,10 +231,15 @@ class RailFuser(Fuser):
         plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), _ones(len(tail)))
         return n_blend
 
-    def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
+    def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float,
+                 limits: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__(config, stepwise_mask, fps)
         self._gradual_idx = np.flatnonzero(~self.stepwise)
         self._stepwise_idx = np.flatnonzero(self.stepwise)
+        d = len(self.stepwise)
+        max_vel, max_acc = limits if limits is not None else (np.full(d, np.inf), np.full(d, np.inf))
+        self._max_vel = np.broadcast_to(np.asarray(max_vel, dtype=float), (d,))[self._gradual_idx]
+        self._max_acc = np.broadcast_to(np.asarray(max_acc, dtype=float), (d,))[self._gradual_idx]
 
 
 FUSERS: dict[str, type[Fuser]] = {
@@ -200,9 +250,15 @@ FUSERS: dict[str, type[Fuser]] = {
 }
 
 
-def create_fuser(config: FuserConfig, stepwise_mask: Sequence[bool], fps: float) -> Fuser:
+def create_fuser(
+    config: FuserConfig, stepwise_mask: Sequence[bool], fps: float,
+    limits: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Fuser:
+    """`limits` = per-joint (max velocity, max acceleration) that a rail blend with `blend_limits` respects."""
     try:
         cls = FUSERS[config.kind]
     except KeyError:
         raise ValueError(f"unknown fuser {config.kind!r}; available: {sorted(FUSERS)}") from None
+    if cls is RailFuser:
+        return RailFuser(config, stepwise_mask, fps, limits)
     return cls(config, stepwise_mask, fps)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from vla_async.config.schema import SafetyConfig, StrategyConfig
-from vla_async.fusion import create_fuser
+from vla_async.fusion import RailFuser, create_fuser
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
 from vla_async.plan import Plan, Trajectory
@@ -70,6 +70,7 @@ class SchedulerStats:
     stall_ticks: int = 0
     chunks: int = 0  # accepted
     chunks_rejected: int = 0
+    chunks_superseded: int = 0  # arrived after a newer request's chunk (pipelining): not fused
     late_actions_dropped: int = 0
     requests: int = 0
     failures: int = 0  # on_request_failed calls
@@ -108,14 +109,19 @@ class ActionScheduler:
         self.watchdog_ticks = max(1, math.ceil(safety_cfg.watchdog_timeout_s * self.fps))
         self.delay = DelayEstimator(strategy.delay, self.fps)
         self.smoother = Smoother(strategy.smoother, robot.stepwise_mask, self.fps, robot.position_limits)
-        self.fuser = create_fuser(strategy.fuser, robot.stepwise_mask, self.fps)
+        self.fuser = create_fuser(
+            strategy.fuser, robot.stepwise_mask, self.fps, (self.safety.max_velocity, self.safety.max_acceleration)
+        )
         self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
         self.trigger = create_trigger(strategy)
         self.plan = Plan(self.action_dim)
+        self._stepwise = np.asarray(robot.stepwise_mask, dtype=bool)
+        self._anchor_before = isinstance(self.fuser, RailFuser)
         self.stats = SchedulerStats()
         self._in_flight: dict[int, InferenceRequest] = {}
         self._predictions: dict[int, tuple[int, np.ndarray]] = {}  # exec_tick -> (request_id, ŝ)
         self._next_request_id = 0
+        self._newest_fused = -1  # request id of the newest chunk fused into the plan
         self._last_request_tick: int | None = None
         self._last_tick: int | None = None
         self._last_command: np.ndarray | None = None
@@ -247,18 +253,38 @@ class ActionScheduler:
             self.stats.chunks_rejected += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
 
+        if chunk.request_id < self._newest_fused:  # pipelining: never overwrite a newer chunk's ticks
+            self.stats.chunks_rejected += 1
+            self.stats.chunks_superseded += 1
+            return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
+        self._newest_fused = chunk.request_id
         pos, vel, acc = self.smoother(actions)
         if self._watchdog:  # resume from where the arm came to rest
             self.plan.clear(k_now)
             self._watchdog = False
         self._waiting_since = None
-        self.plan.drop_before(k_now)
+        self.plan.drop_before(k_now - 1)  # keep the last commanded tick: a rail blend is anchored there
         j = max(k_now, start)
         here = self.safety.position if self.safety.position is not None else pos[0]
         self.plan.hold_until(k_now, j, here)
-        self.fuser.fuse(self.plan, Trajectory(start, pos, vel, acc, chunk.request_id), j)
+        new = Trajectory(start, pos, vel, acc, chunk.request_id)
+        if self._anchor_before and self.plan.index(j - 1) >= 0:
+            # blend from the tick before j, so tick j already moves toward the new chunk (no tick lost)
+            j -= 1
+            if start > j:
+                new = self._prepend_anchor_row(new, j)
+        self.fuser.fuse(self.plan, new, j)
         self.stats.chunks += 1
         return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
+
+    def _prepend_anchor_row(self, new: Trajectory, j: int) -> Trajectory:
+        """`new` with a row for tick j = start - 1 (the blend overwrites it with the plan's own state at j)."""
+        first = self.plan.index(j)
+        row = np.where(self._stepwise, self.plan.pos[first], new.pos[0])[None]
+        return Trajectory(
+            j, np.concatenate([row, new.pos]), np.concatenate([new.vel[:1], new.vel]),
+            np.concatenate([new.acc[:1], new.acc]), new.source,
+        )
 
     def on_request_failed(self, request_id: int) -> None:
         """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""

@@ -58,10 +58,15 @@ class QueueTrigger(Trigger):
 
 
 class EveryTickTrigger(Trigger):
-    """Whenever a slot is free (ACT's temporal ensembling queries every tick)."""
+    """Whenever a slot is free (ACT's temporal ensembling queries every tick). With `max_in_flight = N > 1`
+    the requests are staggered ≈ d̂/N ticks apart (pipelining: a fresh chunk every cycle/N), so the
+    slots do not all fill on one tick and return together."""
 
     def should_request(self, st: TriggerState) -> bool:
-        return True
+        n = self.strategy.max_in_flight
+        if n <= 1 or st.in_flight == 0:
+            return True
+        return self._since_last(st) >= max(1, round(st.delay_ticks / n))
 
 
 class SyncTrigger(Trigger):

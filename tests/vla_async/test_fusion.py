@@ -154,3 +154,55 @@ def test_rail_steps_stepwise_dims_and_blends_gradual_ones():
     np.testing.assert_array_equal(plan.pos[3:, 1], 1.0)  # gripper switches at the junction
     assert plan.pos[3, 0] == 0.0 and np.all(np.diff(plan.pos[3:9, 0]) > 0)  # arm blends from the old plan
     np.testing.assert_allclose(plan.pos[8:, 0], 0.5)
+
+
+def test_blend_peaks_match_a_dense_sampling_of_the_quintic():
+    from vla_async.fusion import blend_peaks, quintic_blend
+
+    rng = np.random.default_rng(3)
+    p0, v0, a0, pf, vf, af = rng.normal(size=(6, 4))
+    T = 0.2
+    n = 4000  # dense: fps chosen so that n ticks last T
+    bp, bv, ba = quintic_blend(p0, v0, a0, pf, vf, af, n, n / T)
+    vel, acc, jerk = blend_peaks(p0, v0, a0, pf[None], vf[None], af[None], np.array([T]))
+    np.testing.assert_allclose(vel[0], np.abs(bv).max(axis=0), rtol=0.02)
+    np.testing.assert_allclose(acc[0], np.abs(ba).max(axis=0), rtol=0.02)
+    dense_jerk = np.abs(np.diff(ba, axis=0)).max(axis=0) * (n / T)
+    np.testing.assert_allclose(jerk[0], dense_jerk, rtol=0.01)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.5, 5.0), st.floats(5.0, 80.0), st.floats(50.0, 5000.0))
+def test_limited_blend_is_the_shortest_within_the_limits(seed, max_vel, max_acc, max_jerk):
+    from vla_async.fusion import blend_peaks
+
+    rng = np.random.default_rng(seed)
+    stepwise = [False, False, True]
+    old = _chunk(rng, 0, 50, 3, source=1, stepwise=stepwise)
+    new = _chunk(rng, 5, 50, 3, source=2, stepwise=stepwise)
+    plan = _plan_from(old)
+    j = 10
+    p0, v0, a0 = (x.copy() for x in plan.state_at(j))
+    cfg = FuserConfig(kind="rail", blend_ticks=12, adaptive_blend=False, blend_limits=True, min_blend_ticks=2,
+                      blend_max_jerk=max_jerk)
+    fuser = create_fuser(cfg, stepwise, FPS, (np.full(3, max_vel), np.full(3, max_acc)))
+    n_blend = fuser.fuse(plan, new, j)
+    assert 2 <= n_blend <= 12
+    g = [0, 1]
+    i0 = j - new.start_tick
+
+    def within(n: int) -> bool:
+        v, a, jk = blend_peaks(p0[g], v0[g], a0[g], new.pos[i0 + n][None, g], new.vel[i0 + n][None, g],
+                               new.acc[i0 + n][None, g], np.array([n / FPS]))
+        return bool((v <= max_vel).all() and (a <= max_acc).all() and (jk <= max_jerk).all())
+
+    if n_blend < 12:  # a feasible length was found: the blend's own samples respect the limits ...
+        assert within(n_blend)
+        seg = slice(plan.index(j), plan.index(j) + n_blend)
+        assert np.all(np.abs(plan.vel[seg][:, g]) <= max_vel + 1e-9)
+        assert np.all(np.abs(plan.acc[seg][:, g]) <= max_acc + 1e-9)
+    # ... and no shorter one would have
+    assert not any(within(n) for n in range(2, n_blend))
+    # C2 at the junction still holds
+    np.testing.assert_allclose(plan.state_at(j)[1][g], v0[g], atol=1e-9)
+    np.testing.assert_allclose(plan.state_at(j)[2][g], a0[g], atol=1e-9)

@@ -189,3 +189,57 @@ def test_default_presets_request_back_to_back_and_never_stall_after_startup(name
     arrival_ticks = {k for k, rep in run.reports if rep.accepted}
     assert arrival_ticks and arrival_ticks <= request_ticks  # back-to-back: a new request on every arrival
     assert all(o.in_flight <= 1 for o in run.outputs)
+
+
+def test_pipelined_requests_are_staggered_and_never_exceed_max_in_flight():
+    fixed = {"mode": "fixed", "fixed_ticks": 6}
+    one = drive(_sched("vlash_rail", delay=fixed), 150, [6])
+    two_sched = _sched("vlash_rail", delay=fixed, max_in_flight=2)
+    two = drive(two_sched, 150, [6])
+    assert all(o.in_flight <= 2 for o in two.outputs) and max(o.in_flight for o in two.outputs) == 2
+    ticks = [o.tick for o in two.outputs if o.request is not None]
+    assert all(b - a >= 3 for a, b in zip(ticks[1:], ticks[2:], strict=False))  # ≈ d̂/N = 3 ticks apart
+    assert len(ticks) > 1.7 * sum(o.request is not None for o in one.outputs)  # a chunk every half cycle
+    assert two_sched.stats.stall_ticks == sum(o.stalled for o in two.outputs[:8])  # no stall after start-up
+
+
+def test_an_older_chunk_never_overwrites_a_newer_chunks_ticks():
+    sched = _sched("vlash_rail", delay={"mode": "fixed", "fixed_ticks": 6}, max_in_flight=2)
+    state = np.zeros(6)
+    reqs = []
+    for k in range(4):
+        out = sched.on_tick(k, state)
+        if out.request is not None:
+            reqs.append(out.request)
+    old, new = reqs[0], reqs[1]
+    assert new.tick - old.tick == 3
+    newer = ActionChunk(new.request_id, new.exec_tick, np.full((H, 6), 0.5, np.float32))
+    assert sched.on_chunk(newer, k_now=4).accepted
+    older = ActionChunk(old.request_id, old.exec_tick, np.full((H, 6), -0.5, np.float32))
+    report = sched.on_chunk(older, k_now=5)
+    assert not report.accepted and sched.stats.chunks_superseded == 1
+    assert old.request_id not in set(sched.plan.source.tolist())
+    for k in range(5, 40):
+        out = sched.on_tick(k, state)
+        assert out.source_request_id in (-1, new.request_id) or out.source_request_id > new.request_id
+
+
+def test_rail_blend_starts_moving_on_the_arrival_tick():
+    """The blend is anchored at the last commanded tick, so the chunk's first usable tick already moves."""
+    sched = _sched("vlash_rail", delay={"mode": "fixed", "fixed_ticks": 4})
+    state = np.zeros(6)
+    first = sched.on_tick(0, state).request
+    for k in range(1, 4):
+        sched.on_tick(k, state)
+    sched.on_chunk(ActionChunk(first.request_id, first.exec_tick, np.zeros((H, 6), np.float32)), k_now=4)
+    second = sched.on_tick(4, state).request
+    for k in range(5, 8):
+        sched.on_tick(k, state)
+    before = sched.plan.state_at(7)
+    ramp = (0.02 * (second.exec_tick + np.arange(H)))[:, None] * np.ones((1, 6))
+    ramp[:, 5] = 0.0
+    assert sched.on_chunk(ActionChunk(second.request_id, second.exec_tick, ramp.astype(np.float32)), k_now=8).accepted
+    for got, want in zip(sched.plan.state_at(7), before, strict=True):  # C2: the anchor row is untouched
+        np.testing.assert_array_equal(got, want)
+    out = sched.on_tick(8, state)
+    assert out.source_request_id == second.request_id and np.all(out.command[:5] > 1e-4)

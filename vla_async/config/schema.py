@@ -111,6 +111,14 @@ class FuserConfig(StrictModel):
     blend_speed: float = Field(
         1.0, gt=0, le=1000, description="rail adaptive: blend lasts at least mismatch / blend_speed seconds"
     )
+    blend_limits: bool = Field(
+        False,
+        description="rail: shortest blend in [min_blend_ticks, maximum] whose peak velocity and acceleration stay "
+        "within the safety limits and peak jerk within blend_max_jerk (maximum: blend_ticks, or max_blend_ticks "
+        "with adaptive_blend)",
+    )
+    min_blend_ticks: int = Field(2, ge=1, le=1000, description="rail with blend_limits: shortest blend")
+    blend_max_jerk: float = Field(1500.0, gt=0, description="rail with blend_limits: peak jerk of a blend, units/s³")
     lerobot_old_weight: float = Field(0.3, ge=0, le=1)
     ensemble_m: float = Field(0.01, ge=0, le=10, description="temporal_ensemble: w_i = exp(-m i)")
 
