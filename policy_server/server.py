@@ -38,8 +38,9 @@ from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
 from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
 
 log = logging.getLogger("policy_server")
+_ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
-             "backend_errors", "sessions_opened", "sessions_expired")
+             "backend_errors", "sessions_opened", "sessions_expired", "batch_fill_waits")
 
 
 def _make_latency_sampler(config: ServerConfig) -> Any:
@@ -149,13 +150,14 @@ class PolicyServer:
 
     def _io_loop(self) -> None:
         next_sweep = time.monotonic() + 1.0
+        fds = [self._router.fd, self._wake_r]
         while self._running:
-            wait_readable([self._router.fd, self._wake_r], 0.2)
-            try:
-                while os.read(self._wake_r, 4096):
+            if self._wake_r in wait_readable(fds, 0.2):
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except OSError:
                     pass
-            except OSError:
-                pass
             for frames in self._router.exchange(None)[1]:
                 self._on_frames(frames)
             now = time.monotonic()
@@ -254,6 +256,10 @@ class PolicyServer:
                        key=lambda s: s.pending.received_at)  # type: ignore[union-attr]
         return [(s, s.take()) for s in ready[:limit]]  # type: ignore[misc]
 
+    def _active_sessions(self, now: float) -> int:
+        """Sessions whose last observation is under _ACTIVE_WINDOW_S old (caller holds the lock)."""
+        return sum(1 for s in self._sessions.values() if now - s.last_observation_at < _ACTIVE_WINDOW_S)
+
     def _work_loop(self) -> None:
         batching = self.config.batching
         max_batch = batching.max_batch if self.backend.supports_batching else 1
@@ -264,12 +270,16 @@ class PolicyServer:
                 if not self._running:
                     return
                 batch = self._take_ready(max_batch)
-                # Only wait to fill a batch when other clients could still contribute.
-                fill_until = time.monotonic() + batching.max_wait_ms / 1000.0
-                while batch and len(batch) < min(max_batch, len(self._sessions)) and self._running:
+                # Only wait to fill a batch when other clients could still contribute: sessions that
+                # sent an observation recently (an idle, connected robot must not cost max_wait_ms).
+                now = time.monotonic()
+                fill_until = now + batching.max_wait_ms / 1000.0
+                fill_to = min(max_batch, self._active_sessions(now)) if batching.max_wait_ms > 0 else 0
+                while batch and len(batch) < fill_to and self._running:
                     remaining = fill_until - time.monotonic()
                     if remaining <= 0:
                         break
+                    self._counts["batch_fill_waits"] += 1
                     self._cond.wait(remaining)
                     batch += self._take_ready(max_batch - len(batch))
             for frames in self._run_batch(batch) if batch else ():

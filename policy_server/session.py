@@ -33,6 +33,7 @@ class Session:
     session_id: str = field(default_factory=lambda: f"s{next(_session_ids)}")
     last_seen: float = field(default_factory=time.monotonic)
     pending: PendingRequest | None = None
+    last_observation_at: float = float("-inf")  # time.monotonic() of the latest offer()
     received: int = 0
     superseded: int = 0
     served: int = 0
@@ -45,6 +46,7 @@ class Session:
         """Make `obs` the pending request; returns the request it superseded, if any."""
         old = self.pending
         self.pending = PendingRequest(obs, now)
+        self.last_observation_at = now
         self.received += 1
         if old is not None:
             self.superseded += 1

@@ -42,6 +42,7 @@ DTYPES: dict[str, np.dtype] = {
     "int32": np.dtype("<i4"),
     "int64": np.dtype("<i8"),
 }
+_WIRE_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # native wire dtypes: no conversion on encode
 JPEG = "jpeg"
 IMAGE_PREFIX = "images/"
 FLOAT_DTYPES = frozenset({"float32", "float64"})
@@ -121,10 +122,12 @@ class ArraySpec:
 
 def _array_entry(name: str, arr: np.ndarray, out: list[list[Any]], frames: list[Any], copy: bool) -> None:
     arr = np.asarray(arr)
-    dtype_name = arr.dtype.name
-    if dtype_name not in DTYPES:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"array {name!r}: dtype {arr.dtype} is not allowed")
-    arr = np.ascontiguousarray(arr, dtype=DTYPES[dtype_name])
+    dtype_name = _WIRE_NAMES.get(arr.dtype)
+    if dtype_name is None or not arr.flags.c_contiguous:  # the fast path above is the usual case
+        dtype_name = arr.dtype.name
+        if dtype_name not in DTYPES:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"array {name!r}: dtype {arr.dtype} is not allowed")
+        arr = np.ascontiguousarray(arr, dtype=DTYPES[dtype_name])
     out.append([name, dtype_name, list(arr.shape)])
     frames.append(arr.tobytes() if copy else memoryview(arr).cast("B"))
 
@@ -252,13 +255,14 @@ def decode(frames: Sequence[Any], *, limits: DecodeLimits, expect: ArraySpec | N
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "empty message", garbage=True)
     if len(frames) > limits.max_frames + 1:
         raise _bad(f"message has {len(frames)} frames, limit {limits.max_frames + 1}")
-    total = sum(_buffer(f).nbytes for f in frames)
+    buffers = [_buffer(f) for f in frames]
+    total = sum(b.nbytes for b in buffers)
     # Checked before the header is parsed, so this error carries no request id: the client sees it
     # as an error without a request (and its request then times out). A frame over MAXMSGSIZE never
     # gets here at all: ZeroMQ drops the connection and the client reconnects.
     if total > limits.max_message_bytes:
         raise _bad(f"message is {total} bytes, limit {limits.max_message_bytes}")
-    header = _unpack_header(frames[0], limits)
+    header = _unpack_header(buffers[0], limits)
     kind = header.get("type")
     meta_raw = header.get("meta", {})
     if not isinstance(meta_raw, dict):
@@ -273,15 +277,24 @@ def decode(frames: Sequence[Any], *, limits: DecodeLimits, expect: ArraySpec | N
     meta = _Meta(meta_raw, str(kind), rid)
     if kind not in _ARRAY_MESSAGES:
         expect = None  # control messages carry no arrays; their builders reject any
-    arrays = _decode_arrays(header.get("arrays", []), frames[1:], limits, expect, rid)
+    arrays = _decode_arrays(header.get("arrays", []), buffers[1:], limits, expect, rid)
     builder = _BUILDERS.get(kind) if isinstance(kind, str) else None
     if builder is None:
         raise _bad(f"unknown message type {_show(kind)}", rid)
     return builder(meta, arrays)
 
 
+def _shape_ok(shape: list[Any], limits: DecodeLimits) -> bool:
+    if len(shape) > limits.max_ndim:
+        return False
+    for n in shape:
+        if type(n) is not int or not 0 <= n <= limits.max_message_bytes:  # bool is not int here
+            return False
+    return True
+
+
 def _decode_arrays(
-    entries: Any, frames: Sequence[Any], limits: DecodeLimits, expect: ArraySpec | None, rid: int | None
+    entries: Any, frames: Sequence[memoryview], limits: DecodeLimits, expect: ArraySpec | None, rid: int | None
 ) -> dict[str, np.ndarray]:
     if not isinstance(entries, list):
         raise _bad("header.arrays must be a list", rid)
@@ -295,9 +308,7 @@ def _decode_arrays(
         name, dtype_name, shape_raw = entry
         if name in out:
             raise _bad(f"array {name!r} appears twice", rid)
-        if len(shape_raw) > limits.max_ndim or any(
-            not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= limits.max_message_bytes for n in shape_raw
-        ):
+        if not _shape_ok(shape_raw, limits):
             raise _bad(f"array {name!r}: bad shape {_show(shape_raw)}", rid)
         shape = tuple(shape_raw)
         if expect is not None:
@@ -308,7 +319,7 @@ def _decode_arrays(
                 raise _bad(f"array {name!r}: dtype {dtype_name!r} not allowed here (allowed: {sorted(want.dtypes)})", rid)
             if shape != want.shape:
                 raise _bad(f"array {name!r}: shape {shape} but the agreed spec says {want.shape}", rid)
-        buf = _buffer(frame)
+        buf = frame
         if dtype_name == JPEG:
             if not name.startswith(IMAGE_PREFIX) or len(shape) != 3:
                 raise _bad(f"array {name!r}: jpeg is only for HxWxC images", rid)

@@ -144,9 +144,10 @@ class SharedSocket:
             self.socket.close(linger=0)
 
 
-def wait_readable(fds: Sequence[int], timeout_s: float) -> None:
-    """Block until one of `fds` is readable or `timeout_s` passes (a closed fd just returns)."""
+def wait_readable(fds: Sequence[int], timeout_s: float) -> list[int]:
+    """Block until one of `fds` is readable or `timeout_s` passes; returns the readable ones
+    (a closed fd just returns, empty)."""
     try:
-        select.select(list(fds), [], [], max(0.0, timeout_s))
+        return select.select(fds, (), (), max(0.0, timeout_s))[0]
     except (OSError, ValueError):  # a socket closed under us by a reconnect: the caller retries
-        pass
+        return []

@@ -119,20 +119,30 @@ class PolicyClient:
             items, self._inbox = self._inbox, []
         return items
 
-    def wait(self, timeout_s: float) -> bool:
-        """Block until `poll` would return something (True) or `timeout_s` passed (False)."""
-        end = time.monotonic() + max(0.0, timeout_s)
+    def wait(self, timeout_s: float, *, spin_s: float = 0.0) -> bool:
+        """Block until `poll` would return something (True) or `timeout_s` passed (False).
+
+        `spin_s` > 0 busy-polls that long before blocking: it saves the wake-up of a sleeping thread
+        (~0.1 ms on a loaded VM) at the price of a busy core; for latency-critical callers only.
+        """
+        now = time.monotonic()
+        end = now + max(0.0, timeout_s)
+        spin_end = now + min(max(0.0, spin_s), max(0.0, timeout_s))
         while True:
             with self._lock:
-                self._drain()
+                if not self._inbox:
+                    self._drain()
                 if self._inbox:
                     return True
                 fds = [self._wake_r] + ([self._sock.fd] if self._sock is not None else [])
-            remaining = end - time.monotonic()
+            now = time.monotonic()
+            if now < spin_end and not self._closed:
+                continue
+            remaining = end - now
             if remaining <= 0 or self._closed:
                 return False
-            wait_readable(fds, min(remaining, 0.05))
-            self._clear_wake()
+            if self._wake_r in wait_readable(fds, min(remaining, 0.05)):
+                self._clear_wake()
 
     @property
     def connected(self) -> bool:

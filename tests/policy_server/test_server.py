@@ -165,6 +165,19 @@ def test_requests_from_several_clients_are_batched(server_for):
     assert srv.stats["sessions"] == 3
 
 
+def test_idle_connected_client_does_not_hold_up_a_batch(server_for):
+    srv = server_for(_linear(), batching={"max_batch": 4, "max_wait_ms": 1000})
+    with _client(srv, name="idle") as idle, _client(srv, name="busy") as busy:
+        idle.connect(5)
+        busy.connect(5)
+        for rid in (1, 2, 3):
+            busy.submit(_obs(rid))
+            (got,) = _collect(busy, 1)
+            assert isinstance(got, ReceivedChunk) and got.chunk.timing.batch_size == 1
+    # only the busy robot was sending: the worker never waited for the idle one to fill a batch
+    assert srv.stats["batch_fill_waits"] == 0 and srv.stats["chunks"] == 3
+
+
 def test_queued_request_past_its_budget_is_dropped(server_for):
     srv = server_for(SlowBackend(0.3))
     with _client(srv) as client:

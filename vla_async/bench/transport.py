@@ -38,8 +38,10 @@ def reference_observation(request_id: int, images: dict[str, np.ndarray], state_
 
 
 def run_round_trips(client: PolicyClient, images: dict[str, np.ndarray], n: int, first_id: int,
-                    period_s: float = 0.0, timeout_s: float = 5.0) -> tuple[list[float], list[ReceivedChunk], int]:
-    """`n` request/reply cycles (one in flight); `period_s` > 0 paces submissions on a fixed grid."""
+                    period_s: float = 0.0, timeout_s: float = 5.0,
+                    spin_s: float = 0.0) -> tuple[list[float], list[ReceivedChunk], int]:
+    """`n` request/reply cycles (one in flight); `period_s` > 0 paces submissions on a fixed grid;
+    `spin_s` is passed to `PolicyClient.wait` (busy-poll before blocking)."""
     rtts: list[float] = []
     replies: list[ReceivedChunk] = []
     failures = 0
@@ -53,7 +55,7 @@ def run_round_trips(client: PolicyClient, images: dict[str, np.ndarray], n: int,
         t0 = time.perf_counter()
         client.submit(reference_observation(rid, images))
         got = None
-        while got is None and client.wait(timeout_s):
+        while got is None and client.wait(timeout_s, spin_s=spin_s):
             for item in client.poll():
                 if getattr(item, "request_id", None) == rid or (
                         isinstance(item, ReceivedChunk) and item.chunk.request_id == rid):
@@ -81,6 +83,8 @@ def main(argv: Sequence[str]) -> int:
     copy = parser.add_mutually_exclusive_group()
     copy.add_argument("--zero-copy", dest="zero_copy", action="store_true", help="send array frames without copying")
     copy.add_argument("--copy", dest="zero_copy", action="store_false", help="copy array frames (default)")
+    parser.add_argument("--spin-us", type=float, default=0.0,
+                        help="client busy-polls this long before blocking for a reply (0 = always block)")
     parser.add_argument("--image-encoding", choices=("raw", "jpeg"), default="raw")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = parser.parse_args(list(argv))
@@ -93,7 +97,8 @@ def main(argv: Sequence[str]) -> int:
     results: dict[str, Any] = {"payload": {"cameras": len(images), "image_shape": [224, 224, 3], "state_dim": 14,
                                            "chunk_shape": [50, 14], "bytes_per_observation": obs_bytes,
                                            "bytes_per_chunk": chunk_bytes},
-                               "zero_copy": args.zero_copy, "image_encoding": args.image_encoding}
+                               "zero_copy": args.zero_copy, "image_encoding": args.image_encoding,
+                               "spin_us": args.spin_us}
     with LocalServer(server_args) as server:
         network = NetworkConfig(port=server.port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
         with PolicyClient(network, "bench", spec) as client:
@@ -102,7 +107,8 @@ def main(argv: Sequence[str]) -> int:
             next_id = 1 + args.warmup
             for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
                 t0 = time.perf_counter()
-                rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period)
+                rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period,
+                                                          spin_s=args.spin_us * 1e-6)
                 wall = time.perf_counter() - t0
                 next_id += n
                 server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
@@ -125,7 +131,8 @@ def _print(results: dict[str, Any]) -> None:
     p = results["payload"]
     print(f"payload: {p['cameras']}x{tuple(p['image_shape'])} uint8 + {p['state_dim']}-D state -> "
           f"{tuple(p['chunk_shape'])} float32 | {p['bytes_per_observation']} B/observation, "
-          f"{p['bytes_per_chunk']} B/chunk | zero_copy={results['zero_copy']} images={results['image_encoding']}")
+          f"{p['bytes_per_chunk']} B/chunk | zero_copy={results['zero_copy']} images={results['image_encoding']} "
+          f"spin_us={results['spin_us']:g}")
     print(f"{'mode':<14}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}"
           f"{'server p50':>12}{'msg/s':>9}{'fail':>6}")
     for mode in ("back_to_back", "paced"):
