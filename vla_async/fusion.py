@@ -148,29 +148,75 @@ def quintic_blend(
     return out[:n_ticks], out[n_ticks : 2 * n_ticks], out[2 * n_ticks :]
 
 
-_PEAK_TAU = np.linspace(0.0, 1.0, 17)  # where a blend's velocity/acceleration/jerk peaks are looked for
-_TAU_POW = np.vander(_PEAK_TAU, 5, increasing=True)  # [S, 5]: 1, τ, τ², τ³, τ⁴
+def _peak_operator(samples: int = 17) -> np.ndarray:
+    """[3S, 6]: maps the coefficients c0..c5 of p(τ) = Σ c_i τ^i to dp/dτ, d²p/dτ², d³p/dτ³ at S points of τ."""
+    tau = np.linspace(0.0, 1.0, samples)[:, None]
+    i = np.arange(6)[None, :].astype(float)
+    ops = []
+    for d in (1, 2, 3):
+        fall = np.prod([np.maximum(i - m, 0) for m in range(d)], axis=0)  # i (i-1) ... (i-d+1)
+        ops.append(np.where(i >= d, fall * tau ** np.maximum(i - d, 0), 0.0))
+    return np.concatenate(ops)
+
+
+_PEAK_OP = _peak_operator()
+_PEAK_S = _PEAK_OP.shape[0] // 3
 
 
 def blend_peaks(
     p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, pf: np.ndarray, vf: np.ndarray, af: np.ndarray, T: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peak |velocity|, |acceleration|, |jerk| [n, D] of the quintics from (p0, v0, a0) to (pf[n], vf[n], af[n])
-    over durations T[n] seconds (one candidate blend per row), sampled at 17 points of τ (jerk exactly:
-    it is a parabola in τ, so its extremes are the ends or the vertex, both sampled closely enough)."""
+    over durations T[n] seconds (one candidate blend per row), sampled at 17 points of τ (the jerk is a
+    parabola in τ whose extremes lie at the ends or the vertex, close to a sample). One small matrix product."""
     T = np.asarray(T, dtype=float)[:, None]
-    P = pf - p0 - v0 * T - 0.5 * a0 * T * T  # normalised coefficients of p(τ) = Σ c_i τ^i
+    T2 = T * T
+    P = pf - p0 - v0 * T - 0.5 * a0 * T2  # p(τ) = Σ c_i τ^i on τ ∈ [0, 1]
     V = (vf - v0 - a0 * T) * T
-    A = (af - a0) * T * T
-    c3, c4, c5 = 10 * P - 4 * V + 0.5 * A, -15 * P + 7 * V - A, 6 * P - 3 * V + 0.5 * A
-    c1, c2 = v0 * T, 0.5 * a0 * T * T
-    w = _TAU_POW  # [S, 5]
-    vel = (c1[:, None] + w[None, :, 1:2] * 2 * c2[:, None] + w[None, :, 2:3] * 3 * c3[:, None]
-           + w[None, :, 3:4] * 4 * c4[:, None] + w[None, :, 4:5] * 5 * c5[:, None]) / T[:, None]
-    acc = (2 * c2[:, None] + w[None, :, 1:2] * 6 * c3[:, None] + w[None, :, 2:3] * 12 * c4[:, None]
-           + w[None, :, 3:4] * 20 * c5[:, None]) / (T * T)[:, None]
-    jerk = (6 * c3[:, None] + w[None, :, 1:2] * 24 * c4[:, None] + w[None, :, 2:3] * 60 * c5[:, None]) / (T**3)[:, None]
-    return np.abs(vel).max(axis=1), np.abs(acc).max(axis=1), np.abs(jerk).max(axis=1)
+    A = (af - a0) * T2
+    n, d = P.shape
+    c = np.empty((6, n, d))
+    c[0] = p0
+    c[1] = v0 * T
+    c[2] = 0.5 * a0 * T2
+    c[3] = 10 * P - 4 * V + 0.5 * A
+    c[4] = -15 * P + 7 * V - A
+    c[5] = 6 * P - 3 * V + 0.5 * A
+    peaks = np.abs(_PEAK_OP @ c.reshape(6, n * d)).reshape(3, _PEAK_S, n, d).max(axis=1)
+    return peaks[0] / T, peaks[1] / T2, peaks[2] / (T2 * T)
+
+
+@functools.lru_cache(maxsize=256)
+def _peak_matrix(n_ticks: int, fps: float) -> np.ndarray:
+    """[3S, 6]: maps (p0, v0, a0, pf, vf, af) of an n-tick blend to its velocity, acceleration and jerk at
+    the 17 sample points (what `blend_peaks` evaluates, as one fixed linear map per blend length)."""
+    T = np.array([n_ticks / fps])
+    cols = []
+    for k in range(6):
+        x = np.zeros((6, 1, 1))
+        x[k] = 1.0
+        p0, v0, a0, pf, vf, af = x
+        P = pf - p0 - v0 * T - 0.5 * a0 * T * T
+        V = (vf - v0 - a0 * T) * T
+        A = (af - a0) * T * T
+        c = np.array([p0, v0 * T, 0.5 * a0 * T * T, 10 * P - 4 * V + 0.5 * A, -15 * P + 7 * V - A,
+                      6 * P - 3 * V + 0.5 * A]).reshape(6)
+        cols.append(_PEAK_OP @ c)
+    scale = np.repeat(T[0] ** -np.arange(1.0, 4.0), _PEAK_S)
+    op = np.stack(cols, axis=1) * scale[:, None]
+    op.setflags(write=False)
+    return op
+
+
+@functools.lru_cache(maxsize=64)
+def _candidate_operators(first: int, last: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked `_peak_matrix` for blend lengths first..last: the start part [n·3S, 3] and the end part [n, 3S, 3]."""
+    ops = np.stack([_peak_matrix(n, fps) for n in range(first, last + 1)])  # [n, 3S, 6]
+    start = np.ascontiguousarray(ops[:, :, :3].reshape(-1, 3))
+    end = np.ascontiguousarray(ops[:, :, 3:])
+    start.setflags(write=False)
+    end.setflags(write=False)
+    return start, end
 
 
 class RailFuser(Fuser):
@@ -198,14 +244,18 @@ class RailFuser(Fuser):
         first = min(cfg.min_blend_ticks, longest)
         if longest <= first or len(g) == 0:
             return longest
-        n = np.arange(first, longest + 1)
-        vel_pk, acc_pk, jerk_pk = blend_peaks(
-            p0[g], v0[g], a0[g], tail.pos[n][:, g], tail.vel[n][:, g], tail.acc[n][:, g], n / self.fps
-        )
-        ok = (vel_pk <= self._max_vel).all(axis=1) & (acc_pk <= self._max_acc).all(axis=1) & (
-            jerk_pk <= cfg.blend_max_jerk).all(axis=1)
-        hit = np.flatnonzero(ok)
-        return int(n[hit[0]]) if len(hit) else longest
+        x0 = np.stack([p0[g], v0[g], a0[g]])  # [3, G]
+        for lo in range(first, longest + 1, 4):  # shortest first, a few lengths per product
+            hi = min(lo + 3, longest)
+            start_op, end_op = _candidate_operators(lo, hi, self.fps)
+            n, sl = hi + 1 - lo, slice(lo, hi + 1)
+            xf = np.stack([tail.pos[sl][:, g], tail.vel[sl][:, g], tail.acc[sl][:, g]], axis=1)  # [n, 3, G]
+            samples = (start_op @ x0).reshape(n, -1, len(g)) + end_op @ xf  # [n, 3S, G]
+            peaks = np.abs(samples).reshape(n, 3, -1, len(g)).max(axis=2)  # [n, 3, G]: velocity, acceleration, jerk
+            hit = np.flatnonzero((peaks <= self._peak_limits).all(axis=(1, 2)))
+            if len(hit):
+                return lo + int(hit[0])
+        return longest
 
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
         tail = new.from_tick(j)
@@ -240,6 +290,7 @@ class RailFuser(Fuser):
         max_vel, max_acc = limits if limits is not None else (np.full(d, np.inf), np.full(d, np.inf))
         self._max_vel = np.broadcast_to(np.asarray(max_vel, dtype=float), (d,))[self._gradual_idx]
         self._max_acc = np.broadcast_to(np.asarray(max_acc, dtype=float), (d,))[self._gradual_idx]
+        self._peak_limits = np.stack([self._max_vel, self._max_acc, np.full(len(self._max_vel), config.blend_max_jerk)])
 
 
 FUSERS: dict[str, type[Fuser]] = {
