@@ -1,6 +1,8 @@
 """`vla-async bench server`: server overhead per chunk and batching throughput, over real sockets.
 
-Each robot is a real PolicyClient (DEALER) on 127.0.0.1 against an in-process PolicyServer.
+Each robot is a real PolicyClient (DEALER) on 127.0.0.1 against an in-process PolicyServer; in the
+throughput runs the robots live in a child process (one thread waiting on all their sockets with
+`wait_any`), so their encode/decode does not share the server's GIL (`--clients-in-process` to compare).
   - overhead: one robot, one request at a time; per chunk the server's time outside the model
     forward and outside queueing (ServerTiming.total − model − queue), p50/p99 in ms;
   - throughput: N robots in closed loop (each sends its next observation when its chunk arrives)
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,36 +121,80 @@ def _next_reply(client, timeout_s: float = 30.0):
     raise TimeoutError("no reply within 30 s")
 
 
-def measure_throughput(backend: PolicyBackend, robots: int, duration_s: float, max_batch: int,
-                       max_wait_ms: float) -> dict[str, object]:
-    """`robots` clients in closed loop for `duration_s`; total chunks/s and per-robot counts."""
-    loads = [RobotLoad.for_policy(backend.spec, seed=i) for i in range(robots)]
-    counts = [0] * robots
+def closed_loop(port: int, loads: Sequence[RobotLoad], duration_s: float) -> dict[str, object]:
+    """`len(loads)` real PolicyClients in closed loop (each sends its next observation as soon as its
+    chunk arrives) for `duration_s`; per-robot chunk counts and the batch size of every chunk."""
+    from vla_async.transport import wait_any
+
+    counts = [0] * len(loads)
     batch_sizes: list[int] = []
-    with _server(backend, max_batch=max_batch, max_wait_ms=max_wait_ms) as server:
-        clients = _clients(server.port, loads)
-        try:
-            next_id = [0] * robots
+    clients = _clients(port, loads)
+    try:
+        next_id = [0] * len(loads)
+        for i, c in enumerate(clients):
+            c.submit(loads[i].observation(0))
+        start = time.monotonic()
+        end = start + duration_s
+        while time.monotonic() < end:
+            wait_any(clients, 0.05)
             for i, c in enumerate(clients):
-                c.submit(loads[i].observation(0))
-            start = time.monotonic()
-            end = start + duration_s
-            while time.monotonic() < end:
-                clients[0].wait(0.002)
-                for i, c in enumerate(clients):
-                    for item in c.poll():
-                        if isinstance(item, ErrorMessage):
-                            raise RuntimeError(f"server error during bench: {item.code.value}: {item.message}")
-                        counts[i] += 1
-                        batch_sizes.append(item.chunk.timing.batch_size)
-                        next_id[i] += 1
-                        c.submit(loads[i].observation(next_id[i]))
-            elapsed = time.monotonic() - start
-        finally:
-            for c in clients:
-                c.close()
-    return {"robots": robots, "max_batch": max_batch, "chunks": sum(counts), "chunks_per_s": sum(counts) / elapsed,
-            "per_robot_chunks": counts, "mean_batch_size": float(np.mean(batch_sizes)) if batch_sizes else 0.0}
+                for item in c.poll():
+                    if isinstance(item, ErrorMessage):
+                        raise RuntimeError(f"server error during bench: {item.code.value}: {item.message}")
+                    counts[i] += 1
+                    batch_sizes.append(item.chunk.timing.batch_size)
+                    next_id[i] += 1
+                    c.submit(loads[i].observation(next_id[i]))
+        elapsed = time.monotonic() - start
+    finally:
+        for c in clients:
+            c.close()
+    return {"chunks": sum(counts), "elapsed_s": elapsed, "per_robot_chunks": counts, "batch_sizes": batch_sizes}
+
+
+def _client_process(port: int, spec_json: str, robots: int, duration_s: float, out: Any) -> None:
+    """Child process body: the robots' closed loop; the result goes back as JSON text (never pickle)."""
+    spec = PolicySpec.from_dict(json.loads(spec_json))
+    try:
+        result: dict[str, object] = closed_loop(port, [RobotLoad.for_policy(spec, seed=i) for i in range(robots)],
+                                                duration_s)
+    except Exception as exc:  # reported by the parent
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    out.put(json.dumps(result))
+
+
+def _closed_loop_in_child(port: int, spec: PolicySpec, robots: int, duration_s: float) -> dict[str, object]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_client_process, args=(port, json.dumps(spec.to_dict()), robots, duration_s, out),
+                        name="bench-robots", daemon=True)
+    child.start()
+    try:
+        result = json.loads(out.get(timeout=duration_s + 60.0))
+    finally:
+        child.join(10.0)
+        if child.is_alive():
+            child.kill()
+    if "error" in result:
+        raise RuntimeError(f"robot process failed: {result['error']}")
+    return result
+
+
+def measure_throughput(backend: PolicyBackend, robots: int, duration_s: float, max_batch: int,
+                       max_wait_ms: float, clients_in_process: bool = False) -> dict[str, object]:
+    """`robots` clients in closed loop for `duration_s` against an in-process server; total chunks/s,
+    per-robot counts (fairness) and batch sizes. By default the robots run in a child process so that
+    client work (encode/decode, their threads) does not share the server's GIL."""
+    with _server(backend, max_batch=max_batch, max_wait_ms=max_wait_ms) as server:
+        if clients_in_process:
+            loads = [RobotLoad.for_policy(backend.spec, seed=i) for i in range(robots)]
+            result = closed_loop(server.port, loads, duration_s)
+        else:
+            result = _closed_loop_in_child(server.port, backend.spec, robots, duration_s)
+    sizes = result["batch_sizes"]
+    return {"robots": robots, "max_batch": max_batch, "chunks": result["chunks"],
+            "chunks_per_s": result["chunks"] / result["elapsed_s"], "per_robot_chunks": result["per_robot_chunks"],
+            "mean_batch_size": float(np.mean(sizes)) if sizes else 0.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per throughput run")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=None, help="backend intra-op threads")
+    parser.add_argument("--clients-in-process", action="store_true",
+                        help="run the robots' clients in the server's process (default: a child process)")
     parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
     args = parser.parse_args(list(argv or []))
 
@@ -170,9 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"overhead per chunk (total - model - queue): p50 {overhead['overhead_p50_ms']:.3f} ms, "
               f"p99 {overhead['overhead_p99_ms']:.3f} ms  | model p50 {overhead['model_p50_ms']:.2f} ms, "
               f"round trip p50 {overhead['round_trip_p50_ms']:.2f} ms  ({args.requests} requests)")
-        single = measure_throughput(backend, 1, args.duration, max_batch=1, max_wait_ms=0.0)
+        single = measure_throughput(backend, 1, args.duration, max_batch=1, max_wait_ms=0.0,
+                                    clients_in_process=args.clients_in_process)
         many = measure_throughput(backend, args.robots, args.duration, max_batch=args.robots,
-                                  max_wait_ms=args.max_wait_ms)
+                                  max_wait_ms=args.max_wait_ms, clients_in_process=args.clients_in_process)
         backend.close()
     ratio = many["chunks_per_s"] / single["chunks_per_s"] if single["chunks_per_s"] else float("nan")
     print(f"throughput, 1 robot (no batching): {single['chunks_per_s']:.1f} chunks/s")

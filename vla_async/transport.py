@@ -13,6 +13,7 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from vla_async.protocol import ArraySpec, DecodeLimits, ProtocolError, decode, e
 from vla_async.sockets import ServerEndpoint, SharedSocket, make_dealer, wait_readable
 from vla_async.specs import RobotSpec
 
-__all__ = ["HandshakeError", "PolicyClient", "ReceivedChunk", "ServerEndpoint"]
+__all__ = ["HandshakeError", "PolicyClient", "ReceivedChunk", "ServerEndpoint", "wait_any"]
 
 _HANDSHAKE_FAILURES = {ErrorCode.SPEC_MISMATCH, ErrorCode.VERSION_MISMATCH, ErrorCode.UNAUTHORIZED,
                        ErrorCode.OVERLOADED}
@@ -125,24 +126,18 @@ class PolicyClient:
         `spin_s` > 0 busy-polls that long before blocking: it saves the wake-up of a sleeping thread
         (~0.1 ms on a loaded VM) at the price of a busy core; for latency-critical callers only.
         """
-        now = time.monotonic()
-        end = now + max(0.0, timeout_s)
-        spin_end = now + min(max(0.0, spin_s), max(0.0, timeout_s))
-        while True:
-            with self._lock:
-                if not self._inbox:
-                    self._drain()
-                if self._inbox:
-                    return True
-                fds = [self._wake_r] + ([self._sock.fd] if self._sock is not None else [])
-            now = time.monotonic()
-            if now < spin_end and not self._closed:
-                continue
-            remaining = end - now
-            if remaining <= 0 or self._closed:
-                return False
-            if self._wake_r in wait_readable(fds, min(remaining, 0.05)):
-                self._clear_wake()
+        return wait_any([self], timeout_s, spin_s=spin_s)
+
+    def _wait_fds(self) -> list[int] | None:
+        """None when `poll` has something; otherwise the descriptors that signal new input (none once closed)."""
+        with self._lock:
+            if not self._inbox:
+                self._drain()
+            if self._inbox:
+                return None
+            if self._closed:
+                return []
+            return [self._wake_r] + ([self._sock.fd] if self._sock is not None else [])
 
     @property
     def connected(self) -> bool:
@@ -321,3 +316,33 @@ class PolicyClient:
             # Not waiting on the socket: callers receive their own replies (no hand-off); this
             # thread drains on its tick for heartbeats and for replies nobody is polling for.
             self._stop.wait(sleep_s)
+
+
+def wait_any(clients: Sequence[PolicyClient], timeout_s: float, *, spin_s: float = 0.0) -> bool:
+    """Block until `poll` of any of `clients` would return something (True) or `timeout_s` passed.
+
+    One thread serving several robots waits on all their sockets at once (see `PolicyClient.wait`
+    for `spin_s`). Closed clients are skipped; when all are closed it returns False at once.
+    """
+    now = time.monotonic()
+    end = now + max(0.0, timeout_s)
+    spin_end = now + min(max(0.0, spin_s), max(0.0, timeout_s))
+    while True:
+        fds: list[int] = []
+        for client in clients:
+            mine = client._wait_fds()
+            if mine is None:
+                return True
+            fds += mine
+        if not fds:
+            return False
+        now = time.monotonic()
+        if now < spin_end:
+            continue
+        remaining = end - now
+        if remaining <= 0:
+            return False
+        readable = wait_readable(fds, min(remaining, 0.05))
+        for client in clients:
+            if client._wake_r in readable:
+                client._clear_wake()

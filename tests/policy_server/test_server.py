@@ -15,7 +15,7 @@ from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
 from vla_async.messages import ErrorCode, ErrorMessage, Hello, Observation, Welcome
 from vla_async.protocol import DecodeLimits, decode, encode
 from vla_async.reference_specs import reference_robot_spec
-from vla_async.transport import HandshakeError, PolicyClient, ReceivedChunk
+from vla_async.transport import HandshakeError, PolicyClient, ReceivedChunk, wait_any
 
 pytestmark = pytest.mark.timeout(60)
 SMALL = {"image_size": [8, 8]}
@@ -176,6 +176,24 @@ def test_idle_connected_client_does_not_hold_up_a_batch(server_for):
             assert isinstance(got, ReceivedChunk) and got.chunk.timing.batch_size == 1
     # only the busy robot was sending: the worker never waited for the idle one to fill a batch
     assert srv.stats["batch_fill_waits"] == 0 and srv.stats["chunks"] == 3
+
+
+def test_wait_any_wakes_for_whichever_client_got_a_reply(server_for):
+    srv = server_for(_linear())
+    quiet, loud = _client(srv, name="quiet"), _client(srv, name="loud")
+    try:
+        quiet.connect(5)
+        loud.connect(5)
+        assert not wait_any([quiet, loud], 0.05)  # nothing in flight
+        loud.submit(_obs(7))
+        assert wait_any([quiet, loud], 10.0)
+        got = loud.poll() or (_collect(loud, 1) if wait_any([loud], 10.0) else [])
+        assert [g.chunk.request_id for g in got] == [7]
+        assert quiet.poll() == []
+    finally:
+        quiet.close()
+        loud.close()
+    assert not wait_any([quiet, loud], 10.0)  # all closed: returns at once instead of waiting
 
 
 def test_queued_request_past_its_budget_is_dropped(server_for):
