@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vla_async.config.schema import FuserConfig
-from vla_async.plan import Plan, Trajectory
+from vla_async.plan import Plan, Trajectory, index_selector
 
 
 class Fuser(abc.ABC):
@@ -39,8 +39,7 @@ class LatestOnlyFuser(Fuser):
     """Switch abruptly: from `j` on, the plan is the new chunk."""
 
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
-        tail = new.from_tick(j)
-        plan.replace_from(j, tail.pos, tail.vel, tail.acc, np.full(len(tail), new.source), _ones(len(tail)))
+        plan.replace_from_stacked(j, new.from_tick(j).pva, new.source, 1)
         return 0
 
 
@@ -51,18 +50,17 @@ class _OverlapFuser(Fuser):
         tail = new.from_tick(j)
         a = plan.index(j)
         n_overlap = 0 if a < 0 else max(0, min(len(tail), len(plan) - a))
-        pos, vel, acc = tail.pos.copy(), tail.vel.copy(), tail.acc.copy()
+        pva = tail.pva.copy()
         count = _ones(len(tail))
         if n_overlap:
-            sl = slice(a, a + n_overlap)
-            old_count = plan.count[sl]
+            rows = slice(plan.lo + a, plan.lo + a + n_overlap)
+            old_count = plan.cnt[rows]
             w_old, w_new = self._weights(old_count)  # [n] each
             held = old_count == 0  # a hold is not a prediction: the new chunk replaces it
             w_old, w_new = np.where(held, 0.0, w_old)[:, None], np.where(held, 1.0, w_new)[:, None]
-            for out, old in ((pos, plan.pos[sl]), (vel, plan.vel[sl]), (acc, plan.acc[sl])):
-                out[:n_overlap] = w_old * old + w_new * out[:n_overlap]
+            pva[:, :n_overlap] = w_old * plan.buf[:, rows] + w_new * pva[:, :n_overlap]
             count[:n_overlap] = old_count + 1
-        plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), count)
+        plan.replace_from_stacked(j, pva, new.source, count)
         return 0
 
     @abc.abstractmethod
@@ -235,50 +233,48 @@ class RailFuser(Fuser):
             n = min(n, max(cfg.max_blend_ticks, cfg.blend_ticks))
         return max(0, min(n, available - 1))
 
-    def limited_length(
-        self, p0: np.ndarray, v0: np.ndarray, a0: np.ndarray, tail: Trajectory, longest: int
-    ) -> int:
-        """Shortest blend in [min_blend_ticks, longest] whose peak velocity/acceleration stay within the
-        limits and peak jerk within `blend_max_jerk` (gradual joints); `longest` when none does."""
-        cfg, g = self.config, self._gradual_idx
-        first = min(cfg.min_blend_ticks, longest)
-        if longest <= first or len(g) == 0:
+    def limited_length(self, x0: np.ndarray, tail: Trajectory, longest: int) -> int:
+        """Shortest blend in [min_blend_ticks, longest] from the plan's state `x0` = (p0, v0, a0) [3, D] into
+        `tail` whose peak velocity/acceleration stay within the limits and peak jerk within `blend_max_jerk`
+        (gradual joints); `longest` when none does. Every candidate length is checked in one batched product."""
+        g = self._g
+        first = min(self.config.min_blend_ticks, longest)
+        if longest <= first or g is None:
             return longest
-        x0 = np.stack([p0[g], v0[g], a0[g]])  # [3, G]
-        for lo in range(first, longest + 1, 4):  # shortest first, a few lengths per product
-            hi = min(lo + 3, longest)
-            start_op, end_op = _candidate_operators(lo, hi, self.fps)
-            n, sl = hi + 1 - lo, slice(lo, hi + 1)
-            xf = np.stack([tail.pos[sl][:, g], tail.vel[sl][:, g], tail.acc[sl][:, g]], axis=1)  # [n, 3, G]
-            samples = (start_op @ x0).reshape(n, -1, len(g)) + end_op @ xf  # [n, 3S, G]
-            peaks = np.abs(samples).reshape(n, 3, -1, len(g)).max(axis=2)  # [n, 3, G]: velocity, acceleration, jerk
-            hit = np.flatnonzero((peaks <= self._peak_limits).all(axis=(1, 2)))
-            if len(hit):
-                return lo + int(hit[0])
-        return longest
+        lim = self._sample_limits
+        # the shortest length alone first (it is the answer at most junctions): one [3S, 6] @ [6, G] product
+        ends = np.concatenate([x0[:, g], tail.pva[:, first, g]])
+        samples = np.abs(_peak_matrix(first, self.fps) @ ends)
+        if np.count_nonzero(samples <= lim) == samples.size:  # NaN counts as over the limit
+            return first
+        start_op, end_op = _candidate_operators(first + 1, longest, self.fps)
+        n = longest - first
+        xf = tail.pva[:, first + 1 : longest + 1, g].transpose(1, 0, 2)  # [n, 3, G]: the tail's state at each length
+        samples = (start_op @ x0[:, g]).reshape(n, -1, self._n_gradual) + end_op @ xf  # [n, 3S, G]
+        ok = (np.abs(samples) <= lim).all(axis=(1, 2))
+        k = int(ok.argmax())
+        return first + 1 + k if ok[k] else longest
 
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
         tail = new.from_tick(j)
         if len(tail) == 0:
             return 0
-        pos, vel, acc = tail.pos, tail.vel, tail.acc
         n_blend = 0
+        blend = None
         i = plan.index(j)
+        g = self._g
         if i >= 0:
-            p0, v0, a0 = plan.pos[i], plan.vel[i], plan.acc[i]
-            g = self._gradual_idx
-            mismatch = float(np.abs(p0[g] - pos[0, g]).max()) if len(g) else 0.0
+            x0 = plan.buf[:, plan.lo + i]  # (p0, v0, a0) [3, D]; read before the plan is written below
+            mismatch = float(np.abs(x0[0, g] - tail.pva[0, 0, g]).max()) if g is not None else 0.0
             n_blend = self.blend_length(mismatch, len(tail))
             if self.config.blend_limits and n_blend > 0:
-                n_blend = self.limited_length(p0, v0, a0, tail, n_blend)
-            if n_blend > 0:
-                pos, vel, acc = pos.copy(), vel.copy(), acc.copy()
-                bp, bv, ba = quintic_blend(p0, v0, a0, pos[n_blend], vel[n_blend], acc[n_blend], n_blend, self.fps)
-                s = self._stepwise_idx
-                if len(s):  # stepwise dimensions switch to the new chunk at once
-                    bp[:, s], bv[:, s], ba[:, s] = pos[:n_blend, s], vel[:n_blend, s], acc[:n_blend, s]
-                pos[:n_blend], vel[:n_blend], acc[:n_blend] = bp, bv, ba
-        plan.replace_from(j, pos, vel, acc, np.full(len(tail), new.source), _ones(len(tail)))
+                n_blend = self.limited_length(x0, tail, n_blend)
+            if n_blend > 0 and g is not None:  # stepwise dimensions switch to the new chunk at once
+                ends = np.concatenate([x0[:, g], tail.pva[:, n_blend, g]])  # (p0, v0, a0, pf, vf, af) [6, G]
+                blend = (_blend_operator(n_blend, self.fps) @ ends).reshape(3, n_blend, self._n_gradual)
+        r = plan.replace_from_stacked(j, tail.pva, new.source, 1)
+        if blend is not None:
+            plan.buf[:, r : r + n_blend, g] = blend
         return n_blend
 
     def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float,
@@ -286,11 +282,14 @@ class RailFuser(Fuser):
         super().__init__(config, stepwise_mask, fps)
         self._gradual_idx = np.flatnonzero(~self.stepwise)
         self._stepwise_idx = np.flatnonzero(self.stepwise)
+        self._g = index_selector(self._gradual_idx)
+        self._n_gradual = len(self._gradual_idx)
         d = len(self.stepwise)
         max_vel, max_acc = limits if limits is not None else (np.full(d, np.inf), np.full(d, np.inf))
         self._max_vel = np.broadcast_to(np.asarray(max_vel, dtype=float), (d,))[self._gradual_idx]
         self._max_acc = np.broadcast_to(np.asarray(max_acc, dtype=float), (d,))[self._gradual_idx]
         self._peak_limits = np.stack([self._max_vel, self._max_acc, np.full(len(self._max_vel), config.blend_max_jerk)])
+        self._sample_limits = np.repeat(self._peak_limits, _PEAK_S, axis=0)  # [3S, G]: each sample's bound
 
 
 FUSERS: dict[str, type[Fuser]] = {

@@ -8,6 +8,7 @@ clamped to `[min_ticks, max_ticks]`; `fixed_ticks` until the first usable sample
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -17,7 +18,11 @@ from vla_async.config.schema import DelayConfig
 
 def quantile(samples: Iterable[float], q: float) -> float:
     """numpy's default (linear) quantile, for the few samples of a latency window without numpy's overhead."""
-    xs = sorted(samples)
+    return sorted_quantile(sorted(samples), q)
+
+
+def sorted_quantile(xs: list[float], q: float) -> float:
+    """`quantile` of samples already sorted ascending."""
     if not xs:
         raise ValueError("quantile of no samples")
     pos = q * (len(xs) - 1)
@@ -33,6 +38,7 @@ class DelayEstimator:
         self.config = config
         self.fps = float(fps)
         self._window: deque[float] = deque(maxlen=config.window)
+        self._sorted: list[float] = []  # the window's samples in ascending order (kept by bisection)
         self.samples_seen = 0
         self._ticks = self._clamp(float(config.fixed_ticks))
 
@@ -49,8 +55,13 @@ class DelayEstimator:
             return
         if self.samples_seen <= self.config.warmup_samples:
             return
+        if len(self._window) == self._window.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._window[0])]
         self._window.append(float(latency_s))
-        self._ticks = self._clamp(quantile(self._window, self.config.quantile) * self.fps + self.config.margin_ticks)
+        bisect.insort(self._sorted, float(latency_s))
+        self._ticks = self._clamp(
+            sorted_quantile(self._sorted, self.config.quantile) * self.fps + self.config.margin_ticks
+        )
 
     @property
     def delay_ticks(self) -> float:

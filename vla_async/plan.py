@@ -1,131 +1,225 @@
 """The plan: commands indexed by absolute tick, with velocity and acceleration travelling together.
 
-Row `i` of the plan is for tick `start_tick + i`. The plan is contiguous by construction (one array
-per quantity), so it can never have gaps; the scheduler drops rows for ticks that have passed and
-fusers replace rows from a junction tick on. Velocities and accelerations are in units per second
-(and per second²), so a fuser can blend C2-continuously (VLA-RAIL keeps p, v, a together).
+Row `i` of the plan is for tick `start_tick + i`. The plan is contiguous by construction (one window
+of a preallocated buffer), so it can never have gaps; the scheduler drops rows for ticks that have
+passed (the window's start moves) and fusers overwrite rows from a junction tick on, in place.
+Velocities and accelerations are in units per second (and per second²), so a fuser can blend
+C2-continuously (VLA-RAIL keeps p, v, a together). Position, velocity and acceleration share one
+[3, capacity, D] buffer so that a fused segment is written with one assignment.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 HOLD_SOURCE = -1  # `source` of a row that holds a position because no chunk covers that tick
 
 
-@dataclass(frozen=True, eq=False)
-class Trajectory:
-    """A chunk placed on the tick grid: row `i` is for tick `start_tick + i`."""
+def index_selector(idx: np.ndarray) -> slice | np.ndarray | None:
+    """`idx` as a slice when it is a contiguous range (views instead of gathers), None when empty."""
+    if len(idx) == 0:
+        return None
+    if np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx))):
+        return slice(int(idx[0]), int(idx[0]) + len(idx))
+    return idx
 
-    start_tick: int
-    pos: np.ndarray  # [n, D]
-    vel: np.ndarray  # [n, D] units/s
-    acc: np.ndarray  # [n, D] units/s²
-    source: int  # request id of the chunk it came from
+
+class Trajectory:
+    """A chunk placed on the tick grid: row `i` is for tick `start_tick + i` (p, v, a stacked as `pva`)."""
+
+    __slots__ = ("start_tick", "pva", "source")
+
+    def __init__(self, start_tick: int, pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, source: int):
+        self.start_tick = start_tick
+        self.pva = np.stack([np.asarray(pos, dtype=float), vel, acc]).astype(float, copy=False)  # [3, n, D]
+        self.source = source  # request id of the chunk it came from
+
+    @classmethod
+    def stacked(cls, start_tick: int, pva: np.ndarray, source: int) -> Trajectory:
+        """From positions, velocities (units/s) and accelerations (units/s²) already stacked as [3, n, D]."""
+        t = cls.__new__(cls)
+        t.start_tick, t.pva, t.source = start_tick, pva, source
+        return t
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.pva[0]
+
+    @property
+    def vel(self) -> np.ndarray:
+        return self.pva[1]
+
+    @property
+    def acc(self) -> np.ndarray:
+        return self.pva[2]
 
     def __len__(self) -> int:
-        return int(self.pos.shape[0])
+        return self.pva.shape[1]
 
     @property
     def end_tick(self) -> int:
         """One past the last tick covered."""
-        return self.start_tick + len(self)
+        return self.start_tick + self.pva.shape[1]
 
     def from_tick(self, tick: int) -> Trajectory:
         """The part of this trajectory for ticks >= `tick` (possibly empty)."""
-        cut = min(max(0, tick - self.start_tick), len(self))
-        return Trajectory(max(tick, self.start_tick), self.pos[cut:], self.vel[cut:], self.acc[cut:], self.source)
+        cut = min(max(0, tick - self.start_tick), self.pva.shape[1])
+        return Trajectory.stacked(max(tick, self.start_tick), self.pva[:, cut:], self.source)
 
 
 class Plan:
-    """Planned commands for a contiguous range of ticks `[start_tick, end_tick)`."""
+    """Planned commands for a contiguous range of ticks `[start_tick, end_tick)`.
 
-    def __init__(self, action_dim: int):
+    The rows live in `buf[:, lo:hi]` of a buffer that grows only when a plan longer than it is needed;
+    `pos`, `vel`, `acc`, `source` and `count` are views of the current rows (they change when the plan
+    is written: copy what must survive a fuse).
+    """
+
+    def __init__(self, action_dim: int, capacity: int = 128):
         self.action_dim = action_dim
+        self.buf = np.zeros((3, max(1, capacity), action_dim))
+        self.src = np.zeros(self.buf.shape[1], dtype=np.int64)
+        self.cnt = np.zeros(self.buf.shape[1], dtype=np.int64)
         self.clear()
 
     def clear(self, start_tick: int = 0) -> None:
-        d = self.action_dim
         self.start_tick = start_tick
-        self.pos = np.empty((0, d))
-        self.vel = np.empty((0, d))
-        self.acc = np.empty((0, d))
-        self.source = np.empty(0, dtype=np.int64)
-        self.count = np.empty(0, dtype=np.int64)  # how many chunks were fused into each tick
+        self.lo = self.hi = 0
 
     def __len__(self) -> int:
-        return int(self.pos.shape[0])
+        return self.hi - self.lo
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.buf[0, self.lo : self.hi]
+
+    @property
+    def vel(self) -> np.ndarray:
+        return self.buf[1, self.lo : self.hi]
+
+    @property
+    def acc(self) -> np.ndarray:
+        return self.buf[2, self.lo : self.hi]
+
+    @property
+    def source(self) -> np.ndarray:
+        """Request id of the chunk each row came from (`HOLD_SOURCE` for a hold)."""
+        return self.src[self.lo : self.hi]
+
+    @property
+    def count(self) -> np.ndarray:
+        """How many chunks were fused into each row."""
+        return self.cnt[self.lo : self.hi]
 
     @property
     def end_tick(self) -> int:
-        return self.start_tick + len(self)
+        return self.start_tick + self.hi - self.lo
 
     def index(self, tick: int) -> int:
         """Row of `tick`, or -1 when the plan does not cover it."""
         i = tick - self.start_tick
-        return i if 0 <= i < self.pos.shape[0] else -1
+        return i if 0 <= i < self.hi - self.lo else -1
 
     def ticks_left(self, tick: int) -> int:
         """Planned ticks from `tick` (inclusive) to the end of the plan."""
-        return max(0, self.end_tick - max(tick, self.start_tick)) if len(self) else 0
+        return max(0, self.end_tick - max(tick, self.start_tick)) if self.hi > self.lo else 0
 
     def state_at(self, tick: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the position, velocity and acceleration planned for `tick`."""
         i = self.index(tick)
         if i < 0:
             raise IndexError(f"tick {tick} is outside the plan [{self.start_tick}, {self.end_tick})")
-        return self.pos[i], self.vel[i], self.acc[i]
+        p, v, a = self.buf[:, self.lo + i].copy()
+        return p, v, a
 
     def positions(self, first: int, stop: int) -> np.ndarray:
-        """Planned positions for ticks in `[first, stop)` that the plan covers."""
+        """Planned positions for ticks in `[first, stop)` that the plan covers (a view)."""
+        n = self.hi - self.lo
         a = max(0, first - self.start_tick)
-        b = max(a, min(len(self), stop - self.start_tick))
-        return self.pos[a:b]
+        b = max(a, min(n, stop - self.start_tick))
+        return self.buf[0, self.lo + a : self.lo + b]
 
     def drop_before(self, tick: int) -> int:
         """Forget rows for ticks < `tick`; returns how many were dropped."""
-        if self.pos.shape[0] == 0:
+        n = self.hi - self.lo
+        if n == 0:
             self.start_tick = max(tick, self.start_tick)
             return 0
-        cut = min(max(0, tick - self.start_tick), len(self))
-        if cut == len(self):
-            self.clear(max(tick, self.start_tick))
-            return cut
-        if cut:
-            self.start_tick += cut
-            self.pos, self.vel, self.acc = self.pos[cut:], self.vel[cut:], self.acc[cut:]
-            self.source, self.count = self.source[cut:], self.count[cut:]
+        cut = tick - self.start_tick
+        if cut <= 0:
+            return 0
+        if cut >= n:
+            self.clear(tick)
+            return n
+        self.start_tick = tick
+        self.lo += cut
         return cut
+
+    def _rows(self, keep: int, n: int) -> int:
+        """Buffer row of plan row `keep`, with room for `n` rows from there (rows before `keep` kept)."""
+        need = keep + n
+        cap = self.buf.shape[1]
+        if self.lo + need > cap:
+            if need > cap:  # grow
+                cap = max(2 * cap, need)
+                buf = np.zeros((3, cap, self.action_dim))
+                src, cnt = np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64)
+                buf[:, :keep], src[:keep], cnt[:keep] = self.buf[:, self.lo : self.lo + keep], \
+                    self.src[self.lo : self.lo + keep], self.cnt[self.lo : self.lo + keep]
+                self.buf, self.src, self.cnt = buf, src, cnt
+            elif keep:  # move the kept rows to the front
+                self.buf[:, :keep] = self.buf[:, self.lo : self.lo + keep].copy()
+                self.src[:keep] = self.src[self.lo : self.lo + keep]
+                self.cnt[:keep] = self.cnt[self.lo : self.lo + keep]
+            self.lo = 0
+        self.hi = self.lo + need
+        return self.lo + keep
 
     def hold_until(self, first: int, tick: int, position: np.ndarray) -> None:
         """Make the plan cover `[first, tick]`, holding its last position (or `position` when empty)."""
-        if len(self) == 0:
+        if self.hi == self.lo:
             self.clear(first)
             last = np.asarray(position, dtype=float)
         else:
-            last = self.pos[-1]
+            last = self.buf[0, self.hi - 1].copy()  # _rows may move the buffer
         n = tick + 1 - self.end_tick
         if n <= 0:
             return
-        zeros = np.zeros((n, self.action_dim))
-        self.pos = np.concatenate([self.pos, np.broadcast_to(last, (n, self.action_dim))])
-        self.vel = np.concatenate([self.vel, zeros])
-        self.acc = np.concatenate([self.acc, zeros])
-        self.source = np.concatenate([self.source, np.full(n, HOLD_SOURCE, dtype=np.int64)])
-        self.count = np.concatenate([self.count, np.zeros(n, dtype=np.int64)])
+        keep = self.hi - self.lo
+        r = self._rows(keep, n)
+        self.buf[0, r : r + n] = last
+        self.buf[1:, r : r + n] = 0.0
+        self.src[r : r + n] = HOLD_SOURCE
+        self.cnt[r : r + n] = 0
 
-    def replace_from(
-        self, tick: int, pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, source: np.ndarray, count: np.ndarray
-    ) -> None:
-        """Keep rows before `tick`, then the given rows. `tick` must be within `[start, end]`."""
-        if len(self) == 0:
+    def _junction(self, tick: int) -> int:
+        if self.hi == self.lo:
             self.clear(tick)
         keep = tick - self.start_tick
-        if not 0 <= keep <= len(self):
+        if not 0 <= keep <= self.hi - self.lo:
             raise ValueError(f"junction tick {tick} would leave a gap in plan [{self.start_tick}, {self.end_tick})")
-        self.pos = np.concatenate([self.pos[:keep], pos])
-        self.vel = np.concatenate([self.vel[:keep], vel])
-        self.acc = np.concatenate([self.acc[:keep], acc])
-        self.source = np.concatenate([self.source[:keep], source])
-        self.count = np.concatenate([self.count[:keep], count])
+        return keep
+
+    def replace_from(
+        self, tick: int, pos: np.ndarray, vel: np.ndarray, acc: np.ndarray, source: np.ndarray | int,
+        count: np.ndarray | int,
+    ) -> None:
+        """Keep rows before `tick`, then the given rows. `tick` must be within `[start, end]`."""
+        keep = self._junction(tick)
+        n = len(pos)
+        r = self._rows(keep, n)
+        self.buf[0, r : r + n] = pos
+        self.buf[1, r : r + n] = vel
+        self.buf[2, r : r + n] = acc
+        self.src[r : r + n] = source
+        self.cnt[r : r + n] = count
+
+    def replace_from_stacked(self, tick: int, pva: np.ndarray, source: int, count: int = 1) -> int:
+        """`replace_from` with p, v, a stacked as [3, n, D]; returns the buffer row of `tick`."""
+        keep = self._junction(tick)
+        n = pva.shape[1]
+        r = self._rows(keep, n)
+        self.buf[:, r : r + n] = pva
+        self.src[r : r + n] = source
+        self.cnt[r : r + n] = count
+        return r

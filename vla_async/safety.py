@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from vla_async.config.schema import SafetyConfig
+from vla_async.plan import index_selector
 from vla_async.specs import RobotSpec
 
 
@@ -49,7 +50,9 @@ class SafetyLayer:
         # farther than this from a limit, the braking bound cannot bind (|v| ≤ v_hard): skip it
         self._brake_zone = self._v_hard * self.dt + self._v_hard**2 / (2 * self.max_acceleration)
         self._fps_gradual = self.gradual / self.dt  # turns a position change into a velocity, 0 on stepwise dims
-        self._has_stepwise = bool(self.stepwise.any())
+        self._stepwise_sel = index_selector(np.flatnonzero(self.stepwise))
+        self._v_hard_neg = -self._v_hard
+        self._low_inner, self._high_inner = self.low + self._brake_zone, self.high - self._brake_zone
         self.position: np.ndarray | None = None  # last command
         self.velocity = np.zeros(d)  # of the last command, units/s
 
@@ -65,10 +68,11 @@ class SafetyLayer:
             self.reset(np.clip(target, self.low, self.high))
             return self.position.copy()
         if not self.config.enabled:
-            return self._commit(target)
+            return self._commit(target.copy())  # never keep a view of the caller's array as the last command
+        # few numpy calls, each on D values: call overhead, not arithmetic, is the cost here
         p, v, dt, a = self.position, self.velocity, self.dt, self.max_acceleration
-        hard_hi, hard_lo = self._v_hard, -self._v_hard
-        near_limit = bool(((p - self.low) < self._brake_zone).any() or ((self.high - p) < self._brake_zone).any())
+        hard_hi, hard_lo = self._v_hard, self._v_hard_neg
+        near_limit = np.count_nonzero((p < self._low_inner) | (p > self._high_inner)) > 0
         if near_limit:
             brake_hi = a * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
             brake_lo = -a * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
@@ -76,14 +80,15 @@ class SafetyLayer:
         lo = np.maximum(hard_lo, v - self._dv)
         hi = np.minimum(hard_hi, v + self._dv)
         infeasible = lo > hi
-        if infeasible.any():
+        if np.count_nonzero(infeasible):
             lo = np.where(infeasible, hard_lo, lo)
             hi = np.where(infeasible, np.maximum(hard_lo, hard_hi), hi)
         cmd = p + np.minimum(np.maximum((target - p) / dt, lo), hi) * dt
         if near_limit:
             cmd = np.minimum(np.maximum(cmd, self.low), self.high)
-        if self._has_stepwise:
-            cmd = np.where(self.stepwise, np.minimum(np.maximum(target, self.low), self.high), cmd)
+        s = self._stepwise_sel
+        if s is not None:
+            cmd[s] = np.minimum(np.maximum(target[s], self.low[s]), self.high[s])
         return self._commit(cmd)
 
     def hold(self) -> np.ndarray:

@@ -25,7 +25,7 @@ from vla_async.config.schema import SafetyConfig, StrategyConfig
 from vla_async.fusion import RailFuser, create_fuser
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
-from vla_async.plan import Plan, Trajectory
+from vla_async.plan import Plan, Trajectory, index_selector
 from vla_async.rollforward import create_rollforward
 from vla_async.safety import SafetyLayer
 from vla_async.smoothing import Smoother
@@ -115,7 +115,7 @@ class ActionScheduler:
         self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
         self.trigger = create_trigger(strategy)
         self.plan = Plan(self.action_dim)
-        self._stepwise = np.asarray(robot.stepwise_mask, dtype=bool)
+        self._stepwise_sel = index_selector(np.flatnonzero(robot.stepwise_mask))
         self._anchor_before = isinstance(self.fuser, RailFuser)
         self.stats = SchedulerStats()
         self._in_flight: dict[int, InferenceRequest] = {}
@@ -184,7 +184,10 @@ class ActionScheduler:
         hit = self._predictions.pop(k, None)
         if len(self._predictions) and min(self._predictions) < k:
             self._predictions = {t: v for t, v in self._predictions.items() if t > k}
-        return None if hit is None else float(np.linalg.norm(hit[1] - s))
+        if hit is None:
+            return None
+        d = hit[1] - s
+        return math.sqrt(d @ d)  # np.linalg.norm's own formula, without its overhead
 
     def _maybe_request(self, k: int, s: np.ndarray, command: np.ndarray) -> InferenceRequest | None:
         if len(self._in_flight) >= self.strategy.max_in_flight:
@@ -240,7 +243,9 @@ class ActionScheduler:
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         self.delay.add_sample(lat_s)
         actions = np.asarray(chunk.actions, dtype=float)
-        if actions.ndim != 2 or actions.shape[1] != self.action_dim or len(actions) == 0 or not np.isfinite(actions).all():
+        if actions.ndim != 2 or actions.shape[1] != self.action_dim or len(actions) == 0 or (
+            np.count_nonzero(np.isfinite(actions)) != actions.size
+        ):
             self.stats.chunks_rejected += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, 0, False)
         sync = self.strategy.sync
@@ -258,33 +263,37 @@ class ActionScheduler:
             self.stats.chunks_superseded += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
         self._newest_fused = chunk.request_id
-        pos, vel, acc = self.smoother(actions)
         if self._watchdog:  # resume from where the arm came to rest
             self.plan.clear(k_now)
             self._watchdog = False
         self._waiting_since = None
         self.plan.drop_before(k_now - 1)  # keep the last commanded tick: a rail blend is anchored there
         j = max(k_now, start)
-        here = self.safety.position if self.safety.position is not None else pos[0]
+        here, pva = self.safety.position, None
+        if here is None:
+            pva = self.smoother.stacked(actions)
+            here = pva[0, 0]
         self.plan.hold_until(k_now, j, here)
-        new = Trajectory(start, pos, vel, acc, chunk.request_id)
+        lead = 0
         if self._anchor_before and self.plan.index(j - 1) >= 0:
             # blend from the tick before j, so tick j already moves toward the new chunk (no tick lost)
             j -= 1
-            if start > j:
-                new = self._prepend_anchor_row(new, j)
-        self.fuser.fuse(self.plan, new, j)
+            lead = int(start > j)
+        if pva is None or lead:
+            pva = self.smoother.stacked(actions, lead)  # [3, lead + n, D]
+        if lead:
+            self._fill_anchor_row(pva, j)
+        self.fuser.fuse(self.plan, Trajectory.stacked(start - lead, pva, chunk.request_id), j)
         self.stats.chunks += 1
         return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
 
-    def _prepend_anchor_row(self, new: Trajectory, j: int) -> Trajectory:
-        """`new` with a row for tick j = start - 1 (the blend overwrites it with the plan's own state at j)."""
-        first = self.plan.index(j)
-        row = np.where(self._stepwise, self.plan.pos[first], new.pos[0])[None]
-        return Trajectory(
-            j, np.concatenate([row, new.pos]), np.concatenate([new.vel[:1], new.vel]),
-            np.concatenate([new.acc[:1], new.acc]), new.source,
-        )
+    def _fill_anchor_row(self, pva: np.ndarray, j: int) -> None:
+        """Row 0 of `pva` for tick j = start - 1: the chunk's first row, stepwise positions kept from the plan
+        (the blend overwrites the gradual ones with the plan's own state at j)."""
+        pva[:, 0] = pva[:, 1]
+        s = self._stepwise_sel
+        if s is not None:
+            pva[0, 0, s] = self.plan.buf[0, self.plan.lo + self.plan.index(j), s]
 
     def on_request_failed(self, request_id: int) -> None:
         """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vla_async.config.schema import SmootherConfig
+from vla_async.plan import index_selector
 
 
 def _gradient(x: np.ndarray, fps: float) -> np.ndarray:
@@ -90,6 +91,7 @@ class Smoother:
         self.fps = float(fps)
         self.stepwise = np.asarray(stepwise_mask, dtype=bool)
         self._step_idx = np.flatnonzero(self.stepwise)
+        self._step_sel = index_selector(self._step_idx)
         self._levels: np.ndarray | None = None  # [n_stepwise, 2] closed/open levels to snap to
         if config.stepwise_snap == "limits" and position_limits is not None and len(self._step_idx):
             lim = np.asarray(position_limits, dtype=float)[self._step_idx]
@@ -112,21 +114,28 @@ class Smoother:
 
     def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and accelerations on the tick grid for `actions` [n, D]."""
+        pva = self.stacked(actions)
+        return pva[0], pva[1], pva[2]
+
+    def stacked(self, actions: np.ndarray, lead: int = 0) -> np.ndarray:
+        """[3, lead + n, D]: positions, velocities, accelerations of `actions` [n, D] in rows lead.. (the first
+        `lead` rows are left unset, for the caller to fill: e.g. an anchor row before the chunk)."""
         actions = np.asarray(actions, dtype=float)
-        n = actions.shape[0]
+        n, d = actions.shape
+        out = np.empty((3, lead + n, d))
         if not self.config.enabled:
-            pos = actions.copy()
-            vel, acc = finite_derivatives(pos, self.fps)
+            out[0, lead:] = actions
+            out[1, lead:], out[2, lead:] = finite_derivatives(actions, self.fps)
+        elif lead == 0:
+            np.matmul(self._stacked(n), actions, out=out.reshape(3 * n, d))  # one product: [3n, n] @ [n, D]
         else:
-            out = self._stacked(n) @ actions  # one product: [3n, n] @ [n, D]
-            pos, vel, acc = out[:n], out[n : 2 * n], out[2 * n :]
-        if len(self._step_idx):
-            pos[:, self._step_idx] = self._stepwise(actions[:, self._step_idx]) if self.config.enabled else (
-                actions[:, self._step_idx]
-            )
-            vel[:, self._step_idx] = 0.0
-            acc[:, self._step_idx] = 0.0
-        return pos, vel, acc
+            out[:, lead:] = (self._stacked(n) @ actions).reshape(3, n, d)
+        s = self._step_sel
+        if s is not None:
+            if self.config.enabled:
+                out[0][lead:, s] = self._stepwise(actions[:, s])
+            out[1:, lead:, s] = 0.0
+        return out
 
     def _stepwise(self, raw: np.ndarray) -> np.ndarray:
         n = raw.shape[0]

@@ -206,3 +206,28 @@ def test_limited_blend_is_the_shortest_within_the_limits(seed, max_vel, max_acc,
     # C2 at the junction still holds
     np.testing.assert_allclose(plan.state_at(j)[1][g], v0[g], atol=1e-9)
     np.testing.assert_allclose(plan.state_at(j)[2][g], a0[g], atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.2, 5.0), st.floats(2.0, 80.0), st.floats(20.0, 5000.0),
+       st.integers(3, 30))
+def test_batched_blend_search_equals_checking_each_length(seed, max_vel, max_acc, max_jerk, longest):
+    """`limited_length` (first length alone, then all others in one batched product) picks the length that a
+    plain loop over lengths, each checked with `blend_peaks`, picks."""
+    from vla_async.fusion import blend_peaks
+
+    rng = np.random.default_rng(seed)
+    stepwise = [False, True, False]
+    new = _chunk(rng, 0, 50, 3, source=2, stepwise=stepwise)
+    x0 = rng.normal(size=(3, 3)) * [[0.3], [1.0], [5.0]]
+    cfg = FuserConfig(kind="rail", blend_limits=True, min_blend_ticks=2, blend_max_jerk=max_jerk)
+    fuser = create_fuser(cfg, stepwise, FPS, (np.full(3, max_vel), np.full(3, max_acc)))
+    g = [0, 2]
+    want = longest
+    for n in range(2, longest + 1):
+        v, a, jk = blend_peaks(x0[0, g], x0[1, g], x0[2, g], new.pos[n][None, g], new.vel[n][None, g],
+                               new.acc[n][None, g], np.array([n / FPS]))
+        if (v <= max_vel).all() and (a <= max_acc).all() and (jk <= max_jerk).all():
+            want = n
+            break
+    assert fuser.limited_length(x0, new, longest) == want

@@ -1,11 +1,12 @@
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla_async.config.schema import DelayConfig
-from vla_async.latency import DelayEstimator
+from vla_async.latency import DelayEstimator, quantile
 
 
 def test_fixed_mode_ignores_samples():
@@ -65,3 +66,15 @@ def test_fast_quantile_equals_numpy(samples, q):
     from vla_async.latency import quantile
 
     assert math.isclose(quantile(samples, q), float(np.quantile(samples, q)), rel_tol=1e-12, abs_tol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=60), st.integers(1, 12), st.floats(0.0, 1.0))
+def test_incremental_sorted_window_equals_sorting_the_window(samples, window, q):
+    """The bisection-kept sorted window gives the quantile of the last `window` samples, as sorting them does."""
+    est = DelayEstimator(DelayConfig(window=window, warmup_samples=0, quantile=q, margin_ticks=0.0, min_ticks=0,
+                                     max_ticks=10_000), 30.0)
+    for i, s in enumerate(samples):
+        est.add_sample(s)
+        want = quantile(samples[max(0, i + 1 - window) : i + 1], q) * 30.0
+        assert est.delay_ticks == pytest.approx(want, rel=1e-12, abs=1e-12)

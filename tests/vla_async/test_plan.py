@@ -72,3 +72,63 @@ def test_random_operations_keep_the_plan_contiguous(ops):
         if len(plan):
             assert plan.start_tick >= now - 0  # nothing for a past tick survives a drop
             assert plan.index(plan.start_tick) == 0 and plan.index(plan.end_tick) == -1
+
+
+class _RebuildPlan:
+    """The straightforward plan the buffer replaces: new arrays on every change (reference for the in-place one)."""
+
+    def __init__(self, dim: int):
+        self.start, self.pos, self.src = 0, np.empty((0, dim)), np.empty(0, dtype=np.int64)
+
+    def drop_before(self, tick: int) -> None:
+        cut = min(max(0, tick - self.start), len(self.pos))
+        self.start = tick if cut == len(self.pos) else self.start + cut
+        self.pos, self.src = self.pos[cut:], self.src[cut:]
+
+    def hold_until(self, first: int, tick: int, position: np.ndarray) -> None:
+        if len(self.pos) == 0:
+            self.start = first
+        last = self.pos[-1] if len(self.pos) else position
+        n = max(0, tick + 1 - (self.start + len(self.pos)))
+        self.pos = np.concatenate([self.pos, np.broadcast_to(last, (n, self.pos.shape[1]))])
+        self.src = np.concatenate([self.src, np.full(n, HOLD_SOURCE)])
+
+    def replace_from(self, tick: int, pos: np.ndarray, source: int) -> None:
+        if len(self.pos) == 0:
+            self.start = tick
+        keep = tick - self.start
+        self.pos = np.concatenate([self.pos[:keep], pos])
+        self.src = np.concatenate([self.src[:keep], np.full(len(pos), source)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["drop", "hold", "replace"]), st.integers(0, 40), st.integers(1, 90),
+                          st.integers(0, 30)), min_size=1, max_size=40))
+def test_in_place_buffer_equals_rebuilding_the_arrays(ops):
+    """Buffer reuse, moves to the front and growth (small capacity) never change the plan's rows."""
+    plan, ref = Plan(2, capacity=8), _RebuildPlan(2)
+    now = 0
+    for op, step, n, back in ops:
+        now += step
+        plan.drop_before(now)
+        ref.drop_before(now)
+        if op == "hold":
+            plan.hold_until(now, now + n, np.full(2, float(now)))
+            ref.hold_until(now, now + n, np.full(2, float(now)))
+        elif op == "replace":
+            tick = max(now, plan.end_tick - back) if len(plan) else now
+            t = _traj(tick, n, source=now)
+            plan.replace_from_stacked(tick, t.pva, t.source)
+            ref.replace_from(tick, t.pos, t.source)
+        assert plan.start_tick == ref.start or len(plan) == 0
+        np.testing.assert_array_equal(plan.pos, ref.pos)
+        np.testing.assert_array_equal(plan.source, ref.src)
+
+
+def test_state_at_returns_copies_that_survive_a_write():
+    plan = Plan(2)
+    t = _traj(0, 4)
+    plan.replace_from_stacked(0, t.pva, 1)
+    p, _, _ = plan.state_at(2)
+    plan.replace_from_stacked(1, t.pva + 10.0, 2)
+    np.testing.assert_array_equal(p, t.pos[2])
