@@ -65,8 +65,31 @@ def _check_names(owner: str, what: str, names: Sequence[str]) -> None:
         raise SpecError(f"{owner}: {what} has duplicates: {list(names)!r}")
 
 
+class _SpecAccessors:
+    """Sizes and (de)serialisation shared by RobotSpec and PolicySpec."""
+
+    state_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Build a spec from untrusted data (a network message or YAML), with clear errors."""
+        return _from_dict(cls, data)
+
+
 @dataclass(frozen=True)
-class RobotSpec:
+class RobotSpec(_SpecAccessors):
     """What a robot offers: state and action names, action kind, cameras, control rate.
 
     `stepwise_actions` names gripper-like dimensions (open/closed) that are step-held, never fitted
@@ -94,32 +117,17 @@ class RobotSpec:
                     f"robot {self.name!r}: position_limits has {len(self.position_limits)} pairs "
                     f"for {len(self.action_names)} actions"
                 )
-            for name, (lo, hi) in zip(self.action_names, self.position_limits):
+            for name, (lo, hi) in zip(self.action_names, self.position_limits, strict=True):
                 if not lo < hi:
                     raise SpecError(f"robot {self.name!r}: limit for {name!r} must have low < high, got ({lo}, {hi})")
-
-    @property
-    def state_dim(self) -> int:
-        return len(self.state_names)
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.action_names)
 
     @property
     def stepwise_mask(self) -> tuple[bool, ...]:
         return tuple(name in self.stepwise_actions for name in self.action_names)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RobotSpec:
-        return _from_dict(cls, data)
-
 
 @dataclass(frozen=True)
-class PolicySpec:
+class PolicySpec(_SpecAccessors):
     """What a policy needs and produces. `chunk_length` is H, the number of actions per chunk."""
 
     name: str
@@ -137,20 +145,6 @@ class PolicySpec:
         if not isinstance(self.chunk_length, int) or not 1 <= self.chunk_length <= 10_000:
             raise SpecError(f"policy {self.name!r}: chunk_length must be an int in 1..10000, got {self.chunk_length!r}")
 
-    @property
-    def state_dim(self) -> int:
-        return len(self.state_names)
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.action_names)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PolicySpec:
-        return _from_dict(cls, data)
 
 
 def _validate_common(spec: RobotSpec | PolicySpec, owner: str) -> None:
