@@ -19,6 +19,8 @@ import numpy as np
 
 
 class RollForward(abc.ABC):
+    last_only = False  # True: `predict` reads only the last committed command (the scheduler passes just that row)
+
     def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:  # noqa: B027
         """Called every tick with s_k and c_{k-1} (the command sent at the previous tick)."""
 
@@ -35,6 +37,8 @@ class NoRollForward(RollForward):
 
 
 class CommandedRollForward(RollForward):
+    last_only = True
+
     def predict(self, measured, committed, previous_command):  # noqa: D102
         if len(committed):
             return np.array(committed[-1], dtype=float)

@@ -19,6 +19,14 @@ from vla_async.plan import index_selector
 from vla_async.specs import RobotSpec
 
 
+def _clip_fallback(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.minimum(np.maximum(x, lo, out=out), hi, out=out)
+
+
+# np.clip's own ufunc: min(max(x, lo), hi) in one call (np.clip adds several µs of Python dispatch around it)
+_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or _clip_fallback
+
+
 def _per_joint(value: float | list[float], n: int, name: str) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0:
@@ -53,6 +61,11 @@ class SafetyLayer:
         self._stepwise_sel = index_selector(np.flatnonzero(self.stepwise))
         self._v_hard_neg = -self._v_hard
         self._low_inner, self._high_inner = self.low + self._brake_zone, self.high - self._brake_zone
+        if self._stepwise_sel is not None:
+            self._low_step, self._high_step = self.low[self._stepwise_sel].copy(), self.high[self._stepwise_sel].copy()
+        # scratch for `apply` (never returned nor kept by a caller)
+        self._lo, self._hi, self._u = np.empty(d), np.empty(d), np.empty(d)
+        self._b1, self._b2 = np.empty(d, dtype=bool), np.empty(d, dtype=bool)
         self.position: np.ndarray | None = None  # last command
         self.velocity = np.zeros(d)  # of the last command, units/s
 
@@ -69,26 +82,35 @@ class SafetyLayer:
             return self.position.copy()
         if not self.config.enabled:
             return self._commit(target.copy())  # never keep a view of the caller's array as the last command
-        # few numpy calls, each on D values: call overhead, not arithmetic, is the cost here
+        # few numpy calls, each on D values, written into scratch arrays: call overhead, not arithmetic, is the cost
         p, v, dt, a = self.position, self.velocity, self.dt, self.max_acceleration
         hard_hi, hard_lo = self._v_hard, self._v_hard_neg
-        near_limit = np.count_nonzero((p < self._low_inner) | (p > self._high_inner)) > 0
+        b1, b2 = self._b1, self._b2
+        np.less(p, self._low_inner, out=b1)
+        np.greater(p, self._high_inner, out=b2)
+        near_limit = np.count_nonzero(np.logical_or(b1, b2, out=b1)) > 0
         if near_limit:
             brake_hi = a * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
             brake_lo = -a * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
             hard_hi, hard_lo = np.minimum(hard_hi, brake_hi), np.maximum(hard_lo, brake_lo)
-        lo = np.maximum(hard_lo, v - self._dv)
-        hi = np.minimum(hard_hi, v + self._dv)
-        infeasible = lo > hi
-        if np.count_nonzero(infeasible):
-            lo = np.where(infeasible, hard_lo, lo)
-            hi = np.where(infeasible, np.maximum(hard_lo, hard_hi), hi)
-        cmd = p + np.minimum(np.maximum((target - p) / dt, lo), hi) * dt
+        lo = np.maximum(hard_lo, np.subtract(v, self._dv, out=self._lo), out=self._lo)
+        hi = np.minimum(hard_hi, np.add(v, self._dv, out=self._hi), out=self._hi)
+        if np.count_nonzero(np.greater(lo, hi, out=b2)):
+            lo = np.where(b2, hard_lo, lo)
+            hi = np.where(b2, np.maximum(hard_lo, hard_hi), hi)
+        u = np.subtract(target, p, out=self._u)
+        u /= dt
+        _clip(u, lo, hi, out=u)
+        u *= dt
+        cmd = p + u
         if near_limit:
-            cmd = np.minimum(np.maximum(cmd, self.low), self.high)
+            _clip(cmd, self.low, self.high, out=cmd)
         s = self._stepwise_sel
         if s is not None:
-            cmd[s] = np.minimum(np.maximum(target[s], self.low[s]), self.high[s])
+            if isinstance(s, slice):
+                _clip(target[s], self._low_step, self._high_step, out=cmd[s])
+            else:
+                cmd[s] = _clip(target[s], self._low_step, self._high_step)
         return self._commit(cmd)
 
     def hold(self) -> np.ndarray:

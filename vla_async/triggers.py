@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from vla_async.config.schema import StrategyConfig
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TriggerState:
     tick: int
     ticks_left: int
