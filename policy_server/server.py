@@ -72,6 +72,7 @@ class PolicyServer:
         self._ctx: zmq.Context | None = None
         self._endpoint: ServerEndpoint | None = None
         self._router: SharedSocket | None = None
+        self._io_input_ready = False  # the I/O thread's own send saw input waiting: do not sleep
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,7 +153,11 @@ class PolicyServer:
         next_sweep = time.monotonic() + 1.0
         fds = [self._router.fd, self._wake_r]
         while self._running:
-            if self._wake_r in wait_readable(fds, 0.2):
+            # A reply this thread sent may have consumed the socket's edge-triggered ZMQ_FD signal
+            # with input waiting (`_send` sets the flag): drain again before sleeping on the fd.
+            timeout_s = 0.0 if self._io_input_ready else 0.2
+            self._io_input_ready = False
+            if self._wake_r in wait_readable(fds, timeout_s):
                 try:
                     while os.read(self._wake_r, 4096):
                         pass
@@ -168,8 +173,11 @@ class PolicyServer:
     def _send(self, frames: Sequence[Any]) -> None:
         """Send from any thread; wake the I/O thread if this call swallowed its input signal."""
         _, input_ready = self._router.send(frames, copy=True)
-        if input_ready and threading.current_thread() is not self._threads[0]:
-            self._poke()
+        if input_ready:
+            if threading.current_thread() is self._threads[0]:
+                self._io_input_ready = True
+            else:
+                self._poke()
 
     def _reply(self, identity: Any, msg: Message) -> None:
         if isinstance(msg, ErrorMessage):

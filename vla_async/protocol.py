@@ -48,6 +48,7 @@ IMAGE_PREFIX = "images/"
 FLOAT_DTYPES = frozenset({"float32", "float64"})
 _INT64_MAX = 2**63 - 1
 _ARRAY_MESSAGES = ("Observation", "ActionChunk")
+_NO_TIMING = [0, 0, 0, 0, 0, 1]
 
 
 class ProtocolError(ValueError):
@@ -92,6 +93,10 @@ class ArraySpec:
     """The arrays a message may carry: name -> expected shape and allowed dtypes."""
 
     arrays: Mapping[str, ExpectedArray] = field(default_factory=dict)
+    # Array layouts (header `arrays` lists) this spec already validated, keyed by `_layout_key`:
+    # a message with the same layout skips the per-entry checks (only byte counts are re-checked).
+    _layouts: dict[tuple[Any, ...], tuple[_Layout, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def for_observation(cls, robot: RobotSpec, policy: PolicySpec) -> ArraySpec:
@@ -115,6 +120,10 @@ class ArraySpec:
     @classmethod
     def for_chunk(cls, policy: PolicySpec) -> ArraySpec:
         return cls({"actions": ExpectedArray((policy.chunk_length, policy.action_dim), frozenset({"float32"}))})
+
+
+_Layout = tuple  # (name, dtype or None for jpeg, shape, byte count or -1 for jpeg)
+_MAX_LAYOUTS = 64
 
 
 # ------------------------------------------------------------------ encode
@@ -293,7 +302,66 @@ def _shape_ok(shape: list[Any], limits: DecodeLimits) -> bool:
     return True
 
 
+def _layout_key(entries: list[Any]) -> tuple[Any, ...] | None:
+    """A hashable copy of a header `arrays` list, or None unless it is exactly [[str, str, [int, ...]], ...]
+    (type-strict: 224.0 or True never match a cached 224 or 1)."""
+    key = []
+    for e in entries:
+        if type(e) is not list or len(e) != 3:
+            return None
+        name, dtype_name, shape = e
+        if type(name) is not str or type(dtype_name) is not str or type(shape) is not list:
+            return None
+        for n in shape:
+            if type(n) is not int:
+                return None
+        key.append((name, dtype_name, *shape))
+    return tuple(key)
+
+
 def _decode_arrays(
+    entries: Any, frames: Sequence[memoryview], limits: DecodeLimits, expect: ArraySpec | None, rid: int | None
+) -> dict[str, np.ndarray]:
+    if expect is not None and type(entries) is list and len(entries) == len(frames):
+        key = _layout_key(entries)
+        layout = expect._layouts.get(key) if key is not None else None
+        if layout is not None:
+            return _decode_known(layout, frames, rid)
+        out = _decode_arrays_checked(entries, frames, limits, expect, rid)
+        if key is not None and len(expect._layouts) < _MAX_LAYOUTS:
+            expect._layouts[key] = tuple(
+                (name, None if dtype_name == JPEG else DTYPES[dtype_name], tuple(shape),
+                 -1 if dtype_name == JPEG else out[name].nbytes) for name, dtype_name, shape in entries)
+        return out
+    return _decode_arrays_checked(entries, frames, limits, expect, rid)
+
+
+def _decode_known(layout: tuple[_Layout, ...], frames: Sequence[memoryview], rid: int | None) -> dict[str, np.ndarray]:
+    """Arrays of a layout that passed `_decode_arrays_checked` against the same spec: byte counts still checked."""
+    out: dict[str, np.ndarray] = {}
+    for (name, dtype, shape, nbytes), buf in zip(layout, frames, strict=True):
+        if dtype is None:
+            out[name] = _decode_jpeg_entry(name, buf, shape, rid)
+        elif buf.nbytes != nbytes:
+            raise _bad(f"array {name!r}: {buf.nbytes} bytes for shape {shape} {dtype.name} "
+                       f"(needs {nbytes}); truncated or corrupt frame", rid)
+        else:
+            out[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    return out
+
+
+def _decode_jpeg_entry(name: str, buf: memoryview, shape: tuple[int, ...], rid: int | None) -> np.ndarray:
+    if not name.startswith(IMAGE_PREFIX) or len(shape) != 3:
+        raise _bad(f"array {name!r}: jpeg is only for HxWxC images", rid)
+    from vla_async.image_codec import ImageCodecError, decode_jpeg
+
+    try:
+        return decode_jpeg(buf, shape)
+    except ImageCodecError as exc:
+        raise _bad(f"array {name!r}: {exc}", rid) from None
+
+
+def _decode_arrays_checked(
     entries: Any, frames: Sequence[memoryview], limits: DecodeLimits, expect: ArraySpec | None, rid: int | None
 ) -> dict[str, np.ndarray]:
     if not isinstance(entries, list):
@@ -321,14 +389,7 @@ def _decode_arrays(
                 raise _bad(f"array {name!r}: shape {shape} but the agreed spec says {want.shape}", rid)
         buf = frame
         if dtype_name == JPEG:
-            if not name.startswith(IMAGE_PREFIX) or len(shape) != 3:
-                raise _bad(f"array {name!r}: jpeg is only for HxWxC images", rid)
-            from vla_async.image_codec import ImageCodecError, decode_jpeg
-
-            try:
-                out[name] = decode_jpeg(buf, shape)
-            except ImageCodecError as exc:
-                raise _bad(f"array {name!r}: {exc}", rid) from None
+            out[name] = _decode_jpeg_entry(name, buf, shape, rid)
             continue
         dtype = DTYPES.get(dtype_name)
         if dtype is None:
@@ -382,13 +443,16 @@ def _build_chunk(meta: _Meta, arrays: dict[str, np.ndarray]) -> ActionChunk:
     actions = arrays.get("actions")
     if actions is None or len(arrays) != 1 or actions.ndim != 2 or actions.dtype != np.float32:
         raise _bad("ActionChunk needs exactly one float32 [H, action_dim] array 'actions'", rid)
-    timing = meta.data.get("timing", [0, 0, 0, 0, 0, 1])
-    if not (isinstance(timing, list) and len(timing) == 6 and all(
-            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in timing)):
+    timing = meta.data.get("timing", _NO_TIMING)
+    if type(timing) is not list or len(timing) != 6:
         raise _bad("ActionChunk.timing must be 6 finite numbers", rid)
+    for x in timing:  # plain loop: this runs on every chunk
+        if (type(x) is not float and type(x) is not int) or not math.isfinite(x):
+            raise _bad("ActionChunk.timing must be 6 finite numbers", rid)
+    q, pre, model, post, total, batch = timing
     return ActionChunk(
         request_id=rid, start_tick=meta.int("start_tick"), actions=_finite("actions", actions, rid),
-        timing=ServerTiming(*(float(x) for x in timing[:5]), batch_size=int(timing[5])),
+        timing=ServerTiming(float(q), float(pre), float(model), float(post), float(total), int(batch)),
     )
 
 

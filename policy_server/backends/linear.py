@@ -63,6 +63,8 @@ class LinearBackend(PolicyBackend):
         self._bias = (rng.standard_normal(a) * 0.05).astype(np.float32)
         self._image_gain = (rng.standard_normal((max(1, len(self._spec.cameras)), a)) * 0.05).astype(np.float32)
         self._ramp = (np.arange(1, self._spec.chunk_length + 1, dtype=np.float32) / self._spec.chunk_length)
+        self._ramp_col = self._ramp[:, None]  # [H, 1]
+        self._task_offsets: dict[str, float] = {}
 
     @property
     def spec(self) -> PolicySpec:
@@ -75,13 +77,32 @@ class LinearBackend(PolicyBackend):
 
     def infer(self, batch: Sequence[PolicyInput]) -> list[np.ndarray]:
         spec = self._spec
+        if len(batch) == 1 and not (self._use_images and spec.cameras) and spec.state_dim >= spec.action_dim:
+            return [self._infer_one(batch[0])]  # the common case, without the batch stacking
         states = np.stack([np.asarray(x.state, np.float32).reshape(spec.state_dim) for x in batch])  # [B, S]
         goal = states @ self._weights + self._bias  # [B, A]
         if self._use_images and spec.cameras:
             brightness = np.array([[float(x.images[c.name].mean()) / 255.0 - 0.5 for c in spec.cameras]
                                    for x in batch], np.float32)  # [B, C]
             goal += brightness @ self._image_gain
-        goal += np.array([(zlib.crc32(x.task.encode()) % 1000) / 1e4 for x in batch], np.float32)[:, None]
+        goal += np.array([self._task_offset(x.task) for x in batch], np.float32)[:, None]
         start = states[:, : spec.action_dim] if spec.state_dim >= spec.action_dim else np.zeros_like(goal)
-        chunks = start[:, None, :] + self._ramp[None, :, None] * (goal - start)[:, None, :]  # [B, H, A]
-        return list(chunks.astype(np.float32))
+        chunks = start[:, None, :] + self._ramp_col[None] * (goal - start)[:, None, :]  # [B, H, A] float32
+        return list(chunks)
+
+    def _infer_one(self, x: PolicyInput) -> np.ndarray:
+        """`infer([x])[0]` for a state-only policy (same arithmetic, no batch axis)."""
+        state = np.asarray(x.state, np.float32).reshape(self._spec.state_dim)
+        goal = state @ self._weights + self._bias
+        goal += np.float32(self._task_offset(x.task))
+        start = state[: self._spec.action_dim]
+        return start + self._ramp_col * (goal - start)
+
+    def _task_offset(self, task: str) -> float:
+        """The task text's offset (crc32 of the text); cached, since a robot repeats its task."""
+        offset = self._task_offsets.get(task)
+        if offset is None:
+            offset = (zlib.crc32(task.encode()) % 1000) / 1e4
+            if len(self._task_offsets) < 1024:
+                self._task_offsets[task] = offset
+        return offset

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import select
+import threading
 import time
 
 import numpy as np
@@ -231,3 +234,42 @@ def test_max_clients_is_enforced(server_for):
         first.connect(5)
         with pytest.raises(HandshakeError, match="full"):
             _client(srv, name="b").connect(5)
+
+
+def test_linear_single_input_path_matches_the_batched_path():
+    backend = LinearBackend(BackendConfig(options={**SMALL, "use_images": False}))
+    rng = np.random.default_rng(3)
+    inputs = [PolicyInput(state=rng.standard_normal(backend.spec.state_dim).astype(np.float32), task=t)
+              for t in ("pick", "place")]
+    batched = backend.infer(inputs)
+    for x, want in zip(inputs, batched, strict=True):
+        (one,) = backend.infer([x])
+        assert one.dtype == np.float32 and one.shape == want.shape
+        np.testing.assert_allclose(one, want, rtol=1e-6, atol=1e-6)
+
+
+class _RouterStub:
+    """Stands in for the ROUTER: every send reports that input is waiting."""
+
+    def send(self, frames, *, copy=True):
+        return True, True
+
+
+def test_a_send_that_sees_input_waiting_never_lets_the_io_thread_sleep_on_it():
+    srv = PolicyServer(ServerConfig(backend=BackendConfig(name="linear", options=SMALL)), port=0)
+    srv._router = _RouterStub()
+    srv._wake_r, srv._wake_w = os.pipe()
+    try:
+        srv._threads = [threading.current_thread()]  # as if this were the I/O thread: it re-drains
+        srv._send([b"id", b"x"])
+        assert srv._io_input_ready
+        assert not select.select([srv._wake_r], [], [], 0)[0]
+        srv._io_input_ready = False
+        other = threading.Thread(target=srv._send, args=([b"id", b"x"],))  # the worker: wakes the I/O thread
+        other.start()
+        other.join(5)
+        assert not srv._io_input_ready
+        assert select.select([srv._wake_r], [], [], 0)[0]
+    finally:
+        os.close(srv._wake_r)
+        os.close(srv._wake_w)

@@ -166,3 +166,32 @@ def test_hello_with_bad_robot_spec_names_the_field():
     header["meta"]["robot_spec"]["fps"] = -5
     with pytest.raises(ProtocolError, match="fps"):
         decode([msgpack.packb(header)], limits=LIMITS)
+
+
+def test_a_cached_layout_still_checks_byte_counts_types_and_spec():
+    spec = ArraySpec.for_observation(ROBOT, POLICY)  # fresh spec: empty layout cache
+    good = encode(_obs())
+    for _ in range(2):  # the second decode takes the cached-layout path
+        assert isinstance(decode(good, limits=LIMITS, expect=spec), Observation)
+    assert spec._layouts  # the layout was remembered
+    truncated = [*good[:-1], bytes(good[-1])[:-1]]
+    with pytest.raises(ProtocolError, match="truncated or corrupt"):
+        decode(truncated, limits=LIMITS, expect=spec)
+    header = _header(good)
+    cam = header["arrays"][-1]
+    float_shape = [[*e[:2], [float(n) for n in e[2]]] if e is cam else e for e in header["arrays"]]
+    with pytest.raises(ProtocolError, match="bad shape"):
+        decode(_with_header(good, arrays=float_shape), limits=LIMITS, expect=spec)
+    wrong_dtype = [[e[0], "int32" if e is cam else e[1], e[2]] for e in header["arrays"]]
+    with pytest.raises(ProtocolError, match="not allowed"):
+        decode(_with_header(good, arrays=wrong_dtype), limits=LIMITS, expect=spec)
+
+
+def test_chunk_timing_rejects_bools_and_non_finite_numbers():
+    frames = encode(ActionChunk(1, 2, np.zeros((50, 14), np.float32), ServerTiming(1, 2, 3, 4, 5, 1)))
+    meta = _header(frames)["meta"]
+    for bad in ([True, 0, 0, 0, 0, 1], [0, 0, float("nan"), 0, 0, 1], [0, 0, 0, 0, 0], "x"):
+        with pytest.raises(ProtocolError, match="timing"):
+            decode(_with_header(frames, meta={**meta, "timing": bad}), limits=LIMITS)
+    out = decode(frames, limits=LIMITS)
+    assert out.timing == ServerTiming(1.0, 2.0, 3.0, 4.0, 5.0, 1)
