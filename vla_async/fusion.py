@@ -243,9 +243,12 @@ class RailFuser(Fuser):
             return longest
         lim = self._sample_limits
         # the shortest length alone first (it is the answer at most junctions): one [3S, 6] @ [6, G] product
-        ends = np.concatenate([x0[:, g], tail.pva[:, first, g]])
-        samples = np.abs(_peak_matrix(first, self.fps) @ ends)
-        if np.count_nonzero(samples <= lim) == samples.size:  # NaN counts as over the limit
+        ends = self._ends  # (p0, v0, a0, pf, vf, af) [6, G]: `fuse` reuses it when the answer is `first`
+        ends[:3] = x0[:, g]
+        ends[3:] = tail.pva[:, first, g]
+        self._ends_len = first
+        samples = np.abs(np.matmul(_peak_matrix(first, self.fps), ends, out=self._samples), out=self._samples)
+        if np.count_nonzero(np.less_equal(samples, lim, out=self._ok)) == samples.size:  # NaN: over the limit
             return first
         start_op, end_op = _candidate_operators(first + 1, longest, self.fps)
         n = longest - first
@@ -267,10 +270,14 @@ class RailFuser(Fuser):
             x0 = plan.buf[:, plan.lo + i]  # (p0, v0, a0) [3, D]; read before the plan is written below
             mismatch = float(np.abs(x0[0, g] - tail.pva[0, 0, g]).max()) if g is not None else 0.0
             n_blend = self.blend_length(mismatch, len(tail))
+            self._ends_len = -1
             if self.config.blend_limits and n_blend > 0:
                 n_blend = self.limited_length(x0, tail, n_blend)
             if n_blend > 0 and g is not None:  # stepwise dimensions switch to the new chunk at once
-                ends = np.concatenate([x0[:, g], tail.pva[:, n_blend, g]])  # (p0, v0, a0, pf, vf, af) [6, G]
+                ends = self._ends  # (p0, v0, a0, pf, vf, af) [6, G]
+                if self._ends_len != n_blend:
+                    ends[:3] = x0[:, g]
+                    ends[3:] = tail.pva[:, n_blend, g]
                 blend = (_blend_operator(n_blend, self.fps) @ ends).reshape(3, n_blend, self._n_gradual)
         r = plan.replace_from_stacked(j, tail.pva, new.source, 1)
         if blend is not None:
@@ -290,6 +297,11 @@ class RailFuser(Fuser):
         self._max_acc = np.broadcast_to(np.asarray(max_acc, dtype=float), (d,))[self._gradual_idx]
         self._peak_limits = np.stack([self._max_vel, self._max_acc, np.full(len(self._max_vel), config.blend_max_jerk)])
         self._sample_limits = np.repeat(self._peak_limits, _PEAK_S, axis=0)  # [3S, G]: each sample's bound
+        # scratch for the per-chunk blend search
+        self._ends = np.empty((6, self._n_gradual))
+        self._ends_len = -1  # blend length `_ends` holds the end state of (-1: none)
+        self._samples = np.empty(self._sample_limits.shape)
+        self._ok = np.empty(self._sample_limits.shape, dtype=bool)
 
 
 FUSERS: dict[str, type[Fuser]] = {
