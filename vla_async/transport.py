@@ -67,6 +67,7 @@ class PolicyClient:
         self._inbox: list[ReceivedChunk | ErrorMessage] = []
         self._expect: ArraySpec | None = None
         self._welcome: Welcome | None = None
+        self._needed_cameras: frozenset[str] = frozenset()  # the policy's cameras (empty: ship what is given)
         self._handshake_error: str | None = None
         self._handshake_done = threading.Event()
         self._ready = False
@@ -101,11 +102,9 @@ class PolicyClient:
     def submit(self, obs: Observation) -> None:
         """Send `obs` now if connected (else as soon as the handshake is done); never blocks."""
         now = time.monotonic()
-        welcome = self._welcome
-        if welcome is not None and welcome.policy_spec.cameras:
-            needed = {c.name for c in welcome.policy_spec.cameras}
-            if set(obs.images) - needed:  # do not ship cameras the policy does not use
-                obs = replace(obs, images={k: v for k, v in obs.images.items() if k in needed})
+        needed = self._needed_cameras
+        if needed and not needed.issuperset(obs.images):  # do not ship cameras the policy does not use
+            obs = replace(obs, images={k: v for k, v in obs.images.items() if k in needed})
         pending = _Pending(obs, now, now + self._net.request_timeout_s)
         frames = self._encode(obs)
         with self._lock:
@@ -114,9 +113,11 @@ class PolicyClient:
                 self._send(frames, pending)
 
     def poll(self) -> list[ReceivedChunk | ErrorMessage]:
-        """Everything that arrived since the last call (chunks, server errors, local deadline errors)."""
+        """What arrived since the last call (chunks, server errors, local deadline errors); drains the
+        socket only when nothing is waiting already (after `wait` returned True it drained already)."""
         with self._lock:
-            self._drain()
+            if not self._inbox:  # `wait` usually drained already: the rest comes with the next call
+                self._drain()
             items, self._inbox = self._inbox, []
         return items
 
@@ -242,6 +243,7 @@ class PolicyClient:
 
     def _on_welcome(self, msg: Welcome) -> None:
         self._welcome = msg
+        self._needed_cameras = frozenset(c.name for c in msg.policy_spec.cameras)
         self._expect = ArraySpec.for_chunk(msg.policy_spec)
         self._ready = True
         self._handshake_done.set()
