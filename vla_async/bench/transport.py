@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -86,6 +87,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--spin-us", type=float, default=0.0,
                         help="client busy-polls this long before blocking for a reply (0 = always block)")
     parser.add_argument("--image-encoding", choices=("raw", "jpeg"), default="raw")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin the client to CPU 0 and the server to CPU 1 (pinning keeps the two "
+                             "processes from competing for one core, as on separate machines)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = parser.parse_args(list(argv))
 
@@ -99,26 +103,20 @@ def main(argv: Sequence[str]) -> int:
                                            "bytes_per_chunk": chunk_bytes},
                                "zero_copy": args.zero_copy, "image_encoding": args.image_encoding,
                                "spin_us": args.spin_us}
-    with LocalServer(server_args) as server:
-        network = NetworkConfig(port=server.port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
-        with PolicyClient(network, "bench", spec) as client:
-            client.connect(timeout_s=10.0)
-            run_round_trips(client, images, args.warmup, first_id=1)
-            next_id = 1 + args.warmup
-            for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-                t0 = time.perf_counter()
-                rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period,
-                                                          spin_s=args.spin_us * 1e-6)
-                wall = time.perf_counter() - t0
-                next_id += n
-                server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
-                results[mode] = {
-                    "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts),
-                    "server_ms": summarize_ms(server_total),
-                    "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
-                    "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"),
-                    "rate_hz": (args.paced_hz if period else None),
-                }
+    pinned = args.pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    results["pinned"] = pinned
+    own_cpus = os.sched_getaffinity(0) if pinned else None
+    server_cpus = None
+    if own_cpus is not None:
+        client_cpu, server_cpu = sorted(own_cpus)[:2]
+        os.sched_setaffinity(0, {client_cpu})
+        server_cpus = {server_cpu}
+    try:
+        with LocalServer(server_args, cpus=server_cpus) as server:
+            _run_modes(args, server.port, spec, images, results)
+    finally:
+        if own_cpus is not None:
+            os.sched_setaffinity(0, own_cpus)
     _print(results)
     if args.json:
         with open(args.json, "w") as fh:
@@ -127,12 +125,36 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _run_modes(args: argparse.Namespace, port: int, spec: Any, images: dict[str, np.ndarray],
+               results: dict[str, Any]) -> None:
+    """Warm up, then the back-to-back and the paced runs, on one connected client."""
+    network = NetworkConfig(port=port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
+    with PolicyClient(network, "bench", spec) as client:
+        client.connect(timeout_s=10.0)
+        run_round_trips(client, images, args.warmup, first_id=1)
+        next_id = 1 + args.warmup
+        for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
+            t0 = time.perf_counter()
+            rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period,
+                                                      spin_s=args.spin_us * 1e-6)
+            wall = time.perf_counter() - t0
+            next_id += n
+            server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
+            results[mode] = {
+                "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts),
+                "server_ms": summarize_ms(server_total),
+                "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
+                "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"),
+                "rate_hz": (args.paced_hz if period else None),
+            }
+
+
 def _print(results: dict[str, Any]) -> None:
     p = results["payload"]
     print(f"payload: {p['cameras']}x{tuple(p['image_shape'])} uint8 + {p['state_dim']}-D state -> "
           f"{tuple(p['chunk_shape'])} float32 | {p['bytes_per_observation']} B/observation, "
           f"{p['bytes_per_chunk']} B/chunk | zero_copy={results['zero_copy']} images={results['image_encoding']} "
-          f"spin_us={results['spin_us']:g}")
+          f"spin_us={results['spin_us']:g} pinned={results['pinned']}")
     print(f"{'mode':<14}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}"
           f"{'server p50':>12}{'msg/s':>9}{'fail':>6}")
     for mode in ("back_to_back", "paced"):
