@@ -1,0 +1,25 @@
+"""`vla-async bench transport` runs end to end over real sockets and reports sane numbers (no timing asserts)."""
+
+import json
+
+import pytest
+
+from vla_async.bench.transport import main
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pin", [True, False])
+def test_bench_transport_reports_every_round_trip(tmp_path, capsys, pin: bool) -> None:
+    out = tmp_path / "transport.json"
+    args = ["--n", "30", "--paced-n", "5", "--paced-hz", "100", "--warmup", "5", "--json", str(out)]
+    assert main(args + ([] if pin else ["--no-pin"])) == 0
+    result = json.loads(out.read_text())
+    assert result["payload"]["bytes_per_observation"] > 3 * 224 * 224 * 3  # raw images + header + state
+    assert result["payload"]["bytes_per_chunk"] >= 50 * 14 * 4
+    for mode, n in (("back_to_back", 30), ("paced", 5)):
+        assert result[mode]["failures"] == 0 and result[mode]["n"] == n
+        rtt = result[mode]["rtt_ms"]
+        assert 0 < rtt["p50"] <= rtt["p99"] <= rtt["max"]
+        assert result[mode]["server_ms"]["p50"] < rtt["p50"]  # the server's share is inside the round trip
+    assert "back_to_back" in capsys.readouterr().out
