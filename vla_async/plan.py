@@ -216,10 +216,15 @@ class Plan:
 
     def replace_from_stacked(self, tick: int, pva: np.ndarray, source: int, count: int = 1) -> int:
         """`replace_from` with p, v, a stacked as [3, n, D]; returns the buffer row of `tick`."""
-        keep = self._junction(tick)
         n = pva.shape[1]
-        r = self._rows(keep, n)
+        r = self.reserve_from(tick, n, source, count)
         self.buf[:, r : r + n] = pva
+        return r
+
+    def reserve_from(self, tick: int, n: int, source: int, count: int = 1) -> int:
+        """Keep rows before `tick`, then `n` rows for the caller to write into `buf` from the returned buffer row."""
+        keep = self._junction(tick)
+        r = self._rows(keep, n)
         self.src[r : r + n] = source
         self.cnt[r : r + n] = count
         return r

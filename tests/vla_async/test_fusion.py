@@ -231,3 +231,53 @@ def test_batched_blend_search_equals_checking_each_length(seed, max_vel, max_acc
             want = n
             break
     assert fuser.limited_length(x0, new, longest) == want
+
+
+def _reference_fuse(smoother, fuser, plan, actions, start, lead, j, source, stepwise_idx) -> int:
+    """The step-by-step path `RailChunkOperators.fuse` replaces: smooth the chunk (with an anchor row for tick
+    `start - 1` when `lead`, stepwise positions kept from the plan), then `RailFuser.fuse`."""
+    pva = smoother.stacked(actions, lead)
+    if lead:
+        pva[:, 0] = pva[:, 1]
+        pva[0, 0, stepwise_idx] = plan.buf[0, plan.lo + plan.index(j), stepwise_idx]
+    return fuser.fuse(plan, Trajectory.stacked(start - lead, pva, source), j)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([[False, False, True], [True, False, False, False], [False] * 4]),
+       st.integers(3, 50), st.integers(0, 8), st.booleans(), st.booleans(), st.floats(0.2, 5.0),
+       st.floats(2.0, 80.0), st.floats(20.0, 5000.0), st.integers(1, 12), st.sampled_from([0, 5, 9]))
+def test_operator_fuse_equals_smoothing_then_rail_fuse(
+    seed, stepwise, n, late, lead, adaptive, max_vel, max_acc, max_jerk, blend, window
+):
+    """One precomputed product per chunk (`RailChunkOperators`) = smoothing + anchor row + rail blend, step by step:
+    the same plan rows (p, v, a, source, count) within 1e-9 and the same blend length, on random chunks, plan
+    states, junction offsets and limits (the shortest-length check passing or not)."""
+    from vla_async.fusion_operators import RailChunkOperators
+
+    rng = np.random.default_rng(seed)
+    dim = len(stepwise)
+    smoother = Smoother(SmootherConfig(enabled=True, degree=3, window=window, stepwise_window=3), stepwise, FPS,
+                        [(-1.0, 1.0)] * dim)
+    cfg = FuserConfig(kind="rail", blend_ticks=blend, adaptive_blend=adaptive, blend_limits=True,
+                      min_blend_ticks=2, blend_max_jerk=max_jerk)
+    fuser = create_fuser(cfg, stepwise, FPS, (np.full(dim, max_vel), np.full(dim, max_acc)))
+    ops = RailChunkOperators(smoother, fuser)
+    plans = []
+    for _ in range(2):
+        plan = Plan(dim, capacity=16)  # small: the write may move or grow the buffer
+        k = 20
+        plan.replace_from(k - 6, *(rng.normal(size=(3, 10, dim)) * [[[0.5]], [[2.0]], [[20.0]]]), 7, 1)
+        plans.append(plan)
+    plans[1].buf[:] = plans[0].buf
+    actions = 0.5 * np.sin(np.arange(n)[:, None] / 9.0 + rng.uniform(0, 6, dim)) + rng.normal(0, 0.3, dim)
+    late = min(late, n - 1)
+    start, j = (k + 1, k) if lead else (k - late, k)  # the scheduler's two cases
+    ref_len = _reference_fuse(smoother, fuser, plans[0], actions, start, int(lead), j, 9, np.flatnonzero(stepwise))
+    got_len = ops.fuse(plans[1], actions, start, int(lead), j, 9)
+    assert got_len == ref_len
+    a, b = plans
+    assert (a.start_tick, a.end_tick) == (b.start_tick, b.end_tick)
+    np.testing.assert_allclose(b.buf[:, b.lo : b.hi], a.buf[:, a.lo : a.hi], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(b.source, a.source)
+    np.testing.assert_array_equal(b.count, a.count)
