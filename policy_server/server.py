@@ -346,7 +346,11 @@ class PolicyServer:
         want = (spec.chunk_length, spec.action_dim)
         checked: list[np.ndarray | str] = []
         for actions in outputs:
-            arr = np.asarray(actions, dtype=np.float32)
+            try:
+                arr = np.asarray(actions, dtype=np.float32)
+            except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
+                checked.append(f"backend returned actions that are not a float array: {exc}"[:500])
+                continue
             if arr.shape != want:
                 checked.append(f"backend returned actions of shape {arr.shape}, spec says {want}")
             elif not np.isfinite(arr).all():

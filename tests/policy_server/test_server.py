@@ -72,6 +72,8 @@ class BrokenBackend(LinearBackend):
         if self.mode == "raise":
             raise BackendError("model exploded")
         out = super().infer(batch)
+        if self.mode == "ragged":
+            return [[[1.0, 2.0], [3.0]] for _ in out]
         return [np.full_like(a, np.nan) for a in out] if self.mode == "nan" else [a[:3] for a in out]
 
 
@@ -120,7 +122,8 @@ def test_spec_mismatch_lists_every_problem(server_for):
     assert "state names" in text and "cam_left_wrist" in text and "action names" in text
 
 
-@pytest.mark.parametrize("mode,needle", [("raise", "model exploded"), ("nan", "NaN"), ("shape", "shape")])
+@pytest.mark.parametrize("mode,needle", [("raise", "model exploded"), ("nan", "NaN"), ("shape", "shape"),
+                                               ("ragged", "not a float array")])
 def test_backend_failures_reach_only_that_request_and_server_keeps_serving(server_for, mode, needle):
     srv = server_for(BrokenBackend(mode))
     with _client(srv) as client:
