@@ -148,6 +148,8 @@ class ActionScheduler:
         s = np.asarray(measured_state, dtype=float)[self._state_index]
         self.rollforward.observe(s, self._last_command)
         if self.safety.position is None:
+            if np.count_nonzero(np.isfinite(s)) != s.size:  # the hold would carry NaN/inf to the robot
+                raise ValueError(f"tick {k}: measured state is not finite ({s}); refusing to command the robot")
             self.safety.reset(s)  # before the first chunk: hold the measured state, never jump
         rf_error = self._rollforward_error(k, s)
         self.plan.drop_before(k)

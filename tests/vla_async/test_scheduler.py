@@ -41,6 +41,18 @@ def test_holds_measured_state_before_first_chunk_and_requests_at_once():
         sched.on_tick(1, state)
 
 
+@pytest.mark.parametrize("safety", [SafetyConfig(), None])
+def test_a_non_finite_first_state_is_refused_not_held(safety):
+    """The first hold is the measured state: a NaN there would be commanded forever."""
+    sched = _sched("vlash_rail", safety)
+    state = np.array([0.1, np.nan, 0.3, 0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="not finite"):
+        sched.on_tick(0, state)
+    state[1] = 0.2
+    out = sched.on_tick(1, state)
+    np.testing.assert_array_equal(out.command, state)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(["aligned", "vlash", "naive"]), st.lists(st.integers(1, 40), min_size=1, max_size=8),
        st.integers(0, 6))
