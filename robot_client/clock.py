@@ -57,10 +57,6 @@ class TickClock:
         self.missed_total = 0
 
     @property
-    def started(self) -> bool:
-        return self._t0 is not None
-
-    @property
     def start_time(self) -> float:
         if self._t0 is None:
             raise RuntimeError("TickClock.start() has not been called")

@@ -320,7 +320,3 @@ class ActionScheduler:
     @property
     def pending_requests(self) -> list[InferenceRequest]:
         return list(self._in_flight.values())
-
-    @property
-    def last_command(self) -> np.ndarray | None:
-        return self._last_command
