@@ -33,20 +33,8 @@ def scheduler_cost_rows(joints: Sequence[int], chunk_length: int, strategies: Se
     for n in joints:
         for name in strategies:
             result = measure_scheduler_cost(action_dim=n, chunk_length=chunk_length, strategy_name=name, ticks=ticks)
-            rows.append({"joints": n, "chunk_length": chunk_length, "strategy": name} | _as_dict(result))
+            rows.append({"joints": n, "chunk_length": chunk_length, "strategy": name} | result)
     return rows
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if isinstance(result, dict):
-        return dict(result)
-    if hasattr(result, "to_dict"):
-        return dict(result.to_dict())
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(result):
-        return asdict(result)
-    raise TypeError(f"measure_scheduler_cost returned {type(result).__name__}")
 
 
 def _pin_client(server_cpus: set[int]) -> set[int] | None:
