@@ -35,6 +35,8 @@ class KinematicRobot(Robot):
         self._spec = spec
         self._tau = float(time_constant_s)
         self._now = now
+        lim = spec.position_limits
+        self._limits = None if lim is None else np.asarray(lim, dtype=np.float64).T  # [2, D]: low, high
         self._lock = threading.Lock()
         start = np.zeros(spec.state_dim) if initial_state is None else np.asarray(initial_state, float)
         self._state = start.astype(np.float64).copy()
@@ -71,9 +73,8 @@ class KinematicRobot(Robot):
         if not self._connected:
             raise RuntimeError("KinematicRobot is not connected")
         applied = np.asarray(action, dtype=np.float64).reshape(self._spec.action_dim)
-        if self._spec.position_limits is not None:
-            lo, hi = np.array(self._spec.position_limits).T
-            applied = np.clip(applied, lo, hi)
+        if self._limits is not None:
+            applied = np.clip(applied, self._limits[0], self._limits[1])
         with self._lock:
             self._advance()
             self._command = applied.copy()
