@@ -14,6 +14,7 @@ from vla_async.config import ConfigError, RobotConfig, split_config_arg
 def test_split_config_arg() -> None:
     assert split_config_arg(["--config", "a.yaml", "--x.y=1"]) == ("a.yaml", ["--x.y=1"])
     assert split_config_arg(["--config=b.yaml"]) == ("b.yaml", [])
+    assert split_config_arg(["--a=1", "--config", "x.yaml", "--b=2"]) == ("x.yaml", ["--a=1", "--b=2"])
     assert split_config_arg(["--duration_s=3"]) == (None, ["--duration_s=3"])
     with pytest.raises(ConfigError):
         split_config_arg(["--config"])

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from vla_async.config import split_config_arg
 from vla_async.local_server import LocalServer
 
 pytestmark = [pytest.mark.integration]
@@ -27,7 +26,3 @@ def test_bad_server_arguments_raise_with_the_servers_message() -> None:
     with pytest.raises(RuntimeError, match="no_such_field"):
         LocalServer(["--no_such_field=1"], startup_timeout_s=30.0)
 
-
-def test_split_config_arg_takes_both_spellings() -> None:
-    assert split_config_arg(["--a=1", "--config", "x.yaml", "--b=2"]) == ("x.yaml", ["--a=1", "--b=2"])
-    assert split_config_arg(["--config=y.yaml"]) == ("y.yaml", [])
