@@ -237,6 +237,8 @@ class PolicyServer:
             problems += exc.mismatches
         except SpecError as exc:
             problems.append(str(exc))
+        except Exception as exc:  # a buggy backend check must not stop the I/O thread
+            problems.append(f"backend could not check the robot: {type(exc).__name__}: {exc}"[:500])
         if problems:
             return ErrorMessage(ErrorCode.SPEC_MISMATCH, str(SpecMismatchError(problems)))
         with self._cond:

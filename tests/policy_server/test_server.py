@@ -122,6 +122,20 @@ def test_spec_mismatch_lists_every_problem(server_for):
     assert "state names" in text and "cam_left_wrist" in text and "action names" in text
 
 
+class CheckCrashBackend(LinearBackend):
+    def check_robot(self, robot):
+        raise KeyError("no such joint table")
+
+
+def test_backend_check_robot_crash_is_a_handshake_error_and_server_keeps_serving(server_for):
+    srv = server_for(CheckCrashBackend(BackendConfig(options=SMALL)))
+    for name in ("first", "second"):  # the second Hello is answered too: the I/O thread survived
+        with _client(srv, name=name) as client, pytest.raises(HandshakeError) as info:
+            client.connect(5)
+        assert "KeyError" in str(info.value) and "no such joint table" in str(info.value)
+    assert srv.stats["sessions"] == 0
+
+
 @pytest.mark.parametrize("mode,needle", [("raise", "model exploded"), ("nan", "NaN"), ("shape", "shape"),
                                                ("ragged", "not a float array")])
 def test_backend_failures_reach_only_that_request_and_server_keeps_serving(server_for, mode, needle):
