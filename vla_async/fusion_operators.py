@@ -16,7 +16,7 @@ import numpy as np
 
 from vla_async.fusion import _PEAK_S, RailFuser, _blend_operator, _peak_matrix
 from vla_async.plan import Plan, Trajectory
-from vla_async.smoothing import Smoother
+from vla_async.smoothing import Smoother, moving_average_operator
 
 
 class RailChunkOperators:
@@ -29,6 +29,7 @@ class RailChunkOperators:
         self._step = smoother._step_sel
         self._check: dict[tuple[int, int, int], np.ndarray] = {}
         self._segment: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._stepwise: dict[tuple[int, int, int], np.ndarray | None] = {}
         self._x: dict[int, np.ndarray] = {}
 
     def _rows(self, n: int, c: int, lead: int, m: int) -> np.ndarray:
@@ -79,6 +80,30 @@ class RailChunkOperators:
             self._segment[key] = op
         return op
 
+    def stepwise_operator(self, n: int, c: int, lead: int) -> np.ndarray | None:
+        """[3, m, n + 3]: the stepwise (gripper) columns of the m segment rows from X: the chunk's moving average,
+        velocity and acceleration 0, the anchor row (`lead` with the junction at it) keeping the plan's p0.
+        None when the smoother snaps stepwise values to levels (not linear: `fuse` then takes the direct path)."""
+        key = (n, c, lead)
+        if key in self._stepwise:
+            return self._stepwise[key]
+        op = None
+        if self.smoother._levels is None:
+            m = lead + n - c
+            w = self.smoother.config.stepwise_window
+            avg = moving_average_operator(n, w) if w > 1 and n > 1 else np.eye(n)
+            op = np.zeros((3, m, n + 3))
+            if lead and c == 0:
+                op[0, 0, n] = 1.0
+                op[0, 1:, :n] = avg
+            else:
+                op[0, :, :n] = avg[c - lead :]
+            op.setflags(write=False)
+        if len(self._stepwise) > 512:
+            self._stepwise.clear()
+        self._stepwise[key] = op
+        return op
+
     def fuse(self, plan: Plan, actions: np.ndarray, start: int, lead: int, j: int, source: int) -> int:
         """What `smoother.stacked(actions, lead)` (+ the anchor row) then `fuser.fuse(plan, .., j)` do; the plan
         must cover `j`. Returns the blend length."""
@@ -92,15 +117,16 @@ class RailChunkOperators:
         X[:n] = actions
         X[n:] = plan.buf[:, i]
         s, g, fuser = self._step, self._g, self.fuser
-        anchor = plan.buf[0, i, s].copy() if s is not None and lead and c == 0 else None
+        step_op = self.stepwise_operator(n, c, lead) if s is not None else None
+        anchor = plan.buf[0, i, s].copy() if s is not None and step_op is None and lead and c == 0 else None
         cfg = fuser.config
         Xg = X[:, g]
-        q = self.check_operator(n, c, lead) @ Xg
-        n_blend = fuser.blend_length(float(np.abs(q[0]).max()), m)
+        q = np.abs(self.check_operator(n, c, lead) @ Xg)
+        n_blend = fuser.blend_length(max(q[0].tolist()), m)  # the few |mismatch| values: Python's max is cheaper
         if cfg.blend_limits and n_blend > 0:
             first = min(cfg.min_blend_ticks, n_blend)
             if n_blend > first:
-                if np.count_nonzero(np.less_equal(np.abs(q[1:]), fuser._sample_limits)) == q.size - q.shape[1]:
+                if np.count_nonzero(np.less_equal(q[1:], fuser._sample_limits)) == q.size - q.shape[1]:
                     n_blend = first
                 else:
                     n_blend = fuser.limited_length(X[n:], self._head(X[:n], n, c, lead, n_blend + 1), n_blend)
@@ -110,7 +136,12 @@ class RailChunkOperators:
             np.matmul(seg, Xg, out=plan.buf[:, r : r + m, g])
         else:
             plan.buf[:, r : r + m, g] = seg @ Xg
-        if s is not None:
+        if step_op is not None:
+            if isinstance(s, slice):
+                np.matmul(step_op, X[:, s], out=plan.buf[:, r : r + m, s])
+            else:
+                plan.buf[:, r : r + m, s] = step_op @ X[:, s]
+        elif s is not None:
             sw = self.smoother._stepwise(actions[:, s])
             if anchor is not None:
                 plan.buf[0, r, s] = anchor
