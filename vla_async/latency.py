@@ -51,17 +51,15 @@ class DelayEstimator:
         if not math.isfinite(latency_s) or latency_s < 0:
             return
         self.samples_seen += 1
-        if self.config.mode == "fixed":
+        cfg, window, ordered = self.config, self._window, self._sorted
+        if cfg.mode == "fixed" or self.samples_seen <= cfg.warmup_samples:
             return
-        if self.samples_seen <= self.config.warmup_samples:
-            return
-        if len(self._window) == self._window.maxlen:
-            del self._sorted[bisect.bisect_left(self._sorted, self._window[0])]
-        self._window.append(float(latency_s))
-        bisect.insort(self._sorted, float(latency_s))
-        self._ticks = self._clamp(
-            sorted_quantile(self._sorted, self.config.quantile) * self.fps + self.config.margin_ticks
-        )
+        if len(window) == window.maxlen:
+            del ordered[bisect.bisect_left(ordered, window[0])]
+        x = float(latency_s)
+        window.append(x)
+        bisect.insort(ordered, x)
+        self._ticks = self._clamp(sorted_quantile(ordered, cfg.quantile) * self.fps + cfg.margin_ticks)
 
     @property
     def delay_ticks(self) -> float:

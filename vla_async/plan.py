@@ -177,14 +177,13 @@ class Plan:
 
     def hold_until(self, first: int, tick: int, position: np.ndarray) -> None:
         """Make the plan cover `[first, tick]`, holding its last position (or `position` when empty)."""
-        if self.hi == self.lo:
+        empty = self.hi == self.lo
+        if empty:
             self.clear(first)
-            last = np.asarray(position, dtype=float)
-        else:
-            last = self.buf[0, self.hi - 1].copy()  # _rows may move the buffer
         n = tick + 1 - self.end_tick
         if n <= 0:
             return
+        last = np.asarray(position, dtype=float) if empty else self.buf[0, self.hi - 1].copy()  # _rows may move buf
         keep = self.hi - self.lo
         r = self._rows(keep, n)
         self.buf[0, r : r + n] = last

@@ -193,26 +193,26 @@ class ActionScheduler:
         return math.sqrt(d @ d)  # np.linalg.norm's own formula, without its overhead
 
     def _maybe_request(self, k: int, s: np.ndarray, command: np.ndarray) -> InferenceRequest | None:
-        if len(self._in_flight) >= self.strategy.max_in_flight:
+        in_flight, strategy, delay = self._in_flight, self.strategy, self.delay
+        if len(in_flight) >= strategy.max_in_flight:
             return None
         st = TriggerState(
-            k, self.plan.ticks_left(k), len(self._in_flight), self.delay.delay_ticks, self._last_request_tick,
-            self.chunk_length,
+            k, self.plan.ticks_left(k), len(in_flight), delay.delay_ticks, self._last_request_tick, self.chunk_length
         )
         if not self.trigger.should_request(st):
             return None
         rid = self._next_request_id
         self._next_request_id += 1
         exec_tick, rf_state = k, None
-        if self.strategy.rollforward != "none":
-            exec_tick = k + self.delay.delay_ticks_ceil
-            if self._in_flight:  # beyond the plan, an in-flight chunk may still change the commands
+        if strategy.rollforward != "none":
+            exec_tick = k + delay.delay_ticks_ceil
+            if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
             rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
             if rf_state is not None:
                 self._predictions[exec_tick] = (rid, rf_state)
         request = InferenceRequest(rid, k, exec_tick, rf_state)
-        self._in_flight[rid] = request
+        in_flight[rid] = request
         self._last_request_tick = k
         if self._waiting_since is None:
             self._waiting_since = k
