@@ -196,10 +196,13 @@ class ActionScheduler:
         in_flight, strategy, delay = self._in_flight, self.strategy, self.delay
         if len(in_flight) >= strategy.max_in_flight:
             return None
-        st = TriggerState(
-            k, self.plan.ticks_left(k), len(in_flight), delay.delay_ticks, self._last_request_tick, self.chunk_length
-        )
-        if not self.trigger.should_request(st):
+        trigger = self.trigger
+        if not trigger.unconditional and not trigger.should_request(
+            TriggerState(
+                k, self.plan.ticks_left(k), len(in_flight), delay.delay_ticks, self._last_request_tick,
+                self.chunk_length,
+            )
+        ):
             return None
         rid = self._next_request_id
         self._next_request_id += 1

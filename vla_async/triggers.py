@@ -25,6 +25,8 @@ class TriggerState:
 class Trigger(abc.ABC):
     def __init__(self, strategy: StrategyConfig):
         self.strategy = strategy
+        # True: `should_request` is True whatever the state (the scheduler then skips building a TriggerState)
+        self.unconditional = False
 
     @abc.abstractmethod
     def should_request(self, st: TriggerState) -> bool: ...
@@ -61,6 +63,10 @@ class EveryTickTrigger(Trigger):
     """Whenever a slot is free (ACT's temporal ensembling queries every tick). With `max_in_flight = N > 1`
     the requests are staggered ≈ d̂/N ticks apart (pipelining: a fresh chunk every cycle/N), so the
     slots do not all fill on one tick and return together."""
+
+    def __init__(self, strategy: StrategyConfig):
+        super().__init__(strategy)
+        self.unconditional = strategy.max_in_flight <= 1
 
     def should_request(self, st: TriggerState) -> bool:
         n = self.strategy.max_in_flight

@@ -255,3 +255,18 @@ def test_rail_blend_starts_moving_on_the_arrival_tick():
         np.testing.assert_array_equal(got, want)
     out = sched.on_tick(8, state)
     assert out.source_request_id == second.request_id and np.all(out.command[:5] > 1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(strategy_names()), st.integers(1, 3), st.integers(0, 200), st.integers(0, 60),
+       st.floats(0.0, 30.0), st.one_of(st.none(), st.integers(0, 200)))
+def test_unconditional_trigger_requests_in_every_state(name, max_in_flight, tick, ticks_left, delay, last):
+    """A trigger marked `unconditional` (the scheduler then skips it) says yes whatever the state; the others
+    are asked every time."""
+    from vla_async.triggers import TriggerState, create_trigger
+
+    strategy = strategy_config(name).model_copy(update={"max_in_flight": max_in_flight})
+    trigger = create_trigger(strategy)
+    if trigger.unconditional:
+        for in_flight in range(max_in_flight):
+            assert trigger.should_request(TriggerState(tick, ticks_left, in_flight, delay, last, 50))
