@@ -6,13 +6,26 @@ passed (the window's start moves) and fusers overwrite rows from a junction tick
 Velocities and accelerations are in units per second (and per second²), so a fuser can blend
 C2-continuously (VLA-RAIL keeps p, v, a together). Position, velocity and acceleration share one
 [3, capacity, D] buffer so that a fused segment is written with one assignment.
+
+Rows may be *deferred*: a fuser writes the rows the next ticks read and hands the rest of its segment
+to `defer` as a `RowWriter`. They are written when first read (in blocks of `MATERIALIZE_BLOCK`
+rows), or never when a newer chunk replaces them first, which under back-to-back inference is the
+usual fate of most of a chunk. Every accessor returns written rows; only `_buf` may hold unwritten ones.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 HOLD_SOURCE = -1  # `source` of a row that holds a position because no chunk covers that tick
+MATERIALIZE_BLOCK = 8  # deferred rows written per read past the written ones (bounds the work on one tick)
+
+
+class RowWriter(Protocol):
+    def write(self, buf: np.ndarray, first: int, stop: int) -> None:
+        """Write buffer rows `[first, stop)` of `buf` [3, capacity, D] (p, v, a)."""
 
 
 def index_selector(idx: np.ndarray) -> slice | np.ndarray | None:
@@ -77,14 +90,53 @@ class Plan:
 
     def __init__(self, action_dim: int, capacity: int = 128):
         self.action_dim = action_dim
-        self.buf = np.zeros((3, max(1, capacity), action_dim))
-        self.src = np.zeros(self.buf.shape[1], dtype=np.int64)
-        self.cnt = np.zeros(self.buf.shape[1], dtype=np.int64)
+        self._buf = np.zeros((3, max(1, capacity), action_dim))
+        self.src = np.zeros(self._buf.shape[1], dtype=np.int64)
+        self.cnt = np.zeros(self._buf.shape[1], dtype=np.int64)
+        self._pending: RowWriter | None = None  # writes the deferred rows [_ready, hi)
+        self._ready = 0
         self.clear()
 
     def clear(self, start_tick: int = 0) -> None:
         self.start_tick = start_tick
-        self.lo = self.hi = 0
+        self.lo = self.hi = self._ready = 0
+        self._pending = None
+
+    @property
+    def buf(self) -> np.ndarray:
+        """The [3, capacity, D] buffer with every plan row written (rows `lo:hi` are the plan)."""
+        if self._pending is not None:
+            self._materialize(self.hi)
+        return self._buf
+
+    def defer(self, writer: RowWriter, first_row: int) -> None:
+        """Buffer rows `[first_row, hi)` are left to `writer`, written when first read."""
+        if first_row < self.hi:
+            self._pending, self._ready = writer, max(first_row, self.lo)
+
+    def _materialize(self, stop_row: int) -> None:
+        """Write deferred rows up to buffer row `stop_row` (at least a block of them)."""
+        if self._pending is None or stop_row <= self._ready:
+            return
+        stop = min(self.hi, max(stop_row, self._ready + MATERIALIZE_BLOCK))
+        self._pending.write(self._buf, self._ready, stop)
+        self._ready = stop
+        if stop >= self.hi:
+            self._pending = None
+
+    def position_row(self, i: int) -> np.ndarray:
+        """Planned position of plan row `i` (a view; `0 <= i < len(self)`)."""
+        row = self.lo + i
+        if row >= self._ready:
+            self._materialize(row + 1)
+        return self._buf[0, row]
+
+    def state_row(self, i: int) -> np.ndarray:
+        """(p, v, a) [3, D] of plan row `i` (a view; `0 <= i < len(self)`)."""
+        row = self.lo + i
+        if row >= self._ready:
+            self._materialize(row + 1)
+        return self._buf[:, row]
 
     def __len__(self) -> int:
         return self.hi - self.lo
@@ -129,7 +181,7 @@ class Plan:
         i = self.index(tick)
         if i < 0:
             raise IndexError(f"tick {tick} is outside the plan [{self.start_tick}, {self.end_tick})")
-        p, v, a = self.buf[:, self.lo + i].copy()
+        p, v, a = self.state_row(i).copy()
         return p, v, a
 
     def positions(self, first: int, stop: int) -> np.ndarray:
@@ -137,7 +189,9 @@ class Plan:
         n = self.hi - self.lo
         a = max(0, first - self.start_tick)
         b = max(a, min(n, stop - self.start_tick))
-        return self.buf[0, self.lo + a : self.lo + b]
+        if self.lo + b > self._ready:
+            self._materialize(self.lo + b)
+        return self._buf[0, self.lo + a : self.lo + b]
 
     def drop_before(self, tick: int) -> int:
         """Forget rows for ticks < `tick`; returns how many were dropped."""
@@ -153,26 +207,31 @@ class Plan:
             return n
         self.start_tick = tick
         self.lo += cut
+        self._ready = max(self._ready, self.lo)  # deferred rows that were never read are gone
         return cut
 
     def _rows(self, keep: int, n: int) -> int:
-        """Buffer row of plan row `keep`, with room for `n` rows from there (rows before `keep` kept)."""
+        """Buffer row of plan row `keep`, with room for `n` rows from there (rows before `keep` kept and written;
+        the caller writes the `n` rows, or defers some of them)."""
+        if self._pending is not None:
+            self._materialize(self.lo + keep)
+            self._pending = None
         need = keep + n
-        cap = self.buf.shape[1]
+        cap = self._buf.shape[1]
         if self.lo + need > cap:
             if need > cap:  # grow
                 cap = max(2 * cap, need)
                 buf = np.zeros((3, cap, self.action_dim))
                 src, cnt = np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64)
-                buf[:, :keep], src[:keep], cnt[:keep] = self.buf[:, self.lo : self.lo + keep], \
+                buf[:, :keep], src[:keep], cnt[:keep] = self._buf[:, self.lo : self.lo + keep], \
                     self.src[self.lo : self.lo + keep], self.cnt[self.lo : self.lo + keep]
-                self.buf, self.src, self.cnt = buf, src, cnt
+                self._buf, self.src, self.cnt = buf, src, cnt
             elif keep:  # move the kept rows to the front
-                self.buf[:, :keep] = self.buf[:, self.lo : self.lo + keep].copy()
+                self._buf[:, :keep] = self._buf[:, self.lo : self.lo + keep].copy()
                 self.src[:keep] = self.src[self.lo : self.lo + keep]
                 self.cnt[:keep] = self.cnt[self.lo : self.lo + keep]
             self.lo = 0
-        self.hi = self.lo + need
+        self.hi = self._ready = self.lo + need
         return self.lo + keep
 
     def hold_until(self, first: int, tick: int, position: np.ndarray) -> None:
@@ -186,8 +245,8 @@ class Plan:
         last = np.asarray(position, dtype=float) if empty else self.buf[0, self.hi - 1].copy()  # _rows may move buf
         keep = self.hi - self.lo
         r = self._rows(keep, n)
-        self.buf[0, r : r + n] = last
-        self.buf[1:, r : r + n] = 0.0
+        self._buf[0, r : r + n] = last
+        self._buf[1:, r : r + n] = 0.0
         self.src[r : r + n] = HOLD_SOURCE
         self.cnt[r : r + n] = 0
 
@@ -207,9 +266,9 @@ class Plan:
         keep = self._junction(tick)
         n = len(pos)
         r = self._rows(keep, n)
-        self.buf[0, r : r + n] = pos
-        self.buf[1, r : r + n] = vel
-        self.buf[2, r : r + n] = acc
+        self._buf[0, r : r + n] = pos
+        self._buf[1, r : r + n] = vel
+        self._buf[2, r : r + n] = acc
         self.src[r : r + n] = source
         self.cnt[r : r + n] = count
 
@@ -217,11 +276,12 @@ class Plan:
         """`replace_from` with p, v, a stacked as [3, n, D]; returns the buffer row of `tick`."""
         n = pva.shape[1]
         r = self.reserve_from(tick, n, source, count)
-        self.buf[:, r : r + n] = pva
+        self._buf[:, r : r + n] = pva
         return r
 
     def reserve_from(self, tick: int, n: int, source: int, count: int = 1) -> int:
-        """Keep rows before `tick`, then `n` rows for the caller to write into `buf` from the returned buffer row."""
+        """Keep rows before `tick`, then `n` rows for the caller to write into `_buf` from the returned buffer row
+        (or to `defer`)."""
         keep = self._junction(tick)
         r = self._rows(keep, n)
         self.src[r : r + n] = source

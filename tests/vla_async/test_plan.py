@@ -132,3 +132,67 @@ def test_state_at_returns_copies_that_survive_a_write():
     p, _, _ = plan.state_at(2)
     plan.replace_from_stacked(1, t.pva + 10.0, 2)
     np.testing.assert_array_equal(p, t.pos[2])
+
+
+class _CopyWriter:
+    """Deferred rows copied from a stacked [3, n, D] source whose row 0 sits at buffer row `row0`."""
+
+    def __init__(self, pva: np.ndarray, row0: int):
+        self.pva, self.row0, self.calls = pva, row0, 0
+
+    def write(self, buf: np.ndarray, first: int, stop: int) -> None:
+        self.calls += 1
+        buf[:, first:stop] = self.pva[:, first - self.row0 : stop - self.row0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["drop", "hold", "replace", "read", "read_range", "state"]),
+                          st.integers(0, 12), st.integers(1, 40), st.integers(0, 40)), min_size=1, max_size=40))
+def test_deferred_rows_read_like_rows_written_at_once(ops):
+    """Rows handed to `defer` are written on first read (or never, when replaced first): every accessor sees what
+    an eagerly written plan holds, through drops, holds, replacements, moves and growth (small capacity)."""
+    lazy, eager = Plan(2, capacity=8), Plan(2, capacity=8)
+    now = 0
+    for op, step, n, x in ops:
+        now += step
+        for plan in (lazy, eager):
+            plan.drop_before(now)
+        if op == "hold":
+            for plan in (lazy, eager):
+                plan.hold_until(now, now + n, np.full(2, float(now)))
+        elif op == "replace":
+            tick = max(now, lazy.end_tick - x) if len(lazy) else now
+            pva = np.random.default_rng(now).normal(size=(3, n, 2))
+            eager.replace_from_stacked(tick, pva, now)
+            r = lazy.reserve_from(tick, n, now)
+            written = min(n, x % 5)
+            lazy._buf[:, r : r + written] = pva[:, :written]
+            lazy.defer(_CopyWriter(pva, r), r + written)
+        elif op == "read" and len(eager):
+            i = x % len(eager)
+            np.testing.assert_array_equal(lazy.position_row(i), eager.position_row(i))
+        elif op == "read_range":
+            np.testing.assert_array_equal(lazy.positions(now + x % 7, now + x % 7 + n), eager.positions(now + x % 7, now + x % 7 + n))
+        elif op == "state" and len(eager):
+            i = x % len(eager)
+            np.testing.assert_array_equal(lazy.state_row(i), eager.state_row(i))
+        assert (lazy.start_tick, lazy.end_tick) == (eager.start_tick, eager.end_tick) or len(eager) == 0
+        np.testing.assert_array_equal(lazy.source, eager.source)
+    np.testing.assert_array_equal(lazy.buf[:, lazy.lo : lazy.hi], eager.buf[:, eager.lo : eager.hi])
+
+
+def test_deferred_rows_are_written_in_blocks_and_dropped_when_replaced():
+    from vla_async.plan import MATERIALIZE_BLOCK
+
+    plan = Plan(1)
+    pva = np.arange(3 * 40, dtype=float).reshape(3, 40, 1)
+    r = plan.reserve_from(0, 40, 1)
+    plan._buf[:, r : r + 2] = pva[:, :2]
+    writer = _CopyWriter(pva, r)
+    plan.defer(writer, r + 2)
+    assert plan.position_row(1)[0] == 1.0 and writer.calls == 0  # written rows: no call
+    assert plan.position_row(2)[0] == 2.0 and writer.calls == 1
+    assert plan._ready == r + 2 + MATERIALIZE_BLOCK  # a block, not every row
+    plan.reserve_from(5, 10, 2)  # rows from tick 5 replaced: the rest is never written
+    plan._buf[:, plan.lo + 5 : plan.lo + 15] = -1.0
+    assert plan.position_row(12)[0] == -1.0 and writer.calls == 1
