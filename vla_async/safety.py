@@ -37,6 +37,10 @@ def _per_joint(value: float | list[float], n: int, name: str) -> np.ndarray:
 
 
 class SafetyLayer:
+    """See the module docstring. Internally each tick works on the displacement u = command − last command
+    (velocity·dt), so that far from the limits a tick is a handful of numpy calls: the acceleration window
+    around the last displacement, clipped to the hard window, then one clip of `target − last command`."""
+
     def __init__(self, config: SafetyConfig, robot: RobotSpec):
         d = robot.action_dim
         self.config = config
@@ -53,65 +57,109 @@ class SafetyLayer:
         self.max_velocity = _per_joint(config.max_velocity, d, "max_velocity")
         self.max_acceleration = _per_joint(config.max_acceleration, d, "max_acceleration")
         self.max_step = _per_joint(config.max_step, d, "max_step")
-        self._v_hard = np.minimum(self.max_velocity, self.max_step / self.dt)
-        self._dv = self.max_acceleration * self.dt
+        dt = self.dt
+        v_hard = np.minimum(self.max_velocity, self.max_step / dt)
+        self._step_hard = v_hard * dt  # |u| bound
+        self._step_acc = self.max_acceleration * dt * dt  # |u − u_prev| bound
         # farther than this from a limit, the braking bound cannot bind (|v| ≤ v_hard): skip it
-        self._brake_zone = self._v_hard * self.dt + self._v_hard**2 / (2 * self.max_acceleration)
-        self._fps_gradual = self.gradual / self.dt  # turns a position change into a velocity, 0 on stepwise dims
+        brake_zone = v_hard * dt + v_hard**2 / (2 * self.max_acceleration)
+        g = np.flatnonzero(self.gradual)
+        self._gradual_sel = index_selector(g)
+        # margin of each gradual joint to its braking zones: [p; -p] + [-(low + zone); high - zone]
+        self._zone_signs = np.array([[1.0], [-1.0]])
+        self._zone_offsets = np.stack([-(self.low + brake_zone)[g], (self.high - brake_zone)[g]])
+        self._zone_margin = np.empty((2, len(g)))
+        self._max_step_gradual = float(self._step_hard[g].max()) if len(g) else 1.0
+        self._pm_step_acc = np.stack([-self._step_acc, self._step_acc])  # [2, D]
+        self._hard_low = np.stack([-self._step_hard, np.full(d, -np.inf)])  # clip bounds of the [lo; hi] window
+        self._hard_high = np.stack([np.full(d, np.inf), self._step_hard])
         self._stepwise_sel = index_selector(np.flatnonzero(self.stepwise))
-        self._v_hard_neg = -self._v_hard
-        self._low_inner, self._high_inner = self.low + self._brake_zone, self.high - self._brake_zone
         if self._stepwise_sel is not None:
             self._low_step, self._high_step = self.low[self._stepwise_sel].copy(), self.high[self._stepwise_sel].copy()
-        # scratch for `apply` (never returned nor kept by a caller)
-        self._lo, self._hi, self._u = np.empty(d), np.empty(d), np.empty(d)
-        self._b1, self._b2 = np.empty(d, dtype=bool), np.empty(d, dtype=bool)
-        self.position: np.ndarray | None = None  # last command
-        self.velocity = np.zeros(d)  # of the last command, units/s
+        self._velocity_scale = self.gradual / dt  # u → velocity, 0 on stepwise dims
+        # scratch (never returned nor kept by a caller)
+        self._window = np.empty((2, d))
+        self._u = np.empty(d)
+        self.position: np.ndarray | None = None  # last command; set by `reset` / `apply` only
+        self._delta = np.zeros(d)  # last displacement u (gradual dims; stepwise entries unused)
+        self._far_ticks = 0  # ticks for which the last command provably stays out of every braking zone
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """Velocity of the last command, units/s (0 on stepwise dims)."""
+        return self._delta * self._velocity_scale
 
     def reset(self, position: np.ndarray) -> None:
         """Start from `position` at rest (e.g. the measured state before the first command)."""
         self.position = np.asarray(position, dtype=float).copy()
-        self.velocity = np.zeros_like(self.position)
+        self._delta = np.zeros_like(self.position)
+        self._far_ticks = 0
 
     def apply(self, target: np.ndarray) -> np.ndarray:
         """The safe command closest to `target` for the next tick; becomes the new last command."""
         target = np.asarray(target, dtype=float)
-        if self.position is None:
+        p = self.position
+        if p is None:
             self.reset(np.clip(target, self.low, self.high))
             return self.position.copy()
         if not self.config.enabled:
-            return self._commit(target.copy())  # never keep a view of the caller's array as the last command
-        # few numpy calls, each on D values, written into scratch arrays: call overhead, not arithmetic, is the cost
-        p, v, dt, a = self.position, self.velocity, self.dt, self.max_acceleration
-        hard_hi, hard_lo = self._v_hard, self._v_hard_neg
-        b1, b2 = self._b1, self._b2
-        np.less(p, self._low_inner, out=b1)
-        np.greater(p, self._high_inner, out=b2)
-        near_limit = np.count_nonzero(np.logical_or(b1, b2, out=b1)) > 0
-        if near_limit:
-            brake_hi = a * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
-            brake_lo = -a * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
-            hard_hi, hard_lo = np.minimum(hard_hi, brake_hi), np.maximum(hard_lo, brake_lo)
-        lo = np.maximum(hard_lo, np.subtract(v, self._dv, out=self._lo), out=self._lo)
-        hi = np.minimum(hard_hi, np.add(v, self._dv, out=self._hi), out=self._hi)
-        if np.count_nonzero(np.greater(lo, hi, out=b2)):
-            lo = np.where(b2, hard_lo, lo)
-            hi = np.where(b2, np.maximum(hard_lo, hard_hi), hi)
+            cmd = target.copy()  # never keep a view of the caller's array as the last command
+            self._delta = cmd - p
+            self.position = cmd
+            return cmd.copy()
+        if self._far_ticks > 0 or self._far_from_limits(p):
+            self._far_ticks -= 1
+            near = False
+            window = np.add(self._delta, self._pm_step_acc, out=self._window)  # acceleration window [lo; hi]
+            _clip(window, self._hard_low, self._hard_high, out=window)  # within ±min(v_max·dt, max_step)
+        else:
+            near = True
+            window = self._near_limit_window(p)
         u = np.subtract(target, p, out=self._u)
-        u /= dt
-        _clip(u, lo, hi, out=u)
-        u *= dt
+        _clip(u, window[0], window[1], out=u)
         cmd = p + u
-        if near_limit:
+        if near:
             _clip(cmd, self.low, self.high, out=cmd)
+            np.subtract(cmd, p, out=u)
         s = self._stepwise_sel
-        if s is not None:
+        if s is not None:  # stepwise dims: anywhere within their limits (their entries of u are never read)
             if isinstance(s, slice):
                 _clip(target[s], self._low_step, self._high_step, out=cmd[s])
             else:
                 cmd[s] = _clip(target[s], self._low_step, self._high_step)
-        return self._commit(cmd)
+        self._u, self._delta = self._delta, u  # the scratch and the last displacement swap roles
+        self.position = cmd
+        return cmd.copy()
+
+    def _far_from_limits(self, p: np.ndarray) -> bool:
+        """Whether every gradual joint is outside its braking zones; if so, also for how many more ticks it must
+        stay so (each tick moves it at most `max_step_gradual`), counted in `_far_ticks`."""
+        g = self._gradual_sel
+        if g is None:
+            self._far_ticks = 1 << 30
+            return True
+        margins = np.multiply(self._zone_signs, p[g], out=self._zone_margin)
+        margin = float(np.minimum.reduce(np.add(margins, self._zone_offsets, out=margins), axis=None))
+        if not margin >= 0.0:  # NaN: near
+            return False
+        self._far_ticks = int(min(margin // self._max_step_gradual, 1 << 30)) + 1
+        return True
+
+    def _near_limit_window(self, p: np.ndarray) -> np.ndarray:
+        """[lo; hi] displacement window with the braking bound toward each limit (so the arm can always stop before
+        it) and the acceleration window dropped where the two cannot meet (e.g. starting outside the limits)."""
+        a, dt = self.max_acceleration, self.dt
+        brake_hi = a * dt * (np.sqrt(dt * dt + 2.0 * np.maximum(self.high - p, 0.0) / a) - dt)
+        brake_lo = -a * dt * (np.sqrt(dt * dt + 2.0 * np.maximum(p - self.low, 0.0) / a) - dt)
+        hard_hi = np.minimum(self._step_hard, brake_hi)
+        hard_lo = np.maximum(-self._step_hard, brake_lo)
+        lo = np.maximum(hard_lo, self._delta - self._step_acc)
+        hi = np.minimum(hard_hi, self._delta + self._step_acc)
+        apart = lo > hi
+        window = self._window
+        window[0] = np.where(apart, hard_lo, lo)
+        window[1] = np.where(apart, np.maximum(hard_lo, hard_hi), hi)
+        return window
 
     def hold(self) -> np.ndarray:
         """Underrun: stop where the last command is, braking at the acceleration limit (no overshoot-and-return)."""
@@ -124,10 +172,6 @@ class SafetyLayer:
     def _decelerate(self, rate: float | np.ndarray) -> np.ndarray:
         if self.position is None:
             raise RuntimeError("SafetyLayer has no last command yet: call reset(position) first")
-        speed = np.maximum(np.abs(self.velocity) - rate * self.dt, 0.0)
-        return self.apply(self.position + np.sign(self.velocity) * speed * self.dt)
-
-    def _commit(self, cmd: np.ndarray) -> np.ndarray:
-        self.velocity = (cmd - self.position) * self._fps_gradual
-        self.position = cmd
-        return cmd.copy()
+        velocity = self.velocity
+        speed = np.maximum(np.abs(velocity) - rate * self.dt, 0.0)
+        return self.apply(self.position + np.sign(velocity) * speed * self.dt)

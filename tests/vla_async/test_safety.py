@@ -69,3 +69,36 @@ def test_disabled_safety_passes_targets_through():
 def test_bad_per_joint_list_is_rejected():
     with pytest.raises(ValueError, match="max_velocity"):
         SafetyLayer(SafetyConfig(max_velocity=[1.0, 2.0]), make_robot(dof=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 100_000), st.booleans(), st.floats(0.0, 0.3), st.floats(0.5, 8.0), st.floats(5.0, 200.0),
+       st.floats(0.02, 0.5), st.floats(-1.5, 1.5))
+def test_fast_layer_commands_equal_the_reference(seed, gripper, margin, max_vel, max_acc, max_step, start):
+    """The displacement-window layer (skips the braking bound while provably far from the limits) commands what the
+    straightforward one did, tick by tick: far from and near the limits, starting outside them, through holds
+    and the watchdog's stop."""
+    from safety_reference import ReferenceSafetyLayer
+
+    robot = make_robot(dof=3, gripper=gripper, limit=1.0)
+    cfg = SafetyConfig(limit_margin=margin, max_velocity=max_vel, max_acceleration=max_acc, max_step=max_step)
+    fast, ref = SafetyLayer(cfg, robot), ReferenceSafetyLayer(cfg, robot)
+    rng = np.random.default_rng(seed)
+    p0 = np.full(robot.action_dim, start) + rng.normal(0, 0.1, robot.action_dim)
+    fast.reset(p0)
+    ref.reset(p0)
+    target = p0.copy()
+    for _ in range(120):
+        kind = rng.integers(10)
+        if kind < 6:  # drift toward a random point, sometimes past the limits
+            target = target + rng.normal(0, 0.05, robot.action_dim) + 0.02 * np.sign(rng.normal(size=robot.action_dim))
+            a, b = fast.apply(target), ref.apply(target)
+        elif kind < 8:  # a jump
+            target = rng.uniform(-1.4, 1.4, robot.action_dim)
+            a, b = fast.apply(target), ref.apply(target)
+        elif kind == 8:
+            a, b = fast.hold(), ref.hold()
+        else:
+            a, b = fast.come_to_rest(), ref.come_to_rest()
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fast.velocity, ref.velocity, rtol=0, atol=1e-6)
