@@ -247,8 +247,7 @@ class RailFuser(Fuser):
         ends[:3] = x0[:, g]
         ends[3:] = tail.pva[:, first, g]
         self._ends_len = first
-        samples = np.abs(np.matmul(_peak_matrix(first, self.fps), ends, out=self._samples), out=self._samples)
-        if np.count_nonzero(np.less_equal(samples, lim, out=self._ok)) == samples.size:  # NaN: over the limit
+        if self.ends_within_limits(first, ends):
             return first
         start_op, end_op = _candidate_operators(first + 1, longest, self.fps)
         n = longest - first
@@ -257,6 +256,12 @@ class RailFuser(Fuser):
         ok = (np.abs(samples) <= lim).all(axis=(1, 2))
         k = int(ok.argmax())
         return first + 1 + k if ok[k] else longest
+
+    def ends_within_limits(self, n_ticks: int, ends: np.ndarray) -> bool:
+        """Whether the `n_ticks` blend between `ends` = (p0, v0, a0, pf, vf, af) [6, G] of the gradual joints keeps
+        its sampled velocity, acceleration and jerk within the limits (NaN counts as over)."""
+        samples = np.abs(np.matmul(_peak_matrix(n_ticks, self.fps), ends, out=self._samples), out=self._samples)
+        return np.count_nonzero(np.less_equal(samples, self._sample_limits, out=self._ok)) == samples.size
 
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
         tail = new.from_tick(j)

@@ -1,22 +1,87 @@
 """Smoothing + rail fusion of a chunk as precomputed linear operators (the scheduler's fast path).
 
-Everything `on_chunk` computes for the gradual joints under a smoothing rail strategy is linear in
-X = [actions (n rows); p0; v0; a0] (the chunk and the plan's state at the junction): the smoothed chunk
-is S @ actions, the quintic blend is linear in (p0, v0, a0) and the smoothed chunk's state L ticks on,
-and so are the blend's velocity/acceleration/jerk samples. So for a key (chunk length n, offset c of the
-junction in the smoothed chunk, anchor-row flag `lead`, blend length L) the whole new plan segment is
-one product M @ X written into the plan, and the mismatch plus the shortest blend's safety check is one
-more product. `Smoother.stacked` + `RailFuser.fuse` is the step-by-step reference (same result up to
-the order of floating-point sums; tests check it).
+Everything `on_chunk` computes for a smoothing rail strategy is linear in X = [p0; v0; a0; actions]
+(the plan's state at the junction, then the n raw actions): the smoothed chunk is S @ actions, the
+quintic blend is linear in (p0, v0, a0) and the smoothed chunk's state L ticks on, and the stepwise
+(gripper) columns are a moving average. So for a key (chunk length n, offset c of the junction in the
+smoothed chunk, anchor-row flag `lead`, blend length L) the new plan segment is one product M @ X.
+
+Three things keep a chunk's cost small on the tick it arrives:
+- M is banded (a local smoother): rows are multiplied with only the columns they use;
+- only the rows the next ticks read are written now; the rest is deferred to the plan (`Plan.defer`),
+  written if read, and usually replaced by the next chunk before that;
+- the shortest blend (`min_blend_ticks`) is assumed and checked afterwards from the written rows (the
+  smoothed state at the blend's end is segment row L): with `blend_ticks > min_blend_ticks` the adaptive
+  length only matters when that check fails, which is then redone the step-by-step way.
+`Smoother.stacked` + `RailFuser.fuse` is the reference (same result up to the order of floating-point
+sums; tests check it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from vla_async.fusion import _PEAK_S, RailFuser, _blend_operator, _peak_matrix
+from vla_async.fusion import RailFuser, _blend_operator, _peak_matrix
 from vla_async.plan import Plan, Trajectory
 from vla_async.smoothing import Smoother, moving_average_operator
+
+_STATE_ROWS = 3  # X rows 0..2: the plan's (p0, v0, a0) at the junction; the chunk's actions follow
+_SEGMENT_CACHE = 128  # operators kept (keys vary with the latency: the junction's offset in the chunk)
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentOperator:
+    """M for one key: plan rows t = 0..m-1 from the junction on are `gradual[:, t] @ X`, and for the stepwise
+    columns `stepwise[:, t] @ X` (None: no stepwise columns, or computed directly). Rows `[a, b)` read only the
+    X rows `[first_col[a], stop_col[b])`."""
+
+    gradual: np.ndarray  # [3, m, 3 + n]
+    stepwise: np.ndarray | None  # [3, m, 3 + n]
+    first_col: tuple[int, ...]  # [m + 1]: the first X row any segment row >= a reads
+    stop_col: tuple[int, ...]  # [m + 1]: one past the last X row any segment row < b reads
+
+    @classmethod
+    def build(cls, gradual: np.ndarray, stepwise: np.ndarray | None) -> SegmentOperator:
+        nz = np.any(gradual != 0, axis=0)  # [m, 3 + n]: the X rows each segment row reads
+        if stepwise is not None:
+            nz |= np.any(stepwise != 0, axis=0)
+        cols = np.arange(nz.shape[1])
+        first = np.where(nz, cols, nz.shape[1]).min(axis=1)
+        last = np.where(nz, cols + 1, 0).max(axis=1)
+        first_col = np.minimum.accumulate(np.append(first, nz.shape[1])[::-1])[::-1]  # suffix minimum
+        stop_col = np.maximum.accumulate(np.insert(last, 0, 0))  # prefix maximum
+        for op in (gradual, stepwise):
+            if op is not None:
+                op.setflags(write=False)
+        return cls(gradual, stepwise, tuple(int(x) for x in first_col), tuple(int(x) for x in stop_col))
+
+    def write(self, buf: np.ndarray, row0: int, first: int, stop: int, x: np.ndarray, s) -> None:
+        """Segment rows `[first, stop)` into buffer rows `row0 + first ..` from X; `s` selects the stepwise columns
+        (a slice, an index array or None). The gradual product writes every column, the stepwise one then its own."""
+        a, b = self.first_col[first], self.stop_col[stop]
+        if a >= b:  # the rows read nothing (all-zero weights)
+            a, b = 0, 1
+        rows = slice(row0 + first, row0 + stop)
+        np.matmul(self.gradual[:, first:stop, a:b], x[a:b], out=buf[:, rows])
+        if self.stepwise is not None:
+            if isinstance(s, slice):
+                np.matmul(self.stepwise[:, first:stop, a:b], x[a:b, s], out=buf[:, rows, s])
+            else:
+                buf[:, rows, s] = self.stepwise[:, first:stop, a:b] @ x[a:b, s]
+
+
+class _DeferredSegment:
+    """The rows of a fused segment not written yet (a `plan.RowWriter`)."""
+
+    __slots__ = ("op", "row0", "x", "s")
+
+    def __init__(self, op: SegmentOperator, row0: int, x: np.ndarray, s):
+        self.op, self.row0, self.x, self.s = op, row0, x, s
+
+    def write(self, buf: np.ndarray, first: int, stop: int) -> None:
+        self.op.write(buf, self.row0, first - self.row0, stop - self.row0, self.x, self.s)
 
 
 class RailChunkOperators:
@@ -27,131 +92,132 @@ class RailChunkOperators:
         self.fps = fuser.fps
         self._g = fuser._g
         self._step = smoother._step_sel
-        self._check: dict[tuple[int, int, int], np.ndarray] = {}
-        self._segment: dict[tuple[int, int, int, int], np.ndarray] = {}
-        self._stepwise: dict[tuple[int, int, int], np.ndarray | None] = {}
-        self._x: dict[int, np.ndarray] = {}
+        # stepwise columns snapped to levels are not linear: computed directly for every row, none deferred
+        self._snapped = self._step is not None and smoother._levels is not None
+        self._segment: dict[tuple[int, int, int, int], SegmentOperator] = {}
+        self._check: dict[tuple[int, int, int], tuple[np.ndarray, int]] = {}
+        cfg = fuser.config
+        # the adaptive length is >= blend_ticks, so when the shortest blend passes the limits it is the answer
+        self._speculate = cfg.blend_limits and cfg.blend_ticks > cfg.min_blend_ticks
+        self._limits = np.concatenate([fuser._sample_limits, fuser._sample_limits])  # for +samples and -samples
+        self._samples = np.empty(self._limits.shape)
+        self._ok = np.empty(self._limits.shape, dtype=bool)
 
     def _rows(self, n: int, c: int, lead: int, m: int) -> np.ndarray:
-        """Chunk row behind each of the `m` segment rows (the anchor row repeats chunk row 0; clipped to the
-        chunk: rows past it are only read by a check that the blend length then never uses)."""
+        """Chunk row behind each of the `m` segment rows (the anchor row repeats chunk row 0)."""
         return np.clip(c + np.arange(m) - lead, 0, n - 1)
 
     def _smoothing(self, n: int) -> np.ndarray:
         return self.smoother._stacked(n).reshape(3, n, n)
 
-    def check_operator(self, n: int, c: int, lead: int) -> np.ndarray:
-        """[1 + 3S, n + 3]: row 0 = p0 − smoothed position at the junction (the mismatch), then the samples of
-        the `min_blend_ticks` blend's velocity, acceleration and jerk (`RailFuser.limited_length`'s first check)."""
-        key = (n, c, lead)
-        op = self._check.get(key)
-        if op is None:
-            m = lead + n - c
-            first = self.fuser.config.min_blend_ticks
-            S = self._smoothing(n)
-            op = np.zeros((1 + 3 * _PEAK_S, n + 3))
-            r = self._rows(n, c, lead, max(m, first + 1))
-            op[0, :n] = -S[0, r[0]]
-            op[0, n] = 1.0
-            pm = _peak_matrix(first, self.fps)  # [3S, 6] on (p0, v0, a0, pf, vf, af)
-            op[1:, :n] = pm[:, 3:] @ S[:, r[first]]
-            op[1:, n:] = pm[:, :3]
-            op.setflags(write=False)
-            self._check[key] = op
-        return op
-
-    def segment_operator(self, n: int, c: int, lead: int, L: int) -> np.ndarray:
-        """[3, m, n + 3]: the plan's p, v, a for the m segment rows (blend over the first L) from X."""
+    def segment_operator(self, n: int, c: int, lead: int, L: int) -> SegmentOperator:
+        """The plan's p, v, a for the m = lead + n - c segment rows (blend over the first L) from Y."""
         key = (n, c, lead, L)
         op = self._segment.get(key)
         if op is None:
             m = lead + n - c
             S = self._smoothing(n)
             r = self._rows(n, c, lead, m)
-            op = np.zeros((3, m, n + 3))
-            op[:, :, :n] = S[:, r]
+            grad = np.zeros((3, m, _STATE_ROWS + n))
+            grad[:, :, _STATE_ROWS:] = S[:, r]
             if L > 0:
                 B = _blend_operator(L, self.fps).reshape(3, L, 6)
-                op[:, :L, :n] = B[:, :, 3:] @ S[:, r[L]]
-                op[:, :L, n:] = B[:, :, :3]
-            op.setflags(write=False)
-            if len(self._segment) > 512:
+                grad[:, :L, _STATE_ROWS:] = B[:, :, 3:] @ S[:, r[L]]
+                grad[:, :L, :_STATE_ROWS] = B[:, :, :3]
+            linear_stepwise = self._step is not None and not self._snapped
+            op = SegmentOperator.build(grad, self._stepwise_operator(n, c, lead) if linear_stepwise else None)
+            if len(self._segment) >= _SEGMENT_CACHE:
                 self._segment.clear()
             self._segment[key] = op
         return op
 
-    def stepwise_operator(self, n: int, c: int, lead: int) -> np.ndarray | None:
-        """[3, m, n + 3]: the stepwise (gripper) columns of the m segment rows from X: the chunk's moving average,
-        velocity and acceleration 0, the anchor row (`lead` with the junction at it) keeping the plan's p0.
-        None when the smoother snaps stepwise values to levels (not linear: `fuse` then takes the direct path)."""
-        key = (n, c, lead)
-        if key in self._stepwise:
-            return self._stepwise[key]
-        op = None
-        if self.smoother._levels is None:
-            m = lead + n - c
-            w = self.smoother.config.stepwise_window
-            avg = moving_average_operator(n, w) if w > 1 and n > 1 else np.eye(n)
-            op = np.zeros((3, m, n + 3))
-            if lead and c == 0:
-                op[0, 0, n] = 1.0
-                op[0, 1:, :n] = avg
-            else:
-                op[0, :, :n] = avg[c - lead :]
-            op.setflags(write=False)
-        if len(self._stepwise) > 512:
-            self._stepwise.clear()
-        self._stepwise[key] = op
+    def _stepwise_operator(self, n: int, c: int, lead: int) -> np.ndarray:
+        """[3, m, 3 + n]: the stepwise (gripper) columns of the m segment rows from X: the chunk's moving average,
+        velocity and acceleration 0, the anchor row (`lead` with the junction at it) keeping the plan's p0."""
+        m = lead + n - c
+        w = self.smoother.config.stepwise_window
+        avg = moving_average_operator(n, w) if w > 1 and n > 1 else np.eye(n)
+        op = np.zeros((3, m, _STATE_ROWS + n))
+        if lead and c == 0:
+            op[0, 0, 0] = 1.0  # p0
+            op[0, 1:, _STATE_ROWS:] = avg
+        else:
+            op[0, :, _STATE_ROWS:] = avg[c - lead :]
         return op
 
-    def fuse(self, plan: Plan, actions: np.ndarray, start: int, lead: int, j: int, source: int) -> int:
+    def check_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
+        """([+Q; -Q], h): Q @ X[:h] are the velocity, acceleration and jerk samples of the `min_blend_ticks` blend
+        (what `RailFuser.ends_within_limits` checks), as one product on the X rows it reads."""
+        key = (n, c, lead)
+        hit = self._check.get(key)
+        if hit is None:
+            first = self.fuser.config.min_blend_ticks
+            m = lead + n - c
+            S = self._smoothing(n)
+            end = S[:, self._rows(n, c, lead, m)[first]]  # the smoothed chunk's (p, v, a) at the blend's end [3, n]
+            ends = np.zeros((6, _STATE_ROWS + n))
+            ends[:3, :_STATE_ROWS] = np.eye(3)
+            ends[3:, _STATE_ROWS:] = end
+            h = _STATE_ROWS + int(np.flatnonzero(np.any(end != 0, axis=0)).max(initial=-1)) + 1
+            q = _peak_matrix(first, self.fps) @ ends[:, :h]
+            hit = (np.concatenate([q, -q]), h)
+            hit[0].setflags(write=False)
+            if len(self._check) >= _SEGMENT_CACHE:
+                self._check.clear()
+            self._check[key] = hit
+        return hit
+
+    def fuse(self, plan: Plan, actions: np.ndarray, start: int, lead: int, j: int, source: int,
+             eager_rows: int | None = None) -> int:
         """What `smoother.stacked(actions, lead)` (+ the anchor row) then `fuser.fuse(plan, .., j)` do; the plan
-        must cover `j`. Returns the blend length."""
+        must cover `j`. Writes at least `eager_rows` rows from `j` (all when None) and defers the rest.
+        Returns the blend length."""
         n, d = actions.shape
         c = j - (start - lead)  # the junction's row in the smoothed chunk (with its anchor row)
         m = lead + n - c
-        X = self._x.get(n)
-        if X is None or X.shape[1] != d:
-            X = self._x[n] = np.empty((n + 3, d))
-        i = plan.lo + plan.index(j)
-        X[:n] = actions
-        X[n:] = plan.buf[:, i]
-        s, g, fuser = self._step, self._g, self.fuser
-        step_op = self.stepwise_operator(n, c, lead) if s is not None else None
-        anchor = plan.buf[0, i, s].copy() if s is not None and step_op is None and lead and c == 0 else None
-        cfg = fuser.config
-        Xg = X[:, g]
-        q = np.abs(self.check_operator(n, c, lead) @ Xg)
-        n_blend = fuser.blend_length(max(q[0].tolist()), m)  # the few |mismatch| values: Python's max is cheaper
-        if cfg.blend_limits and n_blend > 0:
-            first = min(cfg.min_blend_ticks, n_blend)
-            if n_blend > first:
-                if np.count_nonzero(np.less_equal(q[1:], fuser._sample_limits)) == q.size - q.shape[1]:
-                    n_blend = first
-                else:
-                    n_blend = fuser.limited_length(X[n:], self._head(X[:n], n, c, lead, n_blend + 1), n_blend)
+        x = np.empty((_STATE_ROWS + n, d))
+        x[:_STATE_ROWS] = plan.state_row(plan.index(j))
+        x[_STATE_ROWS:] = actions
+        n_blend = -1
+        first = self.fuser.config.min_blend_ticks
+        if self._speculate and first + 1 < m:
+            q, h = self.check_operator(n, c, lead)
+            samples = np.matmul(q, x[:h, self._g], out=self._samples)
+            if np.count_nonzero(np.less_equal(samples, self._limits, out=self._ok)) == samples.size:
+                n_blend = first
+        if n_blend < 0:
+            n_blend = self._blend_length(x, n, c, lead, m)
+        s = self._step
+        anchor = x[0, s].copy() if self._snapped and lead and c == 0 else None
+        eager = m if eager_rows is None or self._snapped else min(m, max(eager_rows, n_blend + 1))
         r = plan.reserve_from(j, m, source, 1)
-        seg = self.segment_operator(n, c, lead, n_blend)
-        if isinstance(g, slice):
-            np.matmul(seg, Xg, out=plan.buf[:, r : r + m, g])
-        else:
-            plan.buf[:, r : r + m, g] = seg @ Xg
-        if step_op is not None:
-            if isinstance(s, slice):
-                np.matmul(step_op, X[:, s], out=plan.buf[:, r : r + m, s])
-            else:
-                plan.buf[:, r : r + m, s] = step_op @ X[:, s]
-        elif s is not None:
-            sw = self.smoother._stepwise(actions[:, s])
-            if anchor is not None:
-                plan.buf[0, r, s] = anchor
-                plan.buf[0, r + 1 : r + m, s] = sw
-            else:
-                plan.buf[0, r : r + m, s] = sw[c - lead :]
-            plan.buf[1:, r : r + m, s] = 0.0
+        op = self.segment_operator(n, c, lead, n_blend)
+        op.write(plan._buf, r, 0, eager, x, s)
+        if eager < m:
+            plan.defer(_DeferredSegment(op, r, x, s), r + eager)
+        if self._snapped:
+            self._write_snapped(plan._buf, r, m, x[_STATE_ROWS:], c - lead, anchor)
         return n_blend
 
-    def _head(self, actions: np.ndarray, n: int, c: int, lead: int, h: int) -> Trajectory:
-        """The first `h` rows of the smoothed chunk from the junction (what the batched blend search reads)."""
+    def _write_snapped(self, buf: np.ndarray, r: int, m: int, actions: np.ndarray, skip: int,
+                       anchor: np.ndarray | None) -> None:
+        s = self._step
+        sw = self.smoother._stepwise(actions[:, s])
+        if anchor is not None:
+            buf[0, r, s] = anchor
+            buf[0, r + 1 : r + m, s] = sw
+        else:
+            buf[0, r : r + m, s] = sw[skip:]
+        buf[1:, r : r + m, s] = 0.0
+
+    def _blend_length(self, x: np.ndarray, n: int, c: int, lead: int, m: int) -> int:
+        """`RailFuser.fuse`'s blend length (adaptive to the mismatch, then limited), the step-by-step way, from X."""
+        fuser, g = self.fuser, self._g
         S = self._smoothing(n)
-        return Trajectory.stacked(0, S[:, self._rows(n, c, lead, h)] @ actions, -1)
+        x0 = x[:_STATE_ROWS]
+        tail = Trajectory.stacked(0, S[:, self._rows(n, c, lead, m)] @ x[_STATE_ROWS:], -1)  # smoothed, from j
+        mismatch = float(np.abs(x0[0, g] - tail.pva[0, 0, g]).max())
+        n_blend = fuser.blend_length(mismatch, m)
+        if fuser.config.blend_limits and n_blend > 0:
+            n_blend = fuser.limited_length(x0, tail, n_blend)
+        return n_blend

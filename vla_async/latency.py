@@ -41,6 +41,10 @@ class DelayEstimator:
         self._sorted: list[float] = []  # the window's samples in ascending order (kept by bisection)
         self.samples_seen = 0
         self._ticks = self._clamp(float(config.fixed_ticks))
+        self.ticks_ceil = math.ceil(self._ticks - 1e-9)  # d̂ rounded up (= `delay_ticks_ceil`), kept current
+        self._fixed, self._warmup, self._q = config.mode == "fixed", config.warmup_samples, float(config.quantile)
+        self._margin = float(config.margin_ticks)
+        self._min_ticks, self._max_ticks = float(config.min_ticks), float(max(config.max_ticks, config.min_ticks))
 
     def _clamp(self, ticks: float) -> float:
         hi = max(self.config.max_ticks, self.config.min_ticks)
@@ -51,15 +55,20 @@ class DelayEstimator:
         if not math.isfinite(latency_s) or latency_s < 0:
             return
         self.samples_seen += 1
-        cfg, window, ordered = self.config, self._window, self._sorted
-        if cfg.mode == "fixed" or self.samples_seen <= cfg.warmup_samples:
+        if self._fixed or self.samples_seen <= self._warmup:
             return
+        window, ordered = self._window, self._sorted
         if len(window) == window.maxlen:
             del ordered[bisect.bisect_left(ordered, window[0])]
         x = float(latency_s)
         window.append(x)
         bisect.insort(ordered, x)
-        self._ticks = self._clamp(sorted_quantile(ordered, cfg.quantile) * self.fps + cfg.margin_ticks)
+        # sorted_quantile + _clamp, inline: this runs on the tick a chunk arrives
+        pos = self._q * (len(ordered) - 1)
+        lo = int(pos)
+        q = ordered[lo] if lo + 1 >= len(ordered) else ordered[lo] + (ordered[lo + 1] - ordered[lo]) * (pos - lo)
+        self._ticks = ticks = min(max(q * self.fps + self._margin, self._min_ticks), self._max_ticks)
+        self.ticks_ceil = math.ceil(ticks - 1e-9)
 
     @property
     def delay_ticks(self) -> float:

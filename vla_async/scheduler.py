@@ -27,11 +27,13 @@ from vla_async.fusion_operators import RailChunkOperators
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
 from vla_async.plan import Plan, Trajectory, index_selector
-from vla_async.rollforward import create_rollforward
+from vla_async.rollforward import RollForward, create_rollforward
 from vla_async.safety import SafetyLayer
 from vla_async.smoothing import Smoother
 from vla_async.specs import RobotSpec
 from vla_async.triggers import TriggerState, create_trigger
+
+_EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest are deferred, see plan.py)
 
 
 # slots, not frozen: a frozen dataclass's __init__ costs ~2 µs per object on the tick path. Treat as read-only.
@@ -105,7 +107,9 @@ class ActionScheduler:
         self.chunk_length = chunk_length
         self.fps = float(robot.fps)
         self.action_dim = robot.action_dim
-        self._state_index = _action_state_index(robot)
+        index = _action_state_index(robot)
+        self._state_shape = (robot.state_dim,)
+        self._state_index = None if np.array_equal(index, np.arange(robot.state_dim)) else index_selector(index)
         safety_cfg = safety if safety is not None else SafetyConfig(enabled=False)
         self.safety = SafetyLayer(safety_cfg, robot)
         self.watchdog_ticks = max(1, math.ceil(safety_cfg.watchdog_timeout_s * self.fps))
@@ -116,6 +120,9 @@ class ActionScheduler:
         )
         self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
+        self._rf_observes = type(self.rollforward).observe is not RollForward.observe
+        self._rolls_forward = strategy.rollforward != "none"
+        self._max_in_flight = strategy.max_in_flight
         self.trigger = create_trigger(strategy)
         self.plan = Plan(self.action_dim)
         self._stepwise_sel = index_selector(np.flatnonzero(robot.stepwise_mask))
@@ -144,48 +151,58 @@ class ActionScheduler:
         """The command for tick `k`, given the state measured at `k`; maybe a request to send now."""
         if self._last_tick is not None and k <= self._last_tick:
             raise ValueError(f"ticks must increase: got {k} after {self._last_tick}")
+        s = self._action_state(measured_state)
         self._last_tick = k
-        s = np.asarray(measured_state, dtype=float)[self._state_index]
-        self.rollforward.observe(s, self._last_command)
-        if self.safety.position is None:
+        if self._rf_observes:
+            self.rollforward.observe(s, self._last_command)
+        safety, plan = self.safety, self.plan
+        if safety.position is None:
             if np.count_nonzero(np.isfinite(s)) != s.size:  # the hold would carry NaN/inf to the robot
                 raise ValueError(f"tick {k}: measured state is not finite ({s}); refusing to command the robot")
-            self.safety.reset(s)  # before the first chunk: hold the measured state, never jump
-        rf_error = self._rollforward_error(k, s)
-        self.plan.drop_before(k)
+            safety.reset(s)  # before the first chunk: hold the measured state, never jump
+        rf_error = self._rollforward_error(k, s) if self._predictions else None
+        plan.drop_before(k)
 
-        i = self.plan.index(k)
+        i = k - plan.start_tick  # plan row of tick k (the plan starts at k or after it, once dropped)
         watchdog = self._waiting_since is not None and k - self._waiting_since > self.watchdog_ticks
         if watchdog:
             if not self._watchdog:
                 self.stats.watchdog_events += 1
-                self.plan.clear(k)
+                plan.clear(k)
             self.stats.watchdog_ticks += 1
-            command, source = self.safety.come_to_rest(), -1
-        elif i >= 0 and self.plan.source[i] >= 0:
-            command, source = self.safety.apply(self.plan.pos[i]), int(self.plan.source[i])
+            command, source = safety.come_to_rest(), -1
+        elif 0 <= i < len(plan) and plan.src[plan.lo + i] >= 0:
+            command, source = safety.apply(plan.position_row(i)), int(plan.src[plan.lo + i])
         else:
-            command, source = self.safety.hold(), -1
+            command, source = safety.hold(), -1
         self._watchdog = watchdog
         stalled = source < 0
-        self.stats.ticks += 1
+        stats = self.stats
+        stats.ticks += 1
         if stalled:
-            self.stats.stall_ticks += 1
-            self.stats.stalls += not self._stalled
+            stats.stall_ticks += 1
+            stats.stalls += not self._stalled
         self._stalled = stalled
 
-        request = self._maybe_request(k, s, command)
+        request = self._maybe_request(k, s, command) if len(self._in_flight) < self._max_in_flight else None
         self._last_command = command
         return TickOutput(
             k, command, request, stalled, source, watchdog, self.delay.delay_ticks, rf_error,
-            self.plan.ticks_left(k), len(self._in_flight),
+            plan.ticks_left(k), len(self._in_flight),
         )
 
+    def _action_state(self, measured_state: np.ndarray) -> np.ndarray:
+        """The measured state of the action joints (a view of `measured_state` when it already is exactly that)."""
+        s = measured_state
+        if type(s) is not np.ndarray or s.dtype != np.float64:
+            s = np.asarray(s, dtype=float)
+        if s.shape != self._state_shape:
+            raise ValueError(f"measured state has shape {s.shape}, the robot spec says {self._state_shape}")
+        return s if self._state_index is None else s[self._state_index]
+
     def _rollforward_error(self, k: int, s: np.ndarray) -> float | None:
-        if not self._predictions:
-            return None
         hit = self._predictions.pop(k, None)
-        if len(self._predictions) and min(self._predictions) < k:
+        if self._predictions and min(self._predictions) < k:
             self._predictions = {t: v for t, v in self._predictions.items() if t > k}
         if hit is None:
             return None
@@ -193,9 +210,8 @@ class ActionScheduler:
         return math.sqrt(d @ d)  # np.linalg.norm's own formula, without its overhead
 
     def _maybe_request(self, k: int, s: np.ndarray, command: np.ndarray) -> InferenceRequest | None:
-        in_flight, strategy, delay = self._in_flight, self.strategy, self.delay
-        if len(in_flight) >= strategy.max_in_flight:
-            return None
+        """A request to send now if the trigger fires (the caller checked that a slot is free)."""
+        in_flight, delay = self._in_flight, self.delay
         trigger = self.trigger
         if not trigger.unconditional and not trigger.should_request(
             TriggerState(
@@ -207,8 +223,8 @@ class ActionScheduler:
         rid = self._next_request_id
         self._next_request_id += 1
         exec_tick, rf_state = k, None
-        if strategy.rollforward != "none":
-            exec_tick = k + delay.delay_ticks_ceil
+        if self._rolls_forward:
+            exec_tick = k + delay.ticks_ceil
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
             rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
@@ -226,17 +242,17 @@ class ActionScheduler:
         """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one
         (only the last of them, [1, D], when the rollforward reads no more: `RollForward.last_only`)."""
         n = exec_tick - k
+        plan = self.plan
         if n > 0 and self._rf_last_only:
-            if n > 1 and not self._watchdog:
-                planned = self.plan.positions(k + 1, exec_tick)
-                if len(planned):
-                    return planned[-1:]
+            last = min(exec_tick, plan.end_tick) - 1  # the last planned tick before exec_tick
+            if n > 1 and not self._watchdog and last > k and last >= plan.start_tick:
+                return plan.position_row(last - plan.start_tick)[None]
             return command[None]
         out = np.empty((n, self.action_dim))
         if n == 0:
             return out
         out[0] = command
-        planned = self.plan.positions(k + 1, exec_tick) if not self._watchdog else out[:0]
+        planned = plan.positions(k + 1, exec_tick) if not self._watchdog else out[:0]
         out[1 : 1 + len(planned)] = planned
         out[1 + len(planned) :] = out[len(planned)]
         return out
@@ -251,7 +267,9 @@ class ActionScheduler:
             return ChunkReport(chunk.request_id, math.nan, 0, False)
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         self.delay.add_sample(lat_s)
-        actions = np.asarray(chunk.actions, dtype=float)
+        actions = chunk.actions
+        if type(actions) is not np.ndarray or actions.dtype.kind != "f":
+            actions = np.asarray(actions, dtype=float)
         if actions.ndim != 2 or actions.shape[1] != self.action_dim or len(actions) == 0 or (
             np.count_nonzero(np.isfinite(actions)) != actions.size
         ):
@@ -289,7 +307,9 @@ class ActionScheduler:
             j -= 1
             lead = int(start > j)
         if self._operators is not None and pva is None and self.plan.index(j) >= 0:
-            self._operators.fuse(self.plan, actions, start, lead, j, chunk.request_id)
+            # rows up to the next chunk's likely junction now (it is requested this tick), the rest when read
+            eager = k_now - j + self.delay.ticks_ceil + _EAGER_MARGIN_TICKS
+            self._operators.fuse(self.plan, actions, start, lead, j, chunk.request_id, eager)
             self.stats.chunks += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
         if pva is None or lead:

@@ -282,3 +282,40 @@ def test_operator_fuse_equals_smoothing_then_rail_fuse(
     np.testing.assert_allclose(b.buf[:, b.lo : b.hi], a.buf[:, a.lo : a.hi], rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(b.source, a.source)
     np.testing.assert_array_equal(b.count, a.count)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([[False, False, True], [True, False, False, False], [False] * 3]),
+       st.integers(8, 50), st.integers(1, 12), st.integers(1, 12), st.sampled_from([1, 3]), st.booleans(),
+       st.floats(20.0, 5000.0))
+def test_deferred_rows_and_the_next_chunk_equal_the_step_by_step_path(
+    seed, stepwise, n, eager, advance, step_window, snap, max_jerk
+):
+    """With only `eager` rows written on arrival (the rest deferred to the plan), a second chunk fused `advance`
+    ticks later (reading the plan's state at its junction, possibly a deferred row) leaves the same plan as the
+    step-by-step path that writes everything at once."""
+    from vla_async.fusion_operators import RailChunkOperators
+
+    rng = np.random.default_rng(seed)
+    dim = len(stepwise)
+    smoother = Smoother(SmootherConfig(enabled=True, degree=3, window=9, stepwise_window=step_window,
+                                       stepwise_snap="limits" if snap else "none"), stepwise, FPS, [(-1.0, 1.0)] * dim)
+    cfg = FuserConfig(kind="rail", blend_ticks=8, adaptive_blend=True, blend_limits=True, min_blend_ticks=2,
+                      blend_max_jerk=max_jerk)
+    fuser = create_fuser(cfg, stepwise, FPS, (np.full(dim, 3.0), np.full(dim, 40.0)))
+    ops = RailChunkOperators(smoother, fuser)
+    ref, fast = Plan(dim, capacity=16), Plan(dim, capacity=16)
+    for plan in (ref, fast):
+        plan.hold_until(0, 20, np.zeros(dim))
+    k, step_idx = 20, np.flatnonzero(stepwise)
+    for source in (1, 2):
+        actions = 0.5 * np.sin(np.arange(n)[:, None] / 7.0 + rng.uniform(0, 6, dim)) + rng.normal(0, 0.05, (n, dim))
+        start, j = k + 1, k  # a chunk for the next tick, blended from the last commanded one
+        for plan in (ref, fast):
+            plan.drop_before(k)
+        want = _reference_fuse(smoother, fuser, ref, actions, start, 1, j, source, step_idx)
+        got = ops.fuse(fast, actions, start, 1, j, source, eager_rows=eager)
+        assert got == want
+        k += min(advance, n - 2)
+    np.testing.assert_allclose(fast.buf[:, fast.lo : fast.hi], ref.buf[:, ref.lo : ref.hi], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(fast.source, ref.source)

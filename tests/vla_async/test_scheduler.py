@@ -53,6 +53,15 @@ def test_a_non_finite_first_state_is_refused_not_held(safety):
     np.testing.assert_array_equal(out.command, state)
 
 
+def test_a_measured_state_of_the_wrong_shape_is_refused():
+    sched = _sched("vlash_rail")
+    for state in (np.zeros(5), np.zeros(7), np.zeros((1, 6))):
+        with pytest.raises(ValueError, match="shape"):
+            sched.on_tick(0, state)
+    out = sched.on_tick(0, np.arange(6, dtype=np.float32) / 10)  # any float dtype, converted
+    np.testing.assert_allclose(out.command, np.arange(6) / 10, atol=1e-7)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(["aligned", "vlash", "naive"]), st.lists(st.integers(1, 40), min_size=1, max_size=8),
        st.integers(0, 6))
