@@ -39,11 +39,12 @@ class SegmentOperator:
 
     gradual: np.ndarray  # [3, m, 3 + n]
     stepwise: np.ndarray | None  # [3, m, 3 + n]
+    blend: int  # L
     first_col: tuple[int, ...]  # [m + 1]: the first X row any segment row >= a reads
     stop_col: tuple[int, ...]  # [m + 1]: one past the last X row any segment row < b reads
 
     @classmethod
-    def build(cls, gradual: np.ndarray, stepwise: np.ndarray | None) -> SegmentOperator:
+    def build(cls, gradual: np.ndarray, stepwise: np.ndarray | None, blend: int) -> SegmentOperator:
         nz = np.any(gradual != 0, axis=0)  # [m, 3 + n]: the X rows each segment row reads
         if stepwise is not None:
             nz |= np.any(stepwise != 0, axis=0)
@@ -55,7 +56,7 @@ class SegmentOperator:
         for op in (gradual, stepwise):
             if op is not None:
                 op.setflags(write=False)
-        return cls(gradual, stepwise, tuple(int(x) for x in first_col), tuple(int(x) for x in stop_col))
+        return cls(gradual, stepwise, blend, tuple(int(x) for x in first_col), tuple(int(x) for x in stop_col))
 
     def write(self, buf: np.ndarray, row0: int, first: int, stop: int, x: np.ndarray, s) -> None:
         """Segment rows `[first, stop)` into buffer rows `row0 + first ..` from X; `s` selects the stepwise columns
@@ -96,6 +97,7 @@ class RailChunkOperators:
         self._snapped = self._step is not None and smoother._levels is not None
         self._segment: dict[tuple[int, int, int, int], SegmentOperator] = {}
         self._check: dict[tuple[int, int, int], tuple[np.ndarray, int]] = {}
+        self._shortest: dict[tuple[int, int, int], tuple[np.ndarray, int, SegmentOperator] | None] = {}
         cfg = fuser.config
         # the adaptive length is >= blend_ticks, so when the shortest blend passes the limits it is the answer
         self._speculate = cfg.blend_limits and cfg.blend_ticks > cfg.min_blend_ticks
@@ -125,7 +127,7 @@ class RailChunkOperators:
                 grad[:, :L, _STATE_ROWS:] = B[:, :, 3:] @ S[:, r[L]]
                 grad[:, :L, :_STATE_ROWS] = B[:, :, :3]
             linear_stepwise = self._step is not None and not self._snapped
-            op = SegmentOperator.build(grad, self._stepwise_operator(n, c, lead) if linear_stepwise else None)
+            op = SegmentOperator.build(grad, self._stepwise_operator(n, c, lead) if linear_stepwise else None, L)
             if len(self._segment) >= _SEGMENT_CACHE:
                 self._segment.clear()
             self._segment[key] = op
@@ -144,6 +146,17 @@ class RailChunkOperators:
         else:
             op[0, :, _STATE_ROWS:] = avg[c - lead :]
         return op
+
+    def _shortest_blend(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int, SegmentOperator] | None:
+        """For `fuse`, per key: the shortest blend's check and segment operator (None: not a candidate)."""
+        first = self.fuser.config.min_blend_ticks
+        hit = None
+        if self._speculate and first + 1 < lead + n - c:
+            hit = (*self.check_operator(n, c, lead), self.segment_operator(n, c, lead, first))
+        if len(self._shortest) >= _SEGMENT_CACHE:
+            self._shortest.clear()
+        self._shortest[(n, c, lead)] = hit
+        return hit
 
     def check_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
         """([+Q; -Q], h): Q @ X[:h] are the velocity, acceleration and jerk samples of the `min_blend_ticks` blend
@@ -176,22 +189,23 @@ class RailChunkOperators:
         c = j - (start - lead)  # the junction's row in the smoothed chunk (with its anchor row)
         m = lead + n - c
         x = np.empty((_STATE_ROWS + n, d))
-        x[:_STATE_ROWS] = plan.state_row(plan.index(j))
+        x[:_STATE_ROWS] = plan.state_row(j - plan.start_tick)
         x[_STATE_ROWS:] = actions
-        n_blend = -1
-        first = self.fuser.config.min_blend_ticks
-        if self._speculate and first + 1 < m:
-            q, h = self.check_operator(n, c, lead)
-            samples = np.matmul(q, x[:h, self._g], out=self._samples)
+        op = None
+        shortest = self._shortest.get((n, c, lead), False)
+        if shortest is False:
+            shortest = self._shortest_blend(n, c, lead)
+        if shortest is not None:  # (check, h, operator): the shortest blend, if its samples are within the limits
+            samples = np.matmul(shortest[0], x[: shortest[1], self._g], out=self._samples)
             if np.count_nonzero(np.less_equal(samples, self._limits, out=self._ok)) == samples.size:
-                n_blend = first
-        if n_blend < 0:
-            n_blend = self._blend_length(x, n, c, lead, m)
+                op = shortest[2]
+        if op is None:
+            op = self.segment_operator(n, c, lead, self._blend_length(x, n, c, lead, m))
+        n_blend = op.blend
         s = self._step
         anchor = x[0, s].copy() if self._snapped and lead and c == 0 else None
         eager = m if eager_rows is None or self._snapped else min(m, max(eager_rows, n_blend + 1))
         r = plan.reserve_from(j, m, source, 1)
-        op = self.segment_operator(n, c, lead, n_blend)
         op.write(plan._buf, r, 0, eager, x, s)
         if eager < m:
             plan.defer(_DeferredSegment(op, r, x, s), r + eager)

@@ -65,9 +65,8 @@ class SafetyLayer:
         brake_zone = v_hard * dt + v_hard**2 / (2 * self.max_acceleration)
         g = np.flatnonzero(self.gradual)
         self._gradual_sel = index_selector(g)
-        # margin of each gradual joint to its braking zones: [p; -p] + [-(low + zone); high - zone]
-        self._zone_signs = np.array([[1.0], [-1.0]])
-        self._zone_offsets = np.stack([-(self.low + brake_zone)[g], (self.high - brake_zone)[g]])
+        # margin of each gradual joint to its braking zones: [p − (low + zone); (high − zone) − p]
+        self._zone_low, self._zone_high = (self.low + brake_zone)[g], (self.high - brake_zone)[g]
         self._zone_margin = np.empty((2, len(g)))
         self._max_step_gradual = float(self._step_hard[g].max()) if len(g) else 1.0
         self._pm_step_acc = np.stack([-self._step_acc, self._step_acc])  # [2, D]
@@ -138,8 +137,10 @@ class SafetyLayer:
         if g is None:
             self._far_ticks = 1 << 30
             return True
-        margins = np.multiply(self._zone_signs, p[g], out=self._zone_margin)
-        margin = float(np.minimum.reduce(np.add(margins, self._zone_offsets, out=margins), axis=None))
+        pg, margins = p[g], self._zone_margin
+        np.subtract(pg, self._zone_low, out=margins[0])
+        np.subtract(self._zone_high, pg, out=margins[1])
+        margin = float(np.minimum.reduce(margins, axis=None))
         if not margin >= 0.0:  # NaN: near
             return False
         self._far_ticks = int(min(margin // self._max_step_gradual, 1 << 30)) + 1

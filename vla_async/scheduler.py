@@ -59,7 +59,7 @@ class TickOutput:
     in_flight: int = 0  # requests in flight after this tick
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)  # not frozen: built on the chunk-arrival tick (see InferenceRequest). Read-only.
 class ChunkReport:
     request_id: int
     latency_ticks: float
@@ -123,6 +123,8 @@ class ActionScheduler:
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = strategy.rollforward != "none"
         self._max_in_flight = strategy.max_in_flight
+        self._sync = strategy.sync
+        self._align = strategy.fuser.align and not strategy.sync
         self.trigger = create_trigger(strategy)
         self.plan = Plan(self.action_dim)
         self._stepwise_sel = index_selector(np.flatnonzero(robot.stepwise_mask))
@@ -206,8 +208,7 @@ class ActionScheduler:
             self._predictions = {t: v for t, v in self._predictions.items() if t > k}
         if hit is None:
             return None
-        d = hit[1] - s
-        return math.sqrt(d @ d)  # np.linalg.norm's own formula, without its overhead
+        return math.dist(hit[1].tolist(), s.tolist())  # a few floats: cheaper than numpy's calls
 
     def _maybe_request(self, k: int, s: np.ndarray, command: np.ndarray) -> InferenceRequest | None:
         """A request to send now if the trigger fires (the caller checked that a slot is free)."""
@@ -275,10 +276,10 @@ class ActionScheduler:
         ):
             self.stats.chunks_rejected += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, 0, False)
-        sync = self.strategy.sync
+        sync = self._sync
         if sync:
             actions = actions[: self.strategy.execution_horizon]
-        start = chunk.start_tick if self.strategy.fuser.align and not sync else k_now
+        start = chunk.start_tick if self._align else k_now
         dropped = min(len(actions), max(0, k_now - start))
         self.stats.late_actions_dropped += dropped
         if dropped == len(actions):
@@ -290,26 +291,28 @@ class ActionScheduler:
             self.stats.chunks_superseded += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
         self._newest_fused = chunk.request_id
+        plan = self.plan
         if self._watchdog:  # resume from where the arm came to rest
-            self.plan.clear(k_now)
+            plan.clear(k_now)
             self._watchdog = False
         self._waiting_since = None
-        self.plan.drop_before(k_now - 1)  # keep the last commanded tick: a rail blend is anchored there
+        plan.drop_before(k_now - 1)  # keep the last commanded tick: a rail blend is anchored there
         j = max(k_now, start)
         here, pva = self.safety.position, None
         if here is None:
             pva = self.smoother.stacked(actions)
             here = pva[0, 0]
-        self.plan.hold_until(k_now, j, here)
+        if plan.hi == plan.lo or j >= plan.end_tick:
+            plan.hold_until(k_now, j, here)
         lead = 0
-        if self._anchor_before and self.plan.index(j - 1) >= 0:
+        if self._anchor_before and j - 1 >= plan.start_tick:  # the plan covers j, so j - 1 too
             # blend from the tick before j, so tick j already moves toward the new chunk (no tick lost)
             j -= 1
             lead = int(start > j)
-        if self._operators is not None and pva is None and self.plan.index(j) >= 0:
+        if self._operators is not None and pva is None and plan.start_tick <= j:
             # rows up to the next chunk's likely junction now (it is requested this tick), the rest when read
             eager = k_now - j + self.delay.ticks_ceil + _EAGER_MARGIN_TICKS
-            self._operators.fuse(self.plan, actions, start, lead, j, chunk.request_id, eager)
+            self._operators.fuse(plan, actions, start, lead, j, chunk.request_id, eager)
             self.stats.chunks += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
         if pva is None or lead:
