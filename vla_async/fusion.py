@@ -31,10 +31,6 @@ class Fuser(abc.ABC):
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int: ...
 
 
-def _ones(n: int) -> np.ndarray:
-    return np.ones(n, dtype=np.int64)
-
-
 class LatestOnlyFuser(Fuser):
     """Switch abruptly: from `j` on, the plan is the new chunk."""
 
@@ -44,36 +40,45 @@ class LatestOnlyFuser(Fuser):
 
 
 class _OverlapFuser(Fuser):
-    """Ticks both chunks cover are mixed by `_mix`; the new chunk alone after the old plan ends."""
+    """Ticks both chunks cover are mixed as `w·old + (1 − w)·new`, w from `_old_weight` of how many predictions the
+    old value already mixes (a hold, count 0, is not a prediction: the new chunk replaces it); the new chunk alone
+    after the old plan ends."""
+
+    def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
+        super().__init__(config, stepwise_mask, fps)
+        self._weights = np.zeros(0)  # w by old count (index), grown on demand
 
     def fuse(self, plan: Plan, new: Trajectory, j: int) -> int:
         tail = new.from_tick(j)
         a = plan.index(j)
         n_overlap = 0 if a < 0 else max(0, min(len(tail), len(plan) - a))
         pva = tail.pva.copy()
-        count = _ones(len(tail))
-        if n_overlap:
-            rows = slice(plan.lo + a, plan.lo + a + n_overlap)
-            old_count = plan.cnt[rows]
-            w_old, w_new = self._weights(old_count)  # [n] each
-            held = old_count == 0  # a hold is not a prediction: the new chunk replaces it
-            w_old, w_new = np.where(held, 0.0, w_old)[:, None], np.where(held, 1.0, w_new)[:, None]
-            pva[:, :n_overlap] = w_old * plan.buf[:, rows] + w_new * pva[:, :n_overlap]
-            count[:n_overlap] = old_count + 1
-        plan.replace_from_stacked(j, pva, new.source, count)
+        if n_overlap == 0:
+            plan.replace_from_stacked(j, pva, new.source, 1)
+            return 0
+        rows = slice(plan.lo + a, plan.lo + a + n_overlap)
+        old_count = plan.cnt[rows]
+        top = int(np.maximum.reduce(old_count))
+        if top >= len(self._weights):
+            self._weights = np.array([0.0] + [self._old_weight(c) for c in range(1, 2 * top + 2)])
+        w_old = self._weights[old_count][:, None]
+        head = pva[:, :n_overlap]
+        head += w_old * (plan.buf[:, rows] - head)
+        count = old_count + 1  # a new array: the plan's rows are overwritten next
+        r = plan.replace_from_stacked(j, pva, new.source, 1)
+        plan.cnt[r : r + n_overlap] = count
         return 0
 
     @abc.abstractmethod
-    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised weights (old, new) per overlapping tick, given how many chunks the old value mixes."""
+    def _old_weight(self, old_count: int) -> float:
+        """w of the old value when it mixes `old_count` >= 1 predictions."""
 
 
 class LeRobotFuser(_OverlapFuser):
     """LeRobot's aggregate: overlapping ticks become `w·old + (1-w)·new` (w = 0.3)."""
 
-    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = np.full(old_count.shape, self.config.lerobot_old_weight)
-        return w, 1.0 - w
+    def _old_weight(self, old_count: int) -> float:
+        return self.config.lerobot_old_weight
 
 
 class TemporalEnsembleFuser(_OverlapFuser):
@@ -83,12 +88,10 @@ class TemporalEnsembleFuser(_OverlapFuser):
     `W = Σ_{i<c} exp(-m i)`; the new prediction gets `exp(-m c)`, so the update is exact and incremental.
     """
 
-    def _weights(self, old_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = self.config.ensemble_m
-        c = np.maximum(old_count, 1).astype(float)
-        total_old = c if m == 0 else (1.0 - np.exp(-m * c)) / (1.0 - math.exp(-m))
-        w_new = np.exp(-m * c)
-        return total_old / (total_old + w_new), w_new / (total_old + w_new)
+    def _old_weight(self, old_count: int) -> float:
+        m, c = self.config.ensemble_m, float(old_count)
+        total_old = c if m == 0 else (1.0 - math.exp(-m * c)) / (1.0 - math.exp(-m))
+        return total_old / (total_old + math.exp(-m * c))
 
 
 def quintic_basis(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -97,6 +97,7 @@ class RailChunkOperators:
         self._snapped = self._step is not None and smoother._levels is not None
         self._segment: dict[tuple[int, int, int, int], SegmentOperator] = {}
         self._check: dict[tuple[int, int, int], tuple[np.ndarray, int]] = {}
+        self._mismatch: dict[tuple[int, int, int], tuple[np.ndarray, int]] = {}
         self._shortest: dict[tuple[int, int, int], tuple[np.ndarray, int, SegmentOperator] | None] = {}
         cfg = fuser.config
         # the adaptive length is >= blend_ticks, so when the shortest blend passes the limits it is the answer
@@ -156,6 +157,22 @@ class RailChunkOperators:
         if len(self._shortest) >= _SEGMENT_CACHE:
             self._shortest.clear()
         self._shortest[(n, c, lead)] = hit
+        return hit
+
+    def mismatch_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
+        """(row, h): row @ X[:h] = p0 − the smoothed chunk's position at the junction (per joint)."""
+        key = (n, c, lead)
+        hit = self._mismatch.get(key)
+        if hit is None:
+            at_junction = self._smoothing(n)[0, self._rows(n, c, lead, 1)[0]]  # [n]
+            h = _STATE_ROWS + int(np.flatnonzero(at_junction).max(initial=-1)) + 1
+            row = np.zeros((1, h))
+            row[0, 0] = 1.0
+            row[0, _STATE_ROWS:] = -at_junction[: h - _STATE_ROWS]
+            row.setflags(write=False)
+            if len(self._mismatch) >= _SEGMENT_CACHE:
+                self._mismatch.clear()
+            hit = self._mismatch[key] = (row, h)
         return hit
 
     def check_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
@@ -225,8 +242,15 @@ class RailChunkOperators:
         buf[1:, r : r + m, s] = 0.0
 
     def _blend_length(self, x: np.ndarray, n: int, c: int, lead: int, m: int) -> int:
-        """`RailFuser.fuse`'s blend length (adaptive to the mismatch, then limited), the step-by-step way, from X."""
+        """`RailFuser.fuse`'s blend length (adaptive to the mismatch, then limited), from X: the mismatch alone as
+        one small product when the limits are off, else the step-by-step way."""
         fuser, g = self.fuser, self._g
+        cfg = fuser.config
+        if not cfg.blend_limits:
+            if not cfg.adaptive_blend:
+                return fuser.blend_length(0.0, m)
+            row, h = self.mismatch_operator(n, c, lead)
+            return fuser.blend_length(max(np.abs(row @ x[:h, g])[0].tolist()), m)
         S = self._smoothing(n)
         x0 = x[:_STATE_ROWS]
         tail = Trajectory.stacked(0, S[:, self._rows(n, c, lead, m)] @ x[_STATE_ROWS:], -1)  # smoothed, from j

@@ -42,6 +42,15 @@ def finite_derivatives(pos: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndar
     return vel, _gradient(vel, fps)
 
 
+def difference_operator(n: int, fps: float) -> np.ndarray:
+    """[3n, n]: positions, then `finite_derivatives`' velocities and accelerations, as one linear map."""
+    eye = np.eye(n)
+    if n < 2:
+        return np.concatenate([eye, np.zeros((2 * n, n))])
+    d1 = _gradient(eye, fps)  # column i: the gradient of a unit impulse at sample i
+    return np.concatenate([eye, d1, _gradient(d1, fps)])
+
+
 def fit_operators(n: int, degree: int, window: int, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear operators [n, n] mapping raw samples to fitted position, velocity, acceleration."""
     w = n if window <= 0 or window >= n else window
@@ -106,9 +115,14 @@ class Smoother:
         return stacked[:n], stacked[n : 2 * n], stacked[2 * n :]
 
     def _stacked(self, n: int) -> np.ndarray:
+        """[3n, n]: the fit (enabled) or the raw positions with their finite differences (disabled)."""
         ops = self._ops.get(n)
         if ops is None:
-            ops = np.concatenate(fit_operators(n, self.config.degree, self.config.window, self.fps))
+            if self.config.enabled:
+                ops = np.concatenate(fit_operators(n, self.config.degree, self.config.window, self.fps))
+            else:
+                ops = difference_operator(n, self.fps)
+            ops.setflags(write=False)
             self._ops[n] = ops
         return ops
 
@@ -120,13 +134,11 @@ class Smoother:
     def stacked(self, actions: np.ndarray, lead: int = 0) -> np.ndarray:
         """[3, lead + n, D]: positions, velocities, accelerations of `actions` [n, D] in rows lead.. (the first
         `lead` rows are left unset, for the caller to fill: e.g. an anchor row before the chunk)."""
-        actions = np.asarray(actions, dtype=float)
+        if type(actions) is not np.ndarray:
+            actions = np.asarray(actions, dtype=float)
         n, d = actions.shape
         out = np.empty((3, lead + n, d))
-        if not self.config.enabled:
-            out[0, lead:] = actions
-            out[1, lead:], out[2, lead:] = finite_derivatives(actions, self.fps)
-        elif lead == 0:
+        if lead == 0:
             np.matmul(self._stacked(n), actions, out=out.reshape(3 * n, d))  # one product: [3n, n] @ [n, D]
         else:
             out[:, lead:] = (self._stacked(n) @ actions).reshape(3, n, d)

@@ -246,21 +246,22 @@ def _reference_fuse(smoother, fuser, plan, actions, start, lead, j, source, step
 @settings(max_examples=120, deadline=None)
 @given(st.integers(0, 10_000), st.sampled_from([[False, False, True], [True, False, False, False], [False] * 4]),
        st.integers(3, 50), st.integers(0, 8), st.booleans(), st.booleans(), st.floats(0.2, 5.0),
-       st.floats(2.0, 80.0), st.floats(20.0, 5000.0), st.integers(1, 12), st.sampled_from([0, 5, 9]), st.sampled_from([1, 3]), st.sampled_from(["none", "limits"]))
+       st.floats(2.0, 80.0), st.floats(20.0, 5000.0), st.integers(1, 12), st.sampled_from([0, 5, 9]), st.sampled_from([1, 3]), st.sampled_from(["none", "limits"]),
+       st.booleans())
 def test_operator_fuse_equals_smoothing_then_rail_fuse(
-    seed, stepwise, n, late, lead, adaptive, max_vel, max_acc, max_jerk, blend, window, step_window, snap
+    seed, stepwise, n, late, lead, adaptive, max_vel, max_acc, max_jerk, blend, window, step_window, snap, limits
 ):
     """One precomputed product per chunk (`RailChunkOperators`) = smoothing + anchor row + rail blend, step by step:
     the same plan rows (p, v, a, source, count) within 1e-9 and the same blend length, on random chunks, plan
-    states, junction offsets and limits (the shortest-length check passing or not), stepwise columns averaged
-    (one more product) or snapped to levels (the direct path)."""
+    states, junction offsets, with and without limits (the shortest-length check passing or not), stepwise
+    columns averaged (one more product) or snapped to levels (the direct path)."""
     from vla_async.fusion_operators import RailChunkOperators
 
     rng = np.random.default_rng(seed)
     dim = len(stepwise)
     smoother = Smoother(SmootherConfig(enabled=True, degree=3, window=window, stepwise_window=step_window,
                                         stepwise_snap=snap), stepwise, FPS, [(-1.0, 1.0)] * dim)
-    cfg = FuserConfig(kind="rail", blend_ticks=blend, adaptive_blend=adaptive, blend_limits=True,
+    cfg = FuserConfig(kind="rail", blend_ticks=blend, adaptive_blend=adaptive, blend_limits=limits,
                       min_blend_ticks=2, blend_max_jerk=max_jerk)
     fuser = create_fuser(cfg, stepwise, FPS, (np.full(dim, max_vel), np.full(dim, max_acc)))
     ops = RailChunkOperators(smoother, fuser)
