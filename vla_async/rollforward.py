@@ -63,6 +63,9 @@ class TrackingRollForward(RollForward):
     def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:  # noqa: B027
         measured = np.asarray(measured, dtype=float)
         prev = self._prev_measured
+        if np.count_nonzero(np.isfinite(measured)) != measured.size:  # a bad reading: no update, no predecessor
+            self._prev_measured = None
+            return
         self._prev_measured = measured.copy()
         if prev is None or previous_command is None:
             return
@@ -81,6 +84,8 @@ class TrackingRollForward(RollForward):
 
     def predict(self, measured, committed, previous_command):  # noqa: D102
         s = np.array(measured, dtype=float)
+        if np.count_nonzero(np.isfinite(s)) != s.size:  # a bad reading: the commanded prediction instead
+            return CommandedRollForward().predict(measured, committed, previous_command)
         for c in committed:
             s += self.alpha * (c - s)
         return s

@@ -80,3 +80,21 @@ def test_scheduler_logs_rollforward_error_and_tracking_shrinks_it(alpha):
         assert errors["commanded"] < 1e-9 and errors["tracking"] < 1e-9
     else:
         assert errors["tracking"] < 0.5 * errors["commanded"]
+
+
+def test_a_non_finite_reading_neither_poisons_the_tracking_model_nor_the_prediction():
+    alpha = np.array([0.4, 0.9])
+    rng = np.random.default_rng(3)
+    commands = np.cumsum(rng.normal(0, 0.05, (300, 2)), axis=0)
+    model = TrackingRollForward(2)
+    s, prev_cmd = np.zeros(2), None
+    for k, c in enumerate(commands):
+        reading = np.array([np.nan, s[1]]) if k % 50 == 25 else s  # a dropped sensor value now and then
+        model.observe(reading, prev_cmd)
+        s = s + alpha * (c - s)
+        prev_cmd = c
+    assert np.all(np.isfinite(model.alpha)) and np.all(np.isfinite(model.p))
+    np.testing.assert_allclose(model.alpha, alpha, atol=0.05)
+    committed = commands[-3:]
+    pred = model.predict(np.array([np.inf, 0.0]), committed, commands[-4])
+    np.testing.assert_array_equal(pred, committed[-1])  # falls back to the commanded state
