@@ -79,6 +79,7 @@ class RealTimeClient:
             warm_up_scheduler(ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety),
                               self.robot.get_observation(with_images=False).state)
             scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety)
+            scheduler.prepare()
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)

@@ -148,6 +148,21 @@ class RailChunkOperators:
             op[0, :, _STATE_ROWS:] = avg[c - lead :]
         return op
 
+    def prepare(self, n: int, keys: list[tuple[int, int]]) -> None:
+        """Build the operators `fuse` reads for chunks of length `n` joined at (offset c, lead) in `keys`: the shortest
+        blend's check and segment (or the mismatch row and the default-length segment, without blend limits)."""
+        cfg = self.fuser.config
+        for c, lead in keys:
+            m = lead + n - c
+            if m < 2:
+                continue
+            if self._speculate:
+                if (n, c, lead) not in self._shortest:
+                    self._shortest_blend(n, c, lead)
+            else:
+                self.mismatch_operator(n, c, lead)
+                self.segment_operator(n, c, lead, max(0, min(cfg.blend_ticks, m - 1)))
+
     def _shortest_blend(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int, SegmentOperator] | None:
         """For `fuse`, per key: the shortest blend's check and segment operator (None: not a candidate)."""
         first = self.fuser.config.min_blend_ticks

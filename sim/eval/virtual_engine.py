@@ -64,6 +64,7 @@ def run_virtual_episode(
         expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
         sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         sched = ActionScheduler(strategy, spec, chunk_length, safety)
+        sched.prepare()  # as the real-time client does: no tick pays for building an operator
         server = ServerModel(server_workers, sampler.sample_s)
         failed: list[int] = []
         gradual = ~np.asarray(spec.stepwise_mask, dtype=bool)

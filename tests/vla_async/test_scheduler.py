@@ -309,3 +309,14 @@ def test_deferring_plan_rows_never_changes_a_command(name, latencies, seed):
         assert (a.request is None) == (b.request is None) and a.source_request_id == b.source_request_id
         if a.request is not None and a.request.rollforward_state is not None:
             np.testing.assert_allclose(a.request.rollforward_state, b.request.rollforward_state, atol=1e-12)
+
+
+def test_prepare_builds_the_operators_chunks_on_time_or_late_will_need():
+    sched = _sched("vlash_rail", SafetyConfig())
+    sched.prepare(late_ticks=8)
+    ops = sched._operators
+    built = set(ops._shortest)
+    assert (H, 0, 1) in built and {(H, c, 0) for c in range(9)} <= built
+    run = drive(sched, 200, [2, 5, 3, 7, 4, 9])  # on time, early and up to a few ticks late
+    assert sum(rep.accepted for _, rep in run.reports) > 20
+    assert set(ops._shortest) == built  # no tick built an operator

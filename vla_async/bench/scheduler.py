@@ -39,6 +39,7 @@ def measure_scheduler_cost(
     """Percentiles (µs) of the scheduler's cost per tick, and of `on_chunk` alone."""
     robot = _robot(action_dim, fps)
     sched = ActionScheduler(strategy_config(strategy_name), robot, chunk_length, SafetyConfig())
+    sched.prepare()  # as the real-time client does before its clock starts
     phase = np.arange(action_dim) * 0.3
     state = np.zeros(action_dim)
     pending: list[tuple[int, ActionChunk]] = []
