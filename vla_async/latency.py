@@ -40,15 +40,15 @@ class DelayEstimator:
         self._window: deque[float] = deque(maxlen=config.window)
         self._sorted: list[float] = []  # the window's samples in ascending order (kept by bisection)
         self.samples_seen = 0
-        self._ticks = self._clamp(float(config.fixed_ticks))
-        self.ticks_ceil = math.ceil(self._ticks - 1e-9)  # d̂ rounded up (= `delay_ticks_ceil`), kept current
+        # the config's values as plain floats: `add_sample` runs on the tick a chunk arrives
         self._fixed, self._warmup, self._q = config.mode == "fixed", config.warmup_samples, float(config.quantile)
         self._margin = float(config.margin_ticks)
         self._min_ticks, self._max_ticks = float(config.min_ticks), float(max(config.max_ticks, config.min_ticks))
+        self._set(float(config.fixed_ticks))
 
-    def _clamp(self, ticks: float) -> float:
-        hi = max(self.config.max_ticks, self.config.min_ticks)
-        return float(min(max(ticks, self.config.min_ticks), hi))
+    def _set(self, ticks: float) -> None:
+        self._ticks = min(max(ticks, self._min_ticks), self._max_ticks)
+        self.delay_ticks_ceil = math.ceil(self._ticks - 1e-9)  # the first tick a chunk requested now can be used
 
     def add_sample(self, latency_s: float) -> None:
         """Record one measured latency (seconds). Negative or non-finite samples are ignored."""
@@ -63,22 +63,12 @@ class DelayEstimator:
         x = float(latency_s)
         window.append(x)
         bisect.insort(ordered, x)
-        # sorted_quantile + _clamp, inline: this runs on the tick a chunk arrives
-        pos = self._q * (len(ordered) - 1)
-        lo = int(pos)
-        q = ordered[lo] if lo + 1 >= len(ordered) else ordered[lo] + (ordered[lo + 1] - ordered[lo]) * (pos - lo)
-        self._ticks = ticks = min(max(q * self.fps + self._margin, self._min_ticks), self._max_ticks)
-        self.ticks_ceil = math.ceil(ticks - 1e-9)
+        self._set(sorted_quantile(ordered, self._q) * self.fps + self._margin)
 
     @property
     def delay_ticks(self) -> float:
         """d̂ in ticks (fractional)."""
         return self._ticks
-
-    @property
-    def delay_ticks_ceil(self) -> int:
-        """d̂ rounded up to whole ticks: the first tick a chunk requested now can be used."""
-        return math.ceil(self._ticks - 1e-9)
 
     @property
     def delay_s(self) -> float:

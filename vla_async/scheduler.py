@@ -235,7 +235,7 @@ class ActionScheduler:
         self._next_request_id += 1
         exec_tick, rf_state = k, None
         if self._rolls_forward:
-            exec_tick = k + delay.ticks_ceil
+            exec_tick = k + delay.delay_ticks_ceil
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
             rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
@@ -312,8 +312,7 @@ class ActionScheduler:
         if here is None:
             pva = self.smoother.stacked(actions)
             here = pva[0, 0]
-        if plan.hi == plan.lo or j >= plan.end_tick:
-            plan.hold_until(k_now, j, here)
+        plan.hold_until(k_now, j, here)
         lead = 0
         if self._anchor_before and j - 1 >= plan.start_tick:  # the plan covers j, so j - 1 too
             # blend from the tick before j, so tick j already moves toward the new chunk (no tick lost)
@@ -321,7 +320,7 @@ class ActionScheduler:
             lead = int(start > j)
         if self._operators is not None and pva is None and plan.start_tick <= j:
             # rows up to the next chunk's likely junction now (it is requested this tick), the rest when read
-            eager = k_now - j + self.delay.ticks_ceil + _EAGER_MARGIN_TICKS
+            eager = k_now - j + self.delay.delay_ticks_ceil + _EAGER_MARGIN_TICKS
             self._operators.fuse(plan, actions, start, lead, j, chunk.request_id, eager)
             self.stats.chunks += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
