@@ -10,9 +10,9 @@ Three things keep a chunk's cost small on the tick it arrives:
 - M is banded (a local smoother): rows are multiplied with only the columns they use;
 - only the rows the next ticks read are written now; the rest is deferred to the plan (`Plan.defer`),
   written if read, and usually replaced by the next chunk before that;
-- the shortest blend (`min_blend_ticks`) is assumed and checked afterwards from the written rows (the
-  smoothed state at the blend's end is segment row L): with `blend_ticks > min_blend_ticks` the adaptive
-  length only matters when that check fails, which is then redone the step-by-step way.
+- the shortest blend (`min_blend_ticks`) is tried first: its velocity, acceleration and jerk samples are one
+  small product on X; with `blend_ticks > min_blend_ticks` the adaptive length only matters when that check
+  fails, and is then found the step-by-step way.
 `Smoother.stacked` + `RailFuser.fuse` is the reference (same result up to the order of floating-point
 sums; tests check it).
 """
@@ -28,7 +28,15 @@ from vla_async.plan import Plan, Trajectory
 from vla_async.smoothing import Smoother, moving_average_operator
 
 _STATE_ROWS = 3  # X rows 0..2: the plan's (p0, v0, a0) at the junction; the chunk's actions follow
-_SEGMENT_CACHE = 128  # operators kept (keys vary with the latency: the junction's offset in the chunk)
+_CACHE_SIZE = 128  # operators kept per kind (keys vary with the latency: the junction's offset in the chunk)
+
+
+def _cached(cache: dict, key, value):
+    """Store `value` under `key` (emptying a full cache first: keys seen again are rebuilt) and return it."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +122,7 @@ class RailChunkOperators:
         return self.smoother._stacked(n).reshape(3, n, n)
 
     def segment_operator(self, n: int, c: int, lead: int, L: int) -> SegmentOperator:
-        """The plan's p, v, a for the m = lead + n - c segment rows (blend over the first L) from Y."""
+        """The plan's p, v, a for the m = lead + n - c segment rows (blend over the first L) from X."""
         key = (n, c, lead, L)
         op = self._segment.get(key)
         if op is None:
@@ -128,10 +136,8 @@ class RailChunkOperators:
                 grad[:, :L, _STATE_ROWS:] = B[:, :, 3:] @ S[:, r[L]]
                 grad[:, :L, :_STATE_ROWS] = B[:, :, :3]
             linear_stepwise = self._step is not None and not self._snapped
-            op = SegmentOperator.build(grad, self._stepwise_operator(n, c, lead) if linear_stepwise else None, L)
-            if len(self._segment) >= _SEGMENT_CACHE:
-                self._segment.clear()
-            self._segment[key] = op
+            stepwise = self._stepwise_operator(n, c, lead) if linear_stepwise else None
+            op = _cached(self._segment, key, SegmentOperator.build(grad, stepwise, L))
         return op
 
     def _stepwise_operator(self, n: int, c: int, lead: int) -> np.ndarray:
@@ -169,10 +175,7 @@ class RailChunkOperators:
         hit = None
         if self._speculate and first + 1 < lead + n - c:
             hit = (*self.check_operator(n, c, lead), self.segment_operator(n, c, lead, first))
-        if len(self._shortest) >= _SEGMENT_CACHE:
-            self._shortest.clear()
-        self._shortest[(n, c, lead)] = hit
-        return hit
+        return _cached(self._shortest, (n, c, lead), hit)
 
     def mismatch_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
         """(row, h): row @ X[:h] = p0 − the smoothed chunk's position at the junction (per joint)."""
@@ -185,9 +188,7 @@ class RailChunkOperators:
             row[0, 0] = 1.0
             row[0, _STATE_ROWS:] = -at_junction[: h - _STATE_ROWS]
             row.setflags(write=False)
-            if len(self._mismatch) >= _SEGMENT_CACHE:
-                self._mismatch.clear()
-            hit = self._mismatch[key] = (row, h)
+            hit = _cached(self._mismatch, key, (row, h))
         return hit
 
     def check_operator(self, n: int, c: int, lead: int) -> tuple[np.ndarray, int]:
@@ -205,11 +206,9 @@ class RailChunkOperators:
             ends[3:, _STATE_ROWS:] = end
             h = _STATE_ROWS + int(np.flatnonzero(np.any(end != 0, axis=0)).max(initial=-1)) + 1
             q = _peak_matrix(first, self.fps) @ ends[:, :h]
-            hit = (np.concatenate([q, -q]), h)
-            hit[0].setflags(write=False)
-            if len(self._check) >= _SEGMENT_CACHE:
-                self._check.clear()
-            self._check[key] = hit
+            both = np.concatenate([q, -q])
+            both.setflags(write=False)
+            hit = _cached(self._check, key, (both, h))
         return hit
 
     def fuse(self, plan: Plan, actions: np.ndarray, start: int, lead: int, j: int, source: int,
@@ -257,20 +256,15 @@ class RailChunkOperators:
         buf[1:, r : r + m, s] = 0.0
 
     def _blend_length(self, x: np.ndarray, n: int, c: int, lead: int, m: int) -> int:
-        """`RailFuser.fuse`'s blend length (adaptive to the mismatch, then limited), from X: the mismatch alone as
-        one small product when the limits are off, else the step-by-step way."""
+        """`RailFuser.fuse`'s blend length from X: adaptive to the mismatch (one small product), then, with blend
+        limits, the shortest safe one (`RailFuser.limited_length` on the smoothed chunk from the junction)."""
         fuser, g = self.fuser, self._g
-        cfg = fuser.config
-        if not cfg.blend_limits:
-            if not cfg.adaptive_blend:
-                return fuser.blend_length(0.0, m)
+        mismatch = 0.0
+        if fuser.config.adaptive_blend:
             row, h = self.mismatch_operator(n, c, lead)
-            return fuser.blend_length(max(np.abs(row @ x[:h, g])[0].tolist()), m)
-        S = self._smoothing(n)
-        x0 = x[:_STATE_ROWS]
-        tail = Trajectory.stacked(0, S[:, self._rows(n, c, lead, m)] @ x[_STATE_ROWS:], -1)  # smoothed, from j
-        mismatch = float(np.abs(x0[0, g] - tail.pva[0, 0, g]).max())
+            mismatch = max(np.abs(row @ x[:h, g])[0].tolist())
         n_blend = fuser.blend_length(mismatch, m)
-        if fuser.config.blend_limits and n_blend > 0:
-            n_blend = fuser.limited_length(x0, tail, n_blend)
-        return n_blend
+        if not fuser.config.blend_limits or n_blend == 0:
+            return n_blend
+        tail = self._smoothing(n)[:, self._rows(n, c, lead, m)] @ x[_STATE_ROWS:]  # [3, m, D]
+        return fuser.limited_length(x[:_STATE_ROWS], Trajectory.stacked(0, tail, -1), n_blend)

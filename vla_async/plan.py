@@ -124,19 +124,20 @@ class Plan:
         if stop >= self.hi:
             self._pending = None
 
-    def position_row(self, i: int) -> np.ndarray:
-        """Planned position of plan row `i` (a view; `0 <= i < len(self)`)."""
+    def _written(self, i: int) -> int:
+        """Buffer row of plan row `i`, written."""
         row = self.lo + i
         if row >= self._ready:
             self._materialize(row + 1)
-        return self._buf[0, row]
+        return row
+
+    def position_row(self, i: int) -> np.ndarray:
+        """Planned position of plan row `i` (a view; `0 <= i < len(self)`)."""
+        return self._buf[0, self._written(i)]
 
     def state_row(self, i: int) -> np.ndarray:
         """(p, v, a) [3, D] of plan row `i` (a view; `0 <= i < len(self)`)."""
-        row = self.lo + i
-        if row >= self._ready:
-            self._materialize(row + 1)
-        return self._buf[:, row]
+        return self._buf[:, self._written(i)]
 
     def __len__(self) -> int:
         return self.hi - self.lo
