@@ -22,6 +22,8 @@ from vla_async.plan import Plan, Trajectory, index_selector
 class Fuser(abc.ABC):
     """Merges a placed chunk into the plan; returns the number of blended ticks (0 for a switch)."""
 
+    reads_derivatives = False  # whether `fuse` reads the plan's and the chunk's velocities and accelerations
+
     def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
         self.config = config
         self.stepwise = np.asarray(stepwise_mask, dtype=bool)
@@ -42,7 +44,8 @@ class LatestOnlyFuser(Fuser):
 class _OverlapFuser(Fuser):
     """Ticks both chunks cover are mixed as `w·old + (1 − w)·new`, w from `_old_weight` of how many predictions the
     old value already mixes (a hold, count 0, is not a prediction: the new chunk replaces it); the new chunk alone
-    after the old plan ends."""
+    after the old plan ends. Positions only, as LeRobot and ACT do (velocities and accelerations are the new
+    chunk's)."""
 
     def __init__(self, config: FuserConfig, stepwise_mask: Sequence[bool], fps: float):
         super().__init__(config, stepwise_mask, fps)
@@ -62,8 +65,8 @@ class _OverlapFuser(Fuser):
         if top >= len(self._weights):
             self._weights = np.array([0.0] + [self._old_weight(c) for c in range(1, 2 * top + 2)])
         w_old = self._weights[old_count][:, None]
-        head = pva[:, :n_overlap]
-        head += w_old * (plan.buf[:, rows] - head)
+        head = pva[0, :n_overlap]
+        head += w_old * (plan.buf[0, rows] - head)
         count = old_count + 1  # a new array: the plan's rows are overwritten next
         r = plan.replace_from_stacked(j, pva, new.source, 1)
         plan.cnt[r : r + n_overlap] = count
@@ -227,6 +230,8 @@ class RailFuser(Fuser):
     stays under `blend_speed` (bounded by `max_blend_ticks` and by the chunk). Stepwise dimensions
     step to the new chunk's value at once.
     """
+
+    reads_derivatives = True
 
     def blend_length(self, mismatch: float, available: int) -> int:
         cfg = self.config

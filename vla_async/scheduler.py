@@ -310,7 +310,7 @@ class ActionScheduler:
         j = max(k_now, start)
         here, pva = self.safety.position, None
         if here is None:
-            pva = self.smoother.stacked(actions)
+            pva = self.smoother.stacked(actions, 0, self.fuser.reads_derivatives)
             here = pva[0, 0]
         plan.hold_until(k_now, j, here)
         lead = 0
@@ -325,7 +325,7 @@ class ActionScheduler:
             self.stats.chunks += 1
             return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
         if pva is None or lead:
-            pva = self.smoother.stacked(actions, lead)  # [3, lead + n, D]
+            pva = self.smoother.stacked(actions, lead, self.fuser.reads_derivatives)  # [3, lead + n, D]
         if lead:
             self._fill_anchor_row(pva, j)
         self.fuser.fuse(self.plan, Trajectory.stacked(start - lead, pva, chunk.request_id), j)

@@ -131,13 +131,18 @@ class Smoother:
         pva = self.stacked(actions)
         return pva[0], pva[1], pva[2]
 
-    def stacked(self, actions: np.ndarray, lead: int = 0) -> np.ndarray:
+    def stacked(self, actions: np.ndarray, lead: int = 0, derivatives: bool = True) -> np.ndarray:
         """[3, lead + n, D]: positions, velocities, accelerations of `actions` [n, D] in rows lead.. (the first
-        `lead` rows are left unset, for the caller to fill: e.g. an anchor row before the chunk)."""
+        `lead` rows are left unset, for the caller to fill: e.g. an anchor row before the chunk). Without smoothing
+        and `derivatives=False` (for fusers that read positions only) velocities and accelerations are 0."""
         if type(actions) is not np.ndarray:
             actions = np.asarray(actions, dtype=float)
         n, d = actions.shape
         out = np.empty((3, lead + n, d))
+        if not derivatives and not self.config.enabled:
+            out[0, lead:] = actions
+            out[1:, lead:] = 0.0
+            return out
         if lead == 0:
             np.matmul(self._stacked(n), actions, out=out.reshape(3 * n, d))  # one product: [3n, n] @ [n, D]
         else:

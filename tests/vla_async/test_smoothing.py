@@ -117,3 +117,13 @@ def test_finite_derivatives_match_numpy_gradient():
         v, a = finite_derivatives(x, FPS)
         np.testing.assert_allclose(v, np.gradient(x, 1 / FPS, axis=0))
         np.testing.assert_allclose(a, np.gradient(np.gradient(x, 1 / FPS, axis=0), 1 / FPS, axis=0))
+
+
+def test_positions_only_when_no_fuser_reads_derivatives():
+    actions = np.sin(np.arange(20)[:, None] / 3.0 + np.arange(3))
+    raw = Smoother(SmootherConfig(enabled=False), [False, False, True], FPS)
+    full, positions_only = raw.stacked(actions), raw.stacked(actions, derivatives=False)
+    np.testing.assert_array_equal(positions_only[0], full[0])
+    assert not positions_only[1:].any() and full[1, :, :2].any()
+    fitted = Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False, False, True], FPS)
+    np.testing.assert_array_equal(fitted.stacked(actions, derivatives=False), fitted.stacked(actions))
