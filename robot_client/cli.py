@@ -1,6 +1,9 @@
 """`vla-async client` / `python -m robot_client`: run the real-time client from a YAML config.
 
-    vla-async client --config configs/client/sim.yaml --strategy.preset=vlash_rail --duration_s=10
+    vla-async client --config client/sim --strategy.preset=vlash_rail --duration_s=10
+
+Ctrl-C: while waiting for the server it stops at once (exit 130); during the run the first Ctrl-C
+ends the run after the current tick and prints the summary, a second one stops at once.
 """
 
 from __future__ import annotations
@@ -9,48 +12,31 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any
 
-from vla_async.config import ClientConfig, ConfigError, config_from_cli
+from robot_client.live_status import LiveStatus
+from vla_async.config import ClientConfig, ConfigError, config_from_cli, strategy_names
+from vla_async.config.schema import DEFAULT_STRATEGY
 
-USAGE = """usage: vla-async client [--config PATH] [--section.field=value ...]
+USAGE = f"""usage: vla-async client [--config NAME|PATH] [--section.field=value ...]
 
 Runs the real-time robot client: connects to a policy server, drives the robot at its control
-rate and prints a summary. Strategy presets: --strategy.preset=<name> (configs/strategies/).
-Fields (any can be overridden on the command line):"""
+rate and prints a summary. --config takes a file or a shipped name (client/sim).
+Strategy: --strategy.preset=<{' | '.join(strategy_names())}> (default {DEFAULT_STRATEGY});
+any --strategy.<field> overrides the preset's value.
+Fields (any can be overridden on the command line; defaults shown are what runs):"""
 
-
-class LiveStatus:
-    """Prints `line()` about twice a second from a daemon thread until stopped."""
-
-    def __init__(self, line: object, stream: TextIO = sys.stderr, period_s: float = 0.5) -> None:
-        self._line = line
-        self._stream = stream
-        self._period_s = period_s
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-status", daemon=True)
-        self._end = "\r" if stream.isatty() else "\n"
-
-    def __enter__(self) -> LiveStatus:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(2.0)
-        if self._end == "\r":
-            self._stream.write("\n")
-
-    def _run(self) -> None:
-        while not self._done.wait(self._period_s):
-            self._stream.write(self._line() + self._end)  # type: ignore[operator]
-            self._stream.flush()
+__all__ = ["LiveStatus", "main", "run_client"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_cli(ClientConfig, sys.argv[1:] if argv is None else argv, prog="vla-async client",
-                             usage=USAGE)
-    return config if isinstance(config, int) else run_client(config)
+    try:
+        config = config_from_cli(ClientConfig, sys.argv[1:] if argv is None else argv, prog="vla-async client",
+                                 usage=USAGE)
+        return config if isinstance(config, int) else run_client(config)
+    except KeyboardInterrupt:
+        print("\nvla-async client: interrupted", file=sys.stderr)
+        return 130
 
 
 def run_client(config: ClientConfig) -> int:
@@ -64,7 +50,7 @@ def run_client(config: ClientConfig) -> int:
         print(f"vla-async client: {exc}", file=sys.stderr)
         return 2
     client = RealTimeClient(config, robot)
-    previous = signal.signal(signal.SIGINT, lambda *_: client.stop()) if _main_thread() else None
+    previous = signal.signal(signal.SIGINT, _interrupt_handler(client)) if _main_thread() else None
     try:
         with robot:
             if config.log.live_status:
@@ -80,11 +66,43 @@ def run_client(config: ClientConfig) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     if config.log.print_summary:
-        print(f"strategy {config.strategy.name}, robot {robot.spec.name}")
+        print(f"strategy {describe_strategy(config)}, robot {robot.spec.name}")
         print(summary.format_table())
         if config.log.path:
             print(f"per-tick log: {config.log.path}")
     return 0
+
+
+def describe_strategy(config: ClientConfig) -> str:
+    """The strategy that ran: its name, and the fields that differ from the preset of that name."""
+    from vla_async.config import strategy_config
+
+    s = config.strategy
+    if s.name not in strategy_names():
+        return f"{s.name} (custom)"
+    base = strategy_config(s.name).model_dump()
+    changed = sorted(_diff(base, s.model_dump()))
+    return s.name if not changed else f"{s.name} (preset + overrides: {', '.join(changed)})"
+
+
+def _diff(base: dict[str, Any], actual: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in actual.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out += _diff(base[key], value, f"{prefix}{key}.")
+        elif base.get(key) != value:
+            out.append(f"{prefix}{key}={value}")
+    return out
+
+
+def _interrupt_handler(client: Any) -> Any:
+    """Before the loop runs: stop at once. In the loop: end it gracefully; a second Ctrl-C stops at once."""
+    def handler(signum: int, frame: object) -> None:
+        if client.stats is None or client.stop_requested:
+            raise KeyboardInterrupt
+        print("\nvla-async client: stopping after this tick (Ctrl-C again to stop at once)", file=sys.stderr)
+        client.stop()
+    return handler
 
 
 def _main_thread() -> bool:

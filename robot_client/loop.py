@@ -64,6 +64,10 @@ class RealTimeClient:
         """Ask the loop to end after the current tick (thread- and signal-safe)."""
         self._stop.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     # ------------------------------------------------------------------ run
 
     def run(self, duration_s: float | None = None) -> RunSummary:
@@ -123,14 +127,15 @@ class RealTimeClient:
                     stats.missed += end_tick - k
                     break
                 k = timing.tick
-                arrived, failed = self._apply_arrivals(policy, scheduler, capture, k)
+                arrivals, failed = self._apply_arrivals(policy, scheduler, capture, k)
                 errors += failed
                 obs = self.robot.get_observation(with_images=False)
                 out = scheduler.on_tick(k, obs.state)
                 self.robot.send_action(out.command)
-                request_id = -1
+                request_id = exec_tick = -1
                 if out.request is not None:
                     request_id = self._submit(policy, out.request, obs, timing, cameras, task, deadline_ms, capture)
+                    exec_tick = out.request.exec_tick
                 work_ms = (time.monotonic() - timing.woke_at) * 1e3
                 source = out.source_request_id
                 age = k - capture[source][0] if source in capture else None
@@ -140,7 +145,8 @@ class RealTimeClient:
                     source_request_id=source, observation_age_ticks=age, stalled=bool(out.stalled),
                     watchdog=bool(out.watchdog), delay_ticks=float(out.delay_ticks),
                     rollforward_error=None if out.rollforward_error is None else float(out.rollforward_error),
-                    request_id=request_id, chunks_arrived=arrived,
+                    request_id=request_id, chunks_arrived=len(arrivals), request_exec_tick=exec_tick,
+                    arrivals=arrivals,
                 )
                 stats.add(record)
                 if writer is not None:
@@ -158,21 +164,24 @@ class RealTimeClient:
         return errors
 
     def _apply_arrivals(self, policy: PolicyClient, scheduler: ActionScheduler,
-                        capture: Mapping[int, tuple[int, float]], k_now: int) -> tuple[int, int]:
-        """Feed arrived chunks and failures to the scheduler; returns (chunks, errors)."""
-        chunks = failed = 0
+                        capture: Mapping[int, tuple[int, float]], k_now: int
+                        ) -> tuple[tuple[tuple[int, int, bool], ...], int]:
+        """Feed arrived chunks and failures to the scheduler; returns
+        ((request_id, dropped actions, accepted) per chunk, errors)."""
+        chunks: list[tuple[int, int, bool]] = []
+        failed = 0
         for item in policy.poll():
             if isinstance(item, ReceivedChunk):
                 chunk: ActionChunk = item.chunk
                 captured = capture.get(chunk.request_id)
                 latency = item.received_at - captured[1] if captured is not None else None
-                scheduler.on_chunk(chunk, k_now=k_now, latency_s=latency)
-                chunks += 1
+                report = scheduler.on_chunk(chunk, k_now=k_now, latency_s=latency)
+                chunks.append((chunk.request_id, int(report.dropped_actions), bool(report.accepted)))
             elif isinstance(item, ErrorMessage):
                 failed += 1
                 if item.request_id is not None:
                     scheduler.on_request_failed(item.request_id)
-        return chunks, failed
+        return tuple(chunks), failed
 
     def _submit(self, policy: PolicyClient, request: InferenceRequest, obs: RobotObservation, timing: TickTiming,
                 cameras: tuple[str, ...], task: str, deadline_ms: float,
@@ -203,14 +212,21 @@ class RealTimeClient:
         return {"task_success": bool(status.success), "task_progress": round(float(status.progress), 3)}
 
     def status_line(self) -> str:
-        """One human line about the latest tick (for the live display; called from another thread)."""
+        """One human line about the latest tick (for the live display; called from another thread).
+
+        Fields are documented in robot_client/live_status.py; stalls count as in the report."""
         r, stats = self.last_record, self.stats
-        if r is None or stats is None:
-            return "waiting for the first tick..."
+        if stats is None:
+            net = self.config.network
+            return (f"waiting for the policy server at tcp://{net.host}:{net.port} "
+                    f"(up to {self.connect_timeout_s:.0f} s; Ctrl-C to stop)")
+        if r is None:
+            return "connected; starting the control loop"
         src = f"chunk {r.source_request_id} age {r.observation_age_ticks}" if r.source_request_id >= 0 else "holding"
         flags = " WATCHDOG" if r.watchdog else (" stalled" if r.stalled else "")
         return (f"t={r.time_s:6.1f}s tick {r.tick:6d}  {src}  d̂={r.delay_ticks:4.1f}  lateness {r.lateness_ms:5.2f} ms  "
-                f"chunks {stats.chunks_received}  stalls {stats.stalls}  missed {stats.missed}{flags}")
+                f"chunks {stats.chunks_received}  stalls {stats.stalls_after_first} "
+                f"(start-up {stats.stalls - stats.stalls_after_first})  missed {stats.missed}{flags}")
 
 
 def warm_up_scheduler(scheduler: ActionScheduler, state: np.ndarray, ticks: int = 120) -> None:

@@ -1,7 +1,7 @@
 """Robot adapters chosen by config: `kind=sim` → the simulated arm in real-time mode.
 
-A LeRobot arm (SO-100/101, Koch, ...) becomes a thin adapter to `robot_client.robot.Robot`; that
-adapter and physical deployment come in their own issue.
+A LeRobot arm (SO-100/101, Koch, ...) would be a thin adapter to `robot_client.robot.Robot`; it is
+not implemented, and `kind=lerobot` says so at start-up (what is missing, what to use instead).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ class RobotUnavailableError(RuntimeError):
 def make_robot_from_config(config: RobotConfig) -> Robot:
     """Create (not connect) the robot `config` describes."""
     if config.kind == "sim":
-        try:
-            import sim  # lazy: the robot computer needs MuJoCo only for the simulated arm
+        try:  # lazy: the robot computer needs MuJoCo only for the simulated arm
+            import sim
+            import sim.robot  # noqa: F401  (imports MuJoCo)
         except ModuleNotFoundError as exc:
             raise RobotUnavailableError(
-                f"robot.kind=sim needs {exc.name!r}; install it with pip install 'vla-async[sim]'"
-            ) from exc
+                f"robot.kind=sim needs the MuJoCo simulator ({exc.name!r} is not installed): "
+                "pip install 'vla-async[sim]', or on a robot computer drive your own robot (see README)"
+            ) from None
         if config.options:
             raise ConfigError(f"robot.options: the sim robot takes no options, got {sorted(config.options)}")
         return sim.make_robot(
@@ -31,7 +33,8 @@ def make_robot_from_config(config: RobotConfig) -> Robot:
         )
     if config.kind == "lerobot":
         raise RobotUnavailableError(
-            "robot.kind=lerobot: the LeRobot arm adapter (SO-100/101, Koch, ...) comes in its own issue; "
-            "it will need pip install 'vla-async[lerobot]'. Use robot.kind=sim for now."
+            "robot.kind=lerobot is not available: this version has no adapter that drives a LeRobot arm "
+            "(SO-100/101, Koch, ...). Use robot.kind=sim (the simulated SO-101), or implement "
+            "robot_client.robot.Robot for your arm and run robot_client.loop.RealTimeClient(config, robot)"
         )
     raise ConfigError(f"robot.kind: unknown kind {config.kind!r}; allowed: sim, lerobot")

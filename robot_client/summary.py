@@ -43,7 +43,7 @@ class RunSummary:
     first_chunk_tick: int | None
     stalls: int
     stall_time_s: float
-    stalls_after_first_chunk: int
+    stalls_after_first_chunk: int  # after the first tick executed from a chunk (the report's "stalls")
     watchdog_ticks: int
     observation_age_p50_ticks: float
     observation_age_p95_ticks: float
@@ -96,6 +96,7 @@ class RunStats:
         self.chunks_received = 0
         self.errors = 0
         self.first_chunk_tick: int | None = None
+        self.first_source_tick: int | None = None  # first tick whose command came from a chunk
         self.stalls = 0
         self.stalls_after_first = 0
         self.watchdog = 0
@@ -118,9 +119,11 @@ class RunStats:
             self.obs_age.append(float(r.observation_age_ticks))
         if r.rollforward_error is not None:
             self.rf_error.append(float(r.rollforward_error))
+        if r.source_request_id >= 0 and self.first_source_tick is None:
+            self.first_source_tick = r.tick
         if r.stalled:
             self.stalls += 1
-            if self.first_chunk_tick is not None:
+            if self.first_source_tick is not None:  # as the report (sim/eval/metrics.stall_stats) counts
                 self.stalls_after_first += 1
         self.watchdog += int(r.watchdog)
         self.delay_ticks = float(r.delay_ticks)

@@ -21,7 +21,7 @@ import numpy as np
 TICK_FIELDS = (
     "tick", "time_s", "lateness_ms", "work_ms", "missed", "command", "state", "source_request_id",
     "observation_age_ticks", "stalled", "watchdog", "delay_ticks", "rollforward_error",
-    "request_id", "chunks_arrived",
+    "request_id", "chunks_arrived", "request_exec_tick", "arrivals",
 )
 
 
@@ -44,6 +44,9 @@ class TickRecord:
     rollforward_error: float | None
     request_id: int  # observation sent at this tick; -1 when none
     chunks_arrived: int  # chunks applied right before this tick's command
+    request_exec_tick: int = -1  # exec tick of the observation sent at this tick (its chunk's first action)
+    #: per chunk applied before this tick's command: (request_id, actions dropped as late, accepted)
+    arrivals: tuple[tuple[int, int, bool], ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -53,6 +56,8 @@ class TickRecord:
                 value = [round(float(x), 6) for x in value]
             elif isinstance(value, (np.floating, np.integer, np.bool_)):
                 value = value.item()
+            elif isinstance(value, tuple):
+                value = [list(item) for item in value]
             out[f.name] = value
         return out
 

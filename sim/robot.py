@@ -151,6 +151,12 @@ class SimRobot(Robot):
         with self._locked():
             return self._world.task.target_position(self._world.physics)
 
+    def scene_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, mocap_pos) copied under the world's lock: what a CameraRenderer needs for one frame."""
+        with self._locked():
+            data = self._world.physics.data
+            return data.qpos.copy(), data.mocap_pos.copy()
+
     def commanded_action(self) -> np.ndarray:
         with self._locked():
             return self._world.physics.command()

@@ -8,6 +8,7 @@ never needs torch or MuJoCo.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -47,12 +48,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vla-async: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     try:
-        entry = load_entry(SUBCOMMANDS[name][0])
-    except ModuleNotFoundError as exc:
-        print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra, e.g. "
-              f"pip install 'vla-async[sim]' or 'vla-async[server]'", file=sys.stderr)
-        return 2
-    return int(entry(rest) or 0)
+        try:
+            entry = load_entry(SUBCOMMANDS[name][0])
+        except ModuleNotFoundError as exc:
+            print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra, e.g. "
+                  f"pip install '.[sim]' or '.[server]' from a checkout (see README)", file=sys.stderr)
+            return 2
+        return int(entry(rest) or 0)
+    except KeyboardInterrupt:  # Ctrl-C at any stage: a line, not a traceback
+        print(f"\nvla-async {name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `vla-async client --help | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """`vla-async eval`: run a grid (or one cell) and print a table; optional JSON and PNG plots.
 
-    vla-async eval --config configs/eval/quick.yaml --json out/quick.json --plots out/plots
+    vla-async eval --config eval/quick --json out/quick.json --plots out/plots
     vla-async eval --task pick_place --strategy vlash_rail --latency_ms 200 --seeds 0-9 --json out.json
-    vla-async eval --config quick.yaml --engine realtime --strategy_overrides.max_in_flight=2
+    vla-async eval --config eval/quick --engine realtime --strategy_overrides.max_in_flight=2
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.eval.grid import EvalConfig, load_eval_config
-from vla_async.config import ConfigError, describe_fields
+from vla_async.cli_parser import OneLineArgumentParser
+from vla_async.config import ConfigError, describe_fields, strategy_names
+from vla_async.config.schema import SIM_TASKS
 
 # single-cell flags -> EvalConfig field (same names the grid files use)
 _FLAGS = {"task": "tasks", "strategy": "strategies", "latency_ms": "latencies_ms", "seeds": "seeds",
@@ -22,17 +24,18 @@ _FLAGS = {"task": "tasks", "strategy": "strategies", "latency_ms": "latencies_ms
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vla-async eval", allow_abbrev=False, add_help=False,
+    p = OneLineArgumentParser(prog="vla-async eval", allow_abbrev=False, add_help=False,
                                 description="Evaluate strategies × tasks × latencies; any field as --a.b=value.")
     p.add_argument("-h", "--help", action="store_true")
-    p.add_argument("--config", help="grid YAML (configs/eval/quick.yaml, full.yaml)")
-    p.add_argument("--task", help="task name(s), comma separated")
-    p.add_argument("--strategy", help="strategy preset or variant name(s), comma separated")
+    p.add_argument("--config", help="grid YAML: a file, or a shipped name (eval/quick, eval/full)")
+    p.add_argument("--task", help=f"task name(s), comma separated: {' | '.join(SIM_TASKS)}")
+    p.add_argument("--strategy", help="strategy preset or variant name(s), comma separated: "
+                   f"{' | '.join(strategy_names())} (or a variant of the grid YAML)")
     p.add_argument("--latency_ms", help="mean injected latency(ies) in ms, comma separated")
-    p.add_argument("--jitter_ms", type=float)
+    p.add_argument("--jitter_ms", help="fixed jitter (ms) for every latency")
     p.add_argument("--seeds", help="e.g. 0-9 or 0,3,5")
-    p.add_argument("--engine", choices=["virtual", "realtime"])
-    p.add_argument("--workers", type=int)
+    p.add_argument("--engine", help="virtual | realtime")
+    p.add_argument("--workers", help="episodes run in parallel (processes)")
     p.add_argument("--json", help="write rows + per-episode results here")
     p.add_argument("--plots", help="write PNG plots into this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -70,10 +73,14 @@ def main(argv: Sequence[str]) -> int:
     from sim.eval.report import legend, markdown_table, write_json
     from sim.eval.runner import run_grid
 
-    result = run_grid(config, progress=not args.quiet)
+    try:
+        result = run_grid(config, progress=not args.quiet)
+    except ConfigError as exc:
+        print(f"vla-async eval: {exc}", file=sys.stderr)
+        return 2
     print(markdown_table(result.rows))
     print()
-    print(legend())
+    print(legend(velocity_jump_cap=velocity_jump_cap(config)))
     checks = quality_report(result.rows, fps=config.fps)
     if checks:
         print()
@@ -87,8 +94,15 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
+def velocity_jump_cap(config: EvalConfig) -> float | None:
+    """max_acceleration / fps: the largest one-tick velocity change the safety layer lets through."""
+    acc = config.safety.max_acceleration
+    return float(acc) / config.fps if isinstance(acc, int | float) and config.safety.enabled else None
+
+
 def write_plots(result: Any, out_dir: str | Path) -> list[Path]:
     """Metric-vs-latency per task, and per task a junction trajectory plot at the highest latency."""
+    from sim import so101
     from sim.eval.plots import plot_junction_trajectory, plot_metrics_vs_latency
 
     out_dir = Path(out_dir)
@@ -101,5 +115,5 @@ def write_plots(result: Any, out_dir: str | Path) -> list[Path]:
         ref = [k for k in keys if k[2] == 0.0 and k[1] == "sync"]
         if ref:
             chosen = {"sync @ 0 ms (reference)": result.logs[ref[0]], **chosen}
-        written.append(plot_junction_trajectory(chosen, out_dir / f"trajectory_{task}.png"))
+        written.append(plot_junction_trajectory(chosen, out_dir / f"trajectory_{task}.png", joint_names=so101.NAMES))
     return written

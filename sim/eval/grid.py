@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vla_async.config import (
     ConfigError,
@@ -21,8 +21,10 @@ from vla_async.config import (
     StrictModel,
     load_config,
     load_strategy_preset,
+    strategy_names,
 )
-from vla_async.config.loader import deep_merge
+from vla_async.config.loader import deep_merge, did_you_mean, format_validation_error
+from vla_async.config.schema import SIM_TASKS
 
 REFERENCE_STRATEGY = "sync"
 
@@ -101,6 +103,23 @@ class EvalConfig(StrictModel):
     def _comma_list(cls, value: Any) -> Any:
         return [v for v in value.split(",") if v] if isinstance(value, str) else value
 
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        for task in tasks:
+            if task not in SIM_TASKS:
+                raise ValueError(f"unknown task {task!r}; allowed: {' | '.join(SIM_TASKS)}{did_you_mean(task, SIM_TASKS)}")
+        return tasks
+
+    @model_validator(mode="after")
+    def _known_strategies(self) -> EvalConfig:
+        allowed = [*strategy_names(), *self.variants]
+        for name in self.strategies:
+            if name not in allowed:
+                raise ValueError(f"strategies: unknown strategy {name!r}; allowed: {' | '.join(allowed)}"
+                                 f"{did_you_mean(name, allowed)}")
+        return self
+
     @field_validator("latencies_ms", mode="before")
     @classmethod
     def _latency_list(cls, value: Any) -> Any:
@@ -142,8 +161,10 @@ def resolve_strategy(config: EvalConfig, name: str) -> StrategyConfig:
     data = deep_merge(data, config.strategy_overrides)
     try:
         return StrategyConfig.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError → one readable line
-        raise ConfigError(f"strategy {name!r}: {exc}") from None
+    except ValidationError as exc:  # → one readable line per field, named where the user wrote it
+        first = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
+        root = "strategy_overrides" if first in config.strategy_overrides else f"strategy {name}"
+        raise ConfigError(format_validation_error(exc, root=root, model=StrategyConfig)) from None
 
 
 def latency_config(config: EvalConfig, mean_ms: float, seed: int = 0) -> InjectedLatencyConfig:

@@ -12,15 +12,17 @@ import numpy as np
 from sim.eval.episode_log import EpisodeLog
 from sim.eval.metrics import junction_ticks
 
-# (row key, axis label, scale)
-METRIC_PANELS: list[tuple[str, str, float]] = [
-    ("success_rate", "success rate", 1.0),
-    ("completion_time_s", "completion time (s)", 1.0),
-    ("reaction_s_mean", "reaction latency, mean (ms)", 1000.0),
-    ("stall_ticks", "stalled ticks / episode", 1.0),
-    ("rms_jerk", "RMS jerk of command", 1.0),
-    ("junction_dp_p95", "junction |Δp| p95", 1.0),
+# (row key, axis label with unit, scale, what an empty panel means)
+METRIC_PANELS: list[tuple[str, str, float, str]] = [
+    ("success_rate", "success rate (0–1)", 1.0, ""),
+    ("completion_time_s", "completion time (s)", 1.0, "fixed-length task: no completion time"),
+    ("reaction_s_mean", "reaction latency, mean (ms)", 1000.0, "no target jumps in this task"),
+    ("stall_ticks", "stalled ticks / episode", 1.0, ""),
+    ("rms_jerk", "RMS jerk of command (rad/s³)", 1.0, ""),
+    ("junction_dp_p95", "junction |Δp| p95 (rad)", 1.0, ""),
 ]
+#: line styles cycled per strategy, so coinciding lines stay distinguishable
+_STYLES = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--"), ("X", "-."), ("*", ":")]
 
 
 def _pyplot() -> Any:
@@ -50,21 +52,30 @@ def plot_metrics_vs_latency(rows: Sequence[Mapping[str, Any]], out_dir: str | Pa
                 reference = row
             else:
                 lines[row["strategy"]].append(row)
-        for ax, (key, label, scale) in zip(axes.flat, METRIC_PANELS, strict=False):
-            for name, pts in sorted(lines.items()):
+        for ax, (key, label, scale, empty) in zip(axes.flat, METRIC_PANELS, strict=False):
+            drawn = 0
+            for i, (name, pts) in enumerate(sorted(lines.items())):
                 pts = sorted(pts, key=lambda r: r["latency_ms"])
                 xs = [r["latency_ms"] for r in pts if r.get(key) is not None]
                 ys = [r[key] * scale for r in pts if r.get(key) is not None]
                 if xs:
-                    ax.plot(xs, ys, marker="o", label=name)
+                    marker, style = _STYLES[i % len(_STYLES)]
+                    ax.plot(xs, ys, marker=marker, ls=style, ms=7 - i % 3, alpha=0.85, label=name)
+                    drawn += 1
             if reference is not None and reference.get(key) is not None:
-                ax.axhline(reference[key] * scale, color="k", ls="--", lw=1, label="sync @ 0 ms")
+                ax.axhline(reference[key] * scale, color="k", ls="--", lw=1, label="sync @ 0 ms (reference)")
+                drawn += 1
+            if not drawn:
+                ax.text(0.5, 0.5, empty or "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+                ax.set_xticks([])
+                ax.set_yticks([])
             ax.set_xlabel("injected latency (ms)")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-        axes.flat[0].legend(fontsize=8)
-        fig.suptitle(f"{task}: metrics vs injected latency")
-        fig.tight_layout()
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9)
+        fig.suptitle(f"{task}: metrics vs injected latency (mean over seeds; markers and line styles per strategy)")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
         path = out_dir / f"metrics_{task}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
@@ -81,38 +92,65 @@ def busiest_joint(log: EpisodeLog) -> int:
     return int(idx[int(np.argmax(travel))])
 
 
-def plot_junction_trajectory(
-    logs: Mapping[str, EpisodeLog], path: str | Path, *, window_s: float = 3.0, joint: int | None = None
-) -> Path:
-    """Command and measured state of one joint over a window, chunk junctions as vertical lines.
+def joint_label(index: int, names: Sequence[str] | None) -> str:
+    """`elbow_flex (rad)`; a gripper is a normalised opening; without names `joint 3`."""
+    if not names or index >= len(names):
+        return f"joint {index}"
+    name = str(names[index]).removesuffix(".pos")
+    return f"{name} (opening, 0 = closed … 1 = open)" if "gripper" in name else f"{name} (rad)"
 
-    One panel per log (e.g. one strategy each), same joint and window so they compare directly.
+
+def plot_junction_trajectory(
+    logs: Mapping[str, EpisodeLog], path: str | Path, *, joint: int | None = None,
+    joint_names: Sequence[str] | None = None, title: str = "",
+) -> Path:
+    """Command and measured position of one joint over whole episodes, chunk junctions as dotted lines.
+
+    One panel per log (e.g. one strategy each); every panel has the same joint, the same time axis
+    (seconds since the episode started) and the same value axis, so they compare directly.
     """
     plt = _pyplot()
     logs = {k: v for k, v in logs.items() if v.num_ticks > 1}
-    fig, axes = plt.subplots(len(logs) or 1, 1, figsize=(11, 2.6 * max(1, len(logs))), squeeze=False)
+    n = max(1, len(logs))
+    fig, axes = plt.subplots(n, 1, figsize=(11, 2.4 * n + 0.9), squeeze=False, sharex=True, sharey=True)
     first = next(iter(logs.values()), None)
     j = joint if joint is not None else (busiest_joint(first) if first is not None else 0)
     for ax, (name, log) in zip(axes[:, 0], logs.items(), strict=False):
-        t = log.tick / log.fps
-        start = t[0] + 0.25 * max(0.0, t[-1] - t[0] - window_s)
-        sel = (t >= start) & (t <= start + window_s)
-        ax.plot(t[sel], log.command[sel, j], label="command", lw=1.4)
-        ax.plot(t[sel], log.state[sel, j], label="measured", lw=1.0, alpha=0.8)
-        stalled = sel & log.stalled
-        if stalled.any():
-            ax.plot(t[stalled], log.command[stalled, j], "rx", ms=4, label="stalled")
-        for i in junction_ticks(log.source_request_id):
-            if sel[i]:
-                ax.axvline(t[i], color="gray", lw=0.7, ls=":")
-        ax.set_title(f"{name} — joint {j}; dotted lines: chunk junctions", fontsize=9)
-        ax.set_ylabel("position")
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="best")
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
+        _trajectory_panel(ax, name, log, j)
+    axes[-1, 0].set_xlabel("time since the episode started (s)")
+    fig.supylabel(f"{joint_label(j, joint_names)}")
+    handles, labels = _unique_legend(axes[:, 0])
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.suptitle(title or f"{joint_label(j, joint_names)}: command vs measured", x=0.01, ha="left", fontsize=10)
+    fig.tight_layout(rect=(0.01, 0.05 if n > 1 else 0.1, 1, 0.97 if n > 1 else 0.92))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _trajectory_panel(ax: Any, name: str, log: EpisodeLog, j: int) -> None:
+    t = log.tick / log.fps
+    ax.plot(t, log.command[:, j], label="command sent", lw=1.4)
+    ax.plot(t, log.state[:, j], label="measured position", lw=1.0, alpha=0.8)
+    if log.stalled.any():
+        ax.plot(t[log.stalled], log.command[log.stalled, j], "rx", ms=4, label="held (start-up or stall)")
+    for i in junction_ticks(log.source_request_id):
+        ax.axvline(t[i], color="gray", lw=0.6, ls=":")
+    ax.plot([], [], color="gray", lw=0.6, ls=":", label="chunk junction")
+    if log.success and log.completion_time_s is not None:
+        ax.axvline(log.completion_time_s, color="green", lw=1.2, label="task success")
+    seed = log.meta.get("seed")
+    outcome = f"success at {log.completion_time_s:.2f} s" if log.success and log.completion_time_s else (
+        "success" if log.success else "no success")
+    ax.set_title(f"{name}{f', seed {seed}' if seed is not None else ''} — {outcome}", fontsize=9, loc="left")
+    ax.grid(alpha=0.3)
+
+
+def _unique_legend(axes: Any) -> tuple[list[Any], list[str]]:
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=False):
+            handles.setdefault(label, handle)
+    return list(handles.values()), list(handles)

@@ -2,16 +2,17 @@
 the real-time client (`robot_client.loop.RealTimeClient`) on the simulated arm in real-time mode,
 both over ZeroMQ on 127.0.0.1; the client's per-tick JSONL log becomes an `EpisodeLog`.
 
-What the client log does not carry is reconstructed after the run, never guessed: commanded and
-measured tool positions by forward kinematics of the logged command and state; the capture tick
-of each request from the tick that sent it; its arrival as the first later tick that applied a
-chunk (in order: exact with one request in flight, a tick-quantised latency). The loop checks task
-success every 0.2 s, so real-time completion times have that resolution.
+The client log carries each request's capture and exec tick and, per applied chunk, its request
+id, the actions dropped as late and whether the scheduler accepted it; commanded and measured tool
+positions are reconstructed by forward kinematics of the logged command and state. Latency is
+tick-quantised (capture tick → the tick that applied the chunk). The loop checks task success every
+0.2 s, so real-time completion times have that resolution.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,13 @@ def run_realtime_episode(
     realtime: RealtimeConfig | None = None,
     workdir: str | Path | None = None,
     on_client: Callable[[Any], None] | None = None,
+    linger_s: float = 0.0,
 ) -> EpisodeLog:
     """One episode with a fresh server process and the real-time client in this process.
 
-    `on_client(client)` is called before the loop starts (e.g. to show `client.status_line()` live).
+    `on_client(client)` is called before the loop starts (e.g. to show `client.status_line()` live, or
+    to film `client.robot`). After the episode the arm keeps holding its last command for `linger_s`
+    (the world keeps running; the task status is read before that, so metrics do not depend on it).
     """
     import sim
     from robot_client.loop import RealTimeClient
@@ -91,6 +95,8 @@ def run_realtime_episode(
                     on_client(client)
                 client.run()
                 status = robot.task_status()
+                if linger_s > 0:
+                    time.sleep(linger_s)
                 meta = episode_meta(task, strategy, latency, seed, fps, "realtime")
                 return log_from_client_jsonl(log_path, robot, meta, status)
 
@@ -104,23 +110,20 @@ def log_from_client_jsonl(path: str | Path, robot: object, meta: dict, status: o
     fk = robot.tool_position_for  # type: ignore[attr-defined]
     fps = float(spec.fps)
     rec = EpisodeRecorder(meta, fps, ~np.asarray(spec.stepwise_mask, dtype=bool))
-    waiting: list[int] = []  # requests sent, chunk not yet applied (FIFO)
     for row in rows:
         k = int(row["tick"])
-        if row.get("chunks_arrived", 0) and waiting:
-            for _ in range(int(row["chunks_arrived"])):
-                if not waiting:
-                    break
-                req = rec.requests[waiting.pop(0)]
-                req.arrival_tick, req.latency_s, req.accepted = k, (k - req.capture_tick) / fps, True
+        for request_id, dropped, accepted in row.get("arrivals", ()):
+            req = rec.requests.get(int(request_id))
+            if req is not None:
+                req.arrival_tick, req.latency_s = k, (k - req.capture_tick) / fps
+                req.accepted, req.dropped_actions = bool(accepted), int(dropped)
         command, state = np.asarray(row["command"]), np.asarray(row["state"])
         rec.tick(tick=k, command=command, state=state, commanded_tool=fk(command), measured_tool=fk(state),
                  stalled=row["stalled"], watchdog=row["watchdog"], source_request_id=row["source_request_id"],
                  delay_ticks=row["delay_ticks"], rollforward_error=row["rollforward_error"],
                  client_cost_s=float(row["work_ms"]) / 1000.0)
         if int(row.get("request_id", -1)) >= 0:
-            rec.request(int(row["request_id"]), k, k)
-            waiting.append(int(row["request_id"]))
+            rec.request(int(row["request_id"]), k, int(row["request_exec_tick"]))
     rec.add_events(getattr(status, "events", []))
     success = bool(getattr(status, "success", False))
     completion = (int(rows[-1]["tick"]) + 1) / fps if success and rows else None

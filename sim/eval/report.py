@@ -1,63 +1,92 @@
-"""Turn aggregated cells into a markdown table and a JSON document."""
+"""Turn aggregated cells into a markdown table, its column legend, and a JSON document."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# (header, row key, scale, format); None values print as "–".
-COLUMNS: list[tuple[str, str, float, str]] = [
-    ("success", "success_rate", 100.0, "{:.0f}%"),
-    ("done s", "completion_time_s", 1.0, "{:.2f}"),
-    ("thr/min", "throughput_per_min", 1.0, "{:.1f}"),
-    ("react ms", "reaction_s_mean", 1000.0, "{:.0f}"),
-    ("react max", "reaction_s_max", 1000.0, "{:.0f}"),
-    ("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}"),
-    ("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}"),
-    ("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}"),
-    ("stalls", "stall_ticks", 1.0, "{:.1f}"),
-    ("jerk", "rms_jerk", 1.0, "{:.1f}"),
-    ("|Δp| p95", "junction_dp_p95", 1.0, "{:.4f}"),
-    ("|Δv| p95", "junction_dv_p95", 1.0, "{:.3f}"),
-    ("|Δa| p95", "junction_da_p95", 1.0, "{:.1f}"),
-    ("stale ms", "staleness_s_mean", 1000.0, "{:.0f}"),
-    ("rf err", "rollforward_error_mean", 1.0, "{:.4f}"),
-    ("δ p95 ms", "latency_s_p95", 1000.0, "{:.0f}"),
-    ("client µs", "client_cost_s_mean", 1e6, "{:.0f}"),
+from sim.tasks.layout import FIXED_LENGTH_TASKS
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str  # row key
+    scale: float
+    fmt: str
+    legend: str  # what the column means, for the legend under the table
+
+
+# None values print as "–".
+COLUMNS: list[Column] = [
+    Column("success", "success_rate", 100.0, "{:.0f}%", "share of seeds whose task succeeded (Wilson 95% CI in 'succ CI95')"),
+    Column("done s", "completion_time_s", 1.0, "{:.2f}",
+           f"seconds to task success, mean over successes ('–' for {', '.join(FIXED_LENGTH_TASKS)}: fixed length, "
+           "judged at the end)"),
+    Column("thr/min", "throughput_per_min", 1.0, "{:.1f}", "successes per minute of robot time"),
+    Column("react ms", "reaction_s_mean", 1000.0, "{:.0f}",
+           "target jump → commanded tool moving toward the new target, mean ('–': the task has no target jumps)"),
+    Column("react max", "reaction_s_max", 1000.0, "{:.0f}", "the same, worst case"),
+    Column("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}", "target jump → measured tool on the target (reach_jump)"),
+    Column("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}", "track: target reversal → commanded reversal"),
+    Column("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}",
+           "time to first action: observation captured → first command from its chunk"),
+    Column("stalls", "stall_ticks", 1.0, "{:.1f}",
+           "ticks per episode the arm was held for lack of a planned action, after the first chunk "
+           "(the wait for the first chunk is start-up, not a stall)"),
+    Column("jerk", "rms_jerk", 1.0, "{:.1f}", "RMS jerk of the joint commands, rad/s³ (lower = smoother)"),
+    Column("Δp p95", "junction_dp_p95", 1.0, "{:.4f}",
+           "at chunk junctions (the command switches to a new chunk): 95th percentile of the absolute jump of position, rad"),
+    Column("Δv p95", "junction_dv_p95", 1.0, "{:.3f}", "... of velocity, rad/s"),
+    Column("Δa p95", "junction_da_p95", 1.0, "{:.1f}", "... of acceleration, rad/s²"),
+    Column("stale ms", "staleness_s_mean", 1000.0, "{:.0f}", "age of the observation behind each executed command"),
+    Column("rf err", "rollforward_error_mean", 1.0, "{:.4f}",
+           "rollforward error: predicted vs measured joint state at a chunk's first tick, rad"),
+    Column("δ p95 ms", "latency_s_p95", 1000.0, "{:.0f}", "observation captured → chunk usable, 95th percentile"),
+    Column("client µs", "client_cost_s_mean", 1e6, "{:.0f}", "client (scheduler) time per control tick"),
 ]
 
 
-def _fmt(value: Any, scale: float, fmt: str) -> str:
-    if value is None:
+def select_columns(headers: Sequence[str]) -> list[Column]:
+    by_header = {c.header: c for c in COLUMNS}
+    return [by_header[h] for h in headers]
+
+
+def _fmt(row: Mapping[str, Any], col: Column) -> str:
+    value = row.get(col.key)
+    if value is None or (col.key == "completion_time_s" and row["task"] in FIXED_LENGTH_TASKS):
         return "–"
-    return fmt.format(float(value) * scale)
+    return col.fmt.format(float(value) * col.scale)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per cell: task, strategy, latency, success with Wilson CI, then every metric."""
-    head = ["task", "strategy", "lat ms", "n"] + [c[0] for c in COLUMNS] + ["succ CI95"]
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] = COLUMNS) -> str:
+    """One line per cell: task, strategy, latency, episodes, the metric columns, success with Wilson CI."""
+    head = ["task", "strategy", "lat ms", "n"] + [c.header for c in columns] + ["succ CI95"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lo, hi = row["success_ci95"]
         cells = [row["task"], row["strategy"], f"{row['latency_ms']:.0f}±{row['jitter_ms']:.0f}", str(row["episodes"])]
-        cells += [_fmt(row.get(key), scale, fmt) for _, key, scale, fmt in COLUMNS]
+        cells += [_fmt(row, c) for c in columns]
         cells.append(f"{100 * lo:.0f}–{100 * hi:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def legend() -> str:
-    return (
-        "success: rate over seeds (Wilson 95% CI in the last column); done s: mean completion time of successes; "
-        "react: commanded reaction to a target jump (mean / max); hit s: jump → tool on target; lag: tracking, target "
-        "reversal → commanded reversal; TTFA: capture → "
-        "first action of that chunk executed; stalls: held ticks per episode after start-up; jerk: RMS jerk of the "
-        "command (rad/s³); |Δp| |Δv| |Δa|: p95 jump at chunk junctions; stale: age of the observation behind the "
-        "executed action; rf err: ‖ŝ − s‖ at exec tick; δ: capture → chunk usable; client: scheduler time per tick. "
-        "See docs/metrics.md."
-    )
+def legend(columns: Sequence[Column] = COLUMNS, *, velocity_jump_cap: float | None = None) -> str:
+    """One line per column. `velocity_jump_cap` (max_acceleration / fps) explains a |Δv| at that value."""
+    lines = ["columns: lat ms = injected model latency mean ± jitter; n = episodes (seeds)"]
+    for c in columns:
+        text = c.legend
+        if c.key == "junction_dv_p95" and velocity_jump_cap is not None:
+            text += (f"; the safety layer limits a one-tick change of velocity to max_acceleration / fps = "
+                     f"{velocity_jump_cap:.3f} rad/s, so a value of {velocity_jump_cap:.3f} means the junctions "
+                     "hit that limit (the chunk switch was abrupt and the safety layer clipped it)")
+        lines.append(f"  {c.header}: {text}")
+    lines.append("  (definitions: docs/metrics.md)")
+    return "\n".join(lines)
 
 
 def write_json(path: str | Path, config: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],

@@ -6,7 +6,11 @@ serves every task. Unused entries are zero.
 
 from __future__ import annotations
 
-TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
+from vla_async.config.schema import SIM_TASKS
+
+TASKS: tuple[str, ...] = SIM_TASKS  # the names live in the core config schema (robot.task)
+#: tasks that always run their full duration and are judged at the end (no completion time)
+FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track")
 
 TASK_ONE_HOT = slice(0, 3)
 TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz

@@ -7,16 +7,18 @@ out-of-range values fail before anything starts, with the field path, the value 
 from __future__ import annotations
 
 import copy
+import difflib
 import sys
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "configs"
+#: The shipped YAML configs (package data: present in every install, wheel or editable).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -82,38 +84,89 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config_path(path: str | Path) -> Path:
-    """A path as given, or relative to the repository's `configs/` folder."""
+    """A file on disk if `path` names one; else a shipped config by name.
+
+    Names are relative to the shipped `configs/` folder, `.yaml` optional, a leading `configs/`
+    ignored: `server/expert`, `server/expert.yaml` and `configs/server/expert.yaml` are the same file.
+    """
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    in_repo = CONFIG_DIR / candidate
-    if in_repo.is_file():
-        return in_repo
-    raise ConfigError(f"config file not found: {path} (also looked in {CONFIG_DIR})")
+    name = candidate.as_posix().removeprefix("./").removeprefix("configs/")
+    for shipped in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if shipped.is_file():
+            return shipped
+    names = shipped_config_names()
+    raise ConfigError(f"config file not found: {path} (not a file, nor a shipped config name; "
+                      f"shipped: {', '.join(names)}){did_you_mean(name.removesuffix('.yaml'), names)}")
 
 
-def format_validation_error(exc: ValidationError, root: str = "") -> str:
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        if root:
-            path = f"{root}.{path}" if path else root
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"  {path or '<root>'}: {msg} (got {shown})")
-    return "invalid config:\n" + "\n".join(lines)
+def shipped_config_names() -> list[str]:
+    """`server/expert`, `strategies/vlash_rail`, ...: every YAML file shipped with the package."""
+    return sorted(p.relative_to(CONFIG_DIR).with_suffix("").as_posix() for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def did_you_mean(value: object, allowed: Iterable[object]) -> str:
+    """`" (did you mean 'x'?)"` for the closest allowed value, or `""` when nothing is close."""
+    options = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def format_validation_error(exc: ValidationError, root: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per bad field: `path: what is wrong (got value); allowed ... (did you mean ...?)`.
+
+    A single bad field gives a single line (`invalid config: path: ...`); `model` (the validated
+    class) lets unknown fields suggest the closest real field name.
+    """
+    lines = [_error_line(err, root, model) for err in exc.errors()]
+    if len(lines) == 1:
+        return f"invalid config: {lines[0]}"
+    return "invalid config:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _error_line(err: Mapping[str, Any], root: str, model: type[BaseModel] | None) -> str:
+    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    path = ".".join([root, *loc] if root else loc) or "<root>"
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        fields = _fields_at(model, loc[:-1]) if model is not None else []
+        allowed = f"; fields here: {', '.join(fields)}" if fields else ""
+        return f"{path}: unknown field (got {shown}){did_you_mean(loc[-1], fields)}{allowed}"
+    if kind in ("literal_error", "enum"):
+        expected = [str(x).strip("'\" ") for x in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",")
+                    .split(",") if str(x).strip()]
+        return f"{path}: {shown} is not allowed; allowed: {' | '.join(expected)}{did_you_mean(value, expected)}"
+    if kind == "value_error":  # our validators' messages name the value already
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        return msg if path == "<root>" or msg.startswith(f"{path}: ") else f"{path}: {msg}"
+    return f"{path}: {err['msg']} (got {shown})"
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
+    """The field names of the (nested) section at `loc`, or [] when `loc` is not a section."""
+    current: Any = model
+    for part in loc:
+        info = current.model_fields.get(part) if _is_model(current) else None
+        if info is None:
+            return []
+        current = info.annotation
+    return list(current.model_fields) + list(getattr(current, "extra_cli_fields", {})) if _is_model(current) else []
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def build_config(model: type[T], data: Mapping[str, Any]) -> T:
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        raise ConfigError(format_validation_error(exc, model=model)) from None
 
 
 def load_config(
@@ -127,20 +180,35 @@ def load_config(
     return build_config(model, deep_merge(data, update))
 
 
-def describe_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """One line per leaf field: `--path.to.field  type  (default)  description`, for `--help`."""
+def describe_fields(model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None) -> list[str]:
+    """One line per leaf field: `--path.to.field=<type or allowed values>  (default)  description`.
+
+    Defaults come from `defaults` (an instance; e.g. a root whose section defaults are a preset's)
+    or the schema. A section may list extra command-line keys in `extra_cli_fields`
+    (`{name: (allowed values, default, description)}`), e.g. the strategy's `preset`.
+    """
     lines: list[str] = []
+    for name, (allowed, default, description) in getattr(model, "extra_cli_fields", {}).items():
+        lines.append(f"  --{prefix}{name}=<{' | '.join(allowed())}>  (default {default!r})  {description}")
     for name, info in model.model_fields.items():
         path = f"{prefix}{name}"
         annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            lines.extend(describe_fields(annotation, prefix=f"{path}."))
+        default = getattr(defaults, name) if defaults is not None else info.get_default(call_default_factory=True)
+        if _is_model(annotation):
+            lines.extend(describe_fields(annotation, prefix=f"{path}.", defaults=default))
             continue
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        default = info.get_default(call_default_factory=True)
         desc = f"  {info.description}" if info.description else ""
-        lines.append(f"  --{path}=<{type_name}>  (default {default!r}){desc}")
+        lines.append(f"  --{path}=<{type_label(annotation)}>  (default {default!r}){desc}")
     return lines
+
+
+def type_label(annotation: Any) -> str:
+    """`Literal['a', 'b']` → `a | b`; `float | list[float]` → `float | list[float]`; `int` → `int`."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(v) for v in typing.get_args(annotation))
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
 def split_config_arg(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -165,7 +233,7 @@ def config_from_cli(model: type[T], argv: Sequence[str], *, prog: str, usage: st
     a bad config prints `prog: <what is wrong>` to stderr (returns 2); otherwise the validated config."""
     args = list(argv)
     if any(a in ("-h", "--help") for a in args):
-        print(usage + "\n" + "\n".join(describe_fields(model)))
+        print(usage + "\n" + "\n".join(describe_fields(model, defaults=model())))
         return 0
     try:
         path, overrides = split_config_arg(args)

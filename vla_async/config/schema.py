@@ -6,11 +6,17 @@ what is benchmarked is what runs on the robot). Field descriptions show up in `-
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_merge, read_yaml
+from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_merge, did_you_mean, read_yaml
+
+#: The strategy a client runs when neither `--config` nor `--strategy.preset` names one.
+DEFAULT_STRATEGY = "vlash_rail"
+#: The simulated tasks (sim/tasks/*; a test checks the simulator has exactly these).
+SimTask = Literal["reach_jump", "track", "pick_place"]
+SIM_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
 
 # ---------------------------------------------------------------- network
 
@@ -124,9 +130,18 @@ class FuserConfig(StrictModel):
 
 
 class StrategyConfig(StrictModel):
-    """One named way of running async inference; presets in configs/strategies/<name>.yaml."""
+    """One named way of running async inference; presets in vla_async/configs/strategies/<name>.yaml.
 
-    name: str = "vlash_rail"
+    The bare schema defaults below are building blocks, not a strategy: a client without a preset
+    runs DEFAULT_STRATEGY's preset (see ClientConfig).
+    """
+
+    extra_cli_fields: ClassVar[dict[str, tuple[Any, str, str]]] = {
+        "preset": (lambda: strategy_names(), DEFAULT_STRATEGY,
+                   "start from this preset; other --strategy.* fields override it"),
+    }
+
+    name: str = DEFAULT_STRATEGY
     sync: bool = Field(False, description="hold position while waiting for each chunk")
     trigger: Literal["horizon", "delay", "every_tick", "queue"] = Field(
         "delay",
@@ -162,8 +177,9 @@ def strategy_names() -> list[str]:
 
 def load_strategy_preset(name: str) -> dict[str, Any]:
     path = CONFIG_DIR / "strategies" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown strategy preset {name!r}; available: {strategy_names()}")
+    if not isinstance(name, str) or not path.is_file():
+        names = strategy_names()
+        raise ConfigError(f"unknown strategy preset {name!r}; allowed: {' | '.join(names)}{did_you_mean(name, names)}")
     data = read_yaml(path)
     data.setdefault("name", name)
     return data
@@ -193,7 +209,7 @@ class CameraConfig(StrictModel):
 
 class RobotConfig(StrictModel):
     kind: Literal["sim", "lerobot"] = "sim"
-    task: str = Field("pick_place", description="sim task: reach_jump | track | pick_place")
+    task: SimTask = Field("pick_place", description="sim task")
     seed: int = 0
     fps: float = Field(30.0, gt=0, le=1000)
     cameras: list[str] = Field(default_factory=lambda: ["front", "wrist"], description="cameras to render")
@@ -213,10 +229,23 @@ class LogConfig(StrictModel):
 class ClientConfig(StrictModel):
     network: NetworkConfig = NetworkConfig()
     robot: RobotConfig = RobotConfig()
-    strategy: StrategyConfig = StrategyConfig()
+    strategy: StrategyConfig = Field(default_factory=lambda: strategy_config(DEFAULT_STRATEGY))
     safety: SafetyConfig = SafetyConfig()
     log: LogConfig = LogConfig()
     duration_s: float = Field(20.0, gt=0, le=86_400, description="stop after this long")
     stop_on_success: bool = True
     task_instruction: str | None = Field(None, description="override the task's language instruction")
     client_name: str = "robot"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_from_preset(cls, data: Any) -> Any:
+        """A strategy section without `preset` starts from a preset too, so what runs is what is named:
+        `name` when it names a preset (`--strategy.name=sync` runs sync), else DEFAULT_STRATEGY."""
+        if not isinstance(data, dict) or not isinstance(data.get("strategy"), dict):
+            return data
+        section = dict(data["strategy"])
+        if "preset" not in section:
+            name = section.get("name")
+            section["preset"] = name if isinstance(name, str) and name in strategy_names() else DEFAULT_STRATEGY
+        return {**data, "strategy": section}

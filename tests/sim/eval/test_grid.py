@@ -6,7 +6,7 @@ import pytest
 
 from sim.eval.cli import parse_args
 from sim.eval.grid import EvalConfig, expand_cells, expand_episodes, load_eval_config, parse_seeds
-from vla_async.config import ConfigError
+from vla_async.config import ConfigError, build_config
 
 
 def test_parse_seeds():
@@ -38,8 +38,8 @@ def test_variants_and_overrides():
     (cell,) = expand_cells(cfg)
     assert cell.strategy.max_in_flight == 2 and cell.strategy.execution_horizon == 7
     assert cell.strategy.name == "vlash_rail_mif2"
-    with pytest.raises(ConfigError, match="unknown strategy preset"):
-        expand_cells(EvalConfig(strategies=["nope"]))
+    with pytest.raises(ConfigError, match="strategies: unknown strategy 'nope'"):
+        build_config(EvalConfig, {"strategies": ["nope"]})
 
 
 def test_cli_single_cell_flags_and_overrides():
