@@ -5,12 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup setup-demo demo test test-fast lint bench readme-numbers clean
+
+# `make demo` installs only what the demo needs (vla-async[sim], no torch); `make test` everything
+# (vla-async[all]; torch chosen per machine, see scripts/setup.sh).
+setup-demo:
+	bash scripts/setup.sh demo
 
 setup:
-	bash scripts/setup.sh
+	bash scripts/setup.sh test
 
-demo: setup
+demo: setup-demo
 	$(VENV)/bin/vla-async demo
 
 test: setup
@@ -22,6 +27,10 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check vla_async policy_server robot_client sim tests
+
+# rewrite the README's test-suite line from a fresh run of the main lane
+readme-numbers: setup
+	$(PY) scripts/readme_numbers.py
 
 bench: setup
 	$(VENV)/bin/vla-async bench transport

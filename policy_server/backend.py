@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_async.config import BackendConfig
+from vla_async.extras import install_hint
 from vla_async.specs import PolicySpec, RobotSpec
 
 
@@ -80,7 +81,7 @@ def create_backend(config: BackendConfig) -> PolicyBackend:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise BackendError(
-            f"backend {config.name!r} needs {exc.name!r}; install it with pip install 'vla-async[server]'"
+            f"backend {config.name!r} needs {exc.name!r}; {install_hint('server')}"
             + (" or 'vla-async[lerobot]'" if config.name == "lerobot" else "")
             + (" or 'vla-async[sim]'" if config.name == "expert" else "")
         ) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from robot_client.robot import Robot
 from vla_async.config import ConfigError, RobotConfig
+from vla_async.extras import install_hint
 
 
 class RobotUnavailableError(RuntimeError):
@@ -23,7 +24,7 @@ def make_robot_from_config(config: RobotConfig) -> Robot:
         except ModuleNotFoundError as exc:
             raise RobotUnavailableError(
                 f"robot.kind=sim needs the MuJoCo simulator ({exc.name!r} is not installed): "
-                "pip install 'vla-async[sim]', or on a robot computer drive your own robot (see README)"
+                f"{install_hint('sim')}; on a robot computer, drive your own robot (README: Deploying)"
             ) from None
         if config.options:
             raise ConfigError(f"robot.options: the sim robot takes no options, got {sorted(config.options)}")

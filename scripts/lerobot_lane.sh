@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The LeRobot test lane: LeRobot 0.4.4 pins torch<2.11, so it gets its own venv (.venv-lerobot) with its
-# own torch and the light core deps, then runs tests/lerobot with this checkout first on PYTHONPATH (the
-# project is not installed there, so a venv cached outside the clone always tests the code at hand).
+# The LeRobot test lane: LeRobot 0.4.4 pins torch<2.11, so it gets its own venv with its own torch and the
+# light core deps, in the user cache (~/.cache/vla-async/venv-lerobot, or $LEROBOT_VENV), outside the
+# checkout so fresh clones on the same machine (CI) reuse it. It runs tests/lerobot with this checkout first
+# on PYTHONPATH (the project is not installed there, so the cached venv always tests the code at hand).
 #
-# Cost measured on the 2-core dev machine: `pip download lerobot==0.4.4` + deps = 4.3 GB (torch 2.10 pulls
-# the CUDA wheels from PyPI) in ~103 s; installing them into the venv ~222 s; the tests ~25 s. That fits the
-# CI budget, so by default the venv is built when missing and reused after that: it lives outside the
-# checkout (~/.cache/vla-async/venv-lerobot) so fresh clones on the same machine (CI) reuse it.
-# VLA_ASYNC_LEROBOT_LANE=0 skips the lane; =reuse runs it only when the venv already exists.
+# Cost measured on the 2-core dev machine: building the venv takes ~493 s and leaves 8.6 GB on disk
+# (`du -sh ~/.cache/vla-async/venv-lerobot`; torch 2.10 brings the CUDA wheels from PyPI); the tests ~25 s.
+# pip's progress is shown as one line per package. By default the venv is built when missing and reused
+# after that. VLA_ASYNC_LEROBOT_LANE=0 skips the lane; =reuse runs it only when the venv already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,18 +26,22 @@ have_venv() { [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import lerobot
 if ! have_venv; then
   if [ "$WANT" = reuse ]; then
     say "skipped: no $VENV with lerobot yet and VLA_ASYNC_LEROBOT_LANE=reuse" \
-        "(building it downloads ~4.3 GB: torch 2.10 + CUDA wheels). Run $0 without it to build and run it."
+        "(building it takes ~8 minutes and 8.6 GB: torch 2.10 + CUDA wheels). Run $0 without it to build and run it."
     exit 0
   fi
   start=$(date +%s)
-  say "creating $VENV (lerobot==0.4.4 with its own torch; this takes minutes)"
+  say "creating $VENV (lerobot==0.4.4 with its own torch: ~8 minutes, 8.6 GB on disk; progress below)"
   mkdir -p "$(dirname "$VENV")"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   quiet() { "$@" 2> >(grep -v "is ignored: it is neither" >&2); }  # this machine's pip config is noisy
-  PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
-  quiet "${PIP[@]}" "lerobot==0.4.4"
+  # progress: pip's own lines, one per package (Collecting / Downloading / Installing), prefixed
+  progress() { "$@" 2> >(grep -v "is ignored: it is neither" >&2) \
+    | grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed)" \
+    | cut -c1-120 | sed -u "s/^/[lerobot-lane]   /"; }
+  PIP=("$VENV/bin/python" -m pip install --progress-bar off --disable-pip-version-check)
+  progress "${PIP[@]}" "lerobot==0.4.4"
   # The light core deps (the project itself is not installed: see PYTHONPATH below).
-  quiet "${PIP[@]}" "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
+  quiet "${PIP[@]}" -q "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
   say "venv ready in $(( $(date +%s) - start )) s"
 fi
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sim.demo_report import demo_report
 from sim.eval.episode_log import EpisodeLog
-from sim.eval.grid import EvalConfig, expand_cells, latency_config, parse_seeds, resolve_strategy
+from sim.eval.grid import EvalConfig, expand_cells, latency_config, resolve_strategy
 from vla_async.cli_parser import OneLineArgumentParser
 from vla_async.config import ConfigError, InjectedLatencyConfig, StrategyConfig, build_config, strategy_names
 from vla_async.config.schema import DEFAULT_STRATEGY, SIM_TASKS

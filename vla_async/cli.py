@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from vla_async.extras import install_hint
+
 # name -> (module:function taking argv and returning an exit code, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("policy_server.cli:main", "run the policy server"),
@@ -51,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             entry = load_entry(SUBCOMMANDS[name][0])
         except ModuleNotFoundError as exc:
-            print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra, e.g. "
-                  f"pip install '.[sim]' or '.[server]' from a checkout (see README)", file=sys.stderr)
+            extra = "server" if name in ("serve", "export-onnx") else "sim"
+            print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra: {install_hint(extra)}",
+                  file=sys.stderr)
             return 2
         return int(entry(rest) or 0)
     except KeyboardInterrupt:  # Ctrl-C at any stage: a line, not a traceback

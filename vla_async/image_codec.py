@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from vla_async.extras import install_hint
+
 
 class ImageCodecError(ValueError):
     """An image could not be encoded or decoded."""
@@ -18,7 +20,7 @@ def _simplejpeg() -> Any:
     try:
         import simplejpeg
     except ModuleNotFoundError as exc:
-        raise ImageCodecError("JPEG images need simplejpeg: pip install 'vla-async[jpeg]'") from exc
+        raise ImageCodecError(f"JPEG images need simplejpeg: {install_hint('jpeg')}") from exc
     return simplejpeg
 
 

@@ -36,6 +36,7 @@ from policy_server.model_io import (
     standard_inputs,
 )
 from vla_async.config import BackendConfig
+from vla_async.extras import install_hint
 from vla_async.specs import CameraSpec, PolicySpec
 
 STATE = "observation.state"
@@ -58,7 +59,7 @@ def load_lerobot(path: Path, device: str = "cpu") -> tuple[Any, Any, Any, Any]:
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     except ImportError as exc:
-        raise BackendError(f"backend 'lerobot' needs lerobot: pip install 'vla-async[lerobot]' ({exc})") from exc
+        raise BackendError(f"backend 'lerobot' needs lerobot: {install_hint('lerobot')} ({exc})") from exc
     for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json"):
         if not (path / name).is_file():
             raise BackendError(f"LeRobot checkpoint {path} lacks {name} (save the policy and its processors there)")

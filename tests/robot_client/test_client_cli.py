@@ -41,9 +41,57 @@ def test_shipped_config_loads() -> None:
     assert cfg.robot.kind == "sim" and cfg.strategy.name == "rail"
 
 
-def test_lerobot_robot_is_a_clear_error() -> None:
-    with pytest.raises(RobotUnavailableError, match="lerobot"):
+def test_lerobot_robot_says_what_is_missing_and_what_to_use() -> None:
+    with pytest.raises(RobotUnavailableError) as info:
         make_robot_from_config(RobotConfig(kind="lerobot", lerobot_type="so101_follower"))
+    msg = str(info.value)
+    assert "no adapter" in msg and "robot.kind=sim" in msg and "robot_client.robot.Robot" in msg
+    assert "issue" not in msg
+
+
+def test_sim_robot_without_mujoco_is_one_clear_line() -> None:
+    """A core-only install (no MuJoCo) running the default robot.kind=sim: a line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['mujoco'] = None\n"  # import mujoco now fails like a missing package
+            "from robot_client.cli import main; sys.exit(main(['--network.port=1']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "robot.kind=sim needs the MuJoCo simulator" in err and "pip install '.[sim]'" in err
+
+
+def test_status_line_before_the_server_answers() -> None:
+    from robot_client.loop import RealTimeClient
+    from vla_async.config import ClientConfig, load_config
+
+    config = load_config(ClientConfig, None, ["--network.port=5999"])
+    line = RealTimeClient(config, robot=None, connect_timeout_s=7).status_line()  # type: ignore[arg-type]
+    assert "waiting for the policy server at tcp://127.0.0.1:5999" in line and "Ctrl-C" in line
+
+
+@pytest.mark.parametrize("argv,shown", [
+    ([], "vlash_rail"),
+    (["--strategy.name=sync"], "sync"),
+    (["--strategy.trigger=horizon"], "vlash_rail (preset + overrides: trigger=horizon)"),
+    (["--strategy.name=mine"], "mine (custom)"),
+])
+def test_printed_strategy_is_what_runs(argv: list[str], shown: str) -> None:
+    from robot_client.cli import describe_strategy
+    from vla_async.config import ClientConfig, load_config
+
+    assert describe_strategy(load_config(ClientConfig, None, argv)) == shown
+
+
+def test_live_status_into_a_file_writes_changed_lines_only() -> None:
+    stream = io.StringIO()  # not a TTY
+    with LiveStatus(lambda: "waiting for the policy server", stream=stream, period_s=0.01, file_period_s=0.0):
+        import time
+
+        time.sleep(0.15)
+    assert stream.getvalue() == "waiting for the policy server\n"  # once, not once per period; no \r
 
 
 def test_live_status_prints_lines() -> None:
