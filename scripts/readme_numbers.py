@@ -17,19 +17,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- main-lane -->", "<!-- /main-lane -->"
-_SUMMARY = re.compile(r"=*\s*(?P<counts>\d+ passed[^=]*?) in (?P<secs>[\d.]+)s")
+_SUMMARY = re.compile(r"(?P<counts>\d+ [a-z]+(?:, \d+ [a-z]+)*) in (?P<secs>[\d.]+)s")
 
 
 def parse_summary(output: str) -> tuple[int, int, float]:
     """(passed, skipped, seconds) from pytest's last summary line; ValueError when absent or failing."""
-    matches = list(_SUMMARY.finditer(output))
+    matches = [m for m in _SUMMARY.finditer(output) if "passed" in m["counts"]]
     if not matches:
         raise ValueError("no pytest summary line ('N passed ... in S s') in the output")
     counts, secs = matches[-1]["counts"], float(matches[-1]["secs"])
-    if re.search(r"\d+ (failed|error)", counts):
+    if re.search(r"\d+ (failed|errors?)\b", counts):
         raise ValueError(f"the run did not pass: {counts}")
-    skipped = re.search(r"(\d+) skipped", counts)
-    return int(counts.split()[0]), int(skipped.group(1)) if skipped else 0, secs
+    number = {word: int(n) for n, word in re.findall(r"(\d+) ([a-z]+)", counts)}
+    return number["passed"], number.get("skipped", 0), secs
 
 
 def main_lane_text(passed: int, skipped: int, seconds: float, load: str) -> str:

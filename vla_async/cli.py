@@ -28,6 +28,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: optional top-level modules -> the extra that provides them (a missing one is a line, not a traceback)
+_OPTIONAL = {"mujoco": "sim", "matplotlib": "sim", "imageio": "sim", "tqdm": "sim", "torch": "server",
+             "onnxruntime": "server", "onnx": "server", "simplejpeg": "jpeg", "lerobot": "lerobot"}
+
+
 def load_entry(target: str) -> Callable[[Sequence[str]], int]:
     module_name, _, func_name = target.partition(":")
     module = importlib.import_module(module_name)
@@ -53,11 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             entry = load_entry(SUBCOMMANDS[name][0])
         except ModuleNotFoundError as exc:
-            extra = "server" if name in ("serve", "export-onnx") else "sim"
+            extra = _OPTIONAL.get(exc.name or "", "server" if name in ("serve", "export-onnx") else "sim")
             print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra: {install_hint(extra)}",
                   file=sys.stderr)
             return 2
         return int(entry(rest) or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name not in _OPTIONAL:  # a real bug: let it show
+            raise
+        print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra: "
+              f"{install_hint(_OPTIONAL[exc.name])}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C at any stage: a line, not a traceback
         print(f"\nvla-async {name}: interrupted", file=sys.stderr)
         return 130

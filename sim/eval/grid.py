@@ -1,4 +1,4 @@
-"""The evaluation config (`configs/eval/*.yaml`) and its expansion into cells and episodes.
+"""The evaluation config (`vla_async/configs/eval/*.yaml`) and its expansion into cells and episodes.
 
 A *cell* is one (task, strategy, latency) combination; it is run once per seed (an *episode*) and
 reported as one row. The zero-latency synchronous reference (`sync` at 0 ms) is added per task
@@ -155,7 +155,7 @@ class Episode:
 
 
 def resolve_strategy(config: EvalConfig, name: str) -> StrategyConfig:
-    """A preset (configs/strategies/<name>.yaml) or a variant from the grid, plus grid-wide overrides."""
+    """A preset (vla_async/configs/strategies/<name>.yaml) or a variant from the grid, plus grid-wide overrides."""
     data = dict(config.variants[name]) if name in config.variants else load_strategy_preset(name)
     data.setdefault("name", name)
     data = deep_merge(data, config.strategy_overrides)

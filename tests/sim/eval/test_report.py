@@ -44,3 +44,35 @@ def test_quality_checks_compare_against_the_right_rows():
     jerk = next(c for t, c in checks.items() if "naive" in t)
     assert jerk.value == rows[1]["rms_jerk"] / rows[2]["rms_jerk"]
     assert checks["stalled ticks / episode = 0"].passed
+
+
+def test_legend_explains_every_column_and_the_velocity_cap():
+    from sim.eval.report import COLUMNS, legend
+
+    text = legend(velocity_jump_cap=2.0)
+    for col in COLUMNS:
+        assert f"  {col.header}: " in text
+    assert "max_acceleration / fps = 2.000 rad/s" in text
+
+
+def test_fixed_length_tasks_show_no_completion_time():
+    row = {**_row("vlash_rail", 100, 0.01), "task": "track"}
+    assert "| track | vlash_rail | 100±0 | 1 | 100% | – |" in markdown_table([row])
+
+
+def test_demo_report_lists_misses_and_reads_the_result(tmp_path):
+    from sim.demo_report import demo_report
+    from sim.eval.grid import EvalConfig
+
+    rows = [_row("sync", 0, 0.01), _row("vlash_rail", 150, 0.01), _row("sync", 150, 0.01)]
+    rows[1]["stall_ticks"] = 3.0  # a miss of the quality bar ("stalled ticks / episode = 0")
+    live = _log(0.01, 10)
+    live.meta.update(seed=0)
+    config = EvalConfig(tasks=["pick_place"], strategies=["vlash_rail", "sync"], latencies_ms=[150], jitter_ms=25)
+    logs = {("pick_place", "sync", 150.0): _log(0.01, 5), ("pick_place", "sync", 0.0): _log(0.01, 5)}
+    report = demo_report([{**rows[1], "strategy": "vlash_rail (real time, seed 0)", "engine": "realtime"}, *rows],
+                         config, "vlash_rail", live, rows[1], logs, tmp_path)
+    assert "Missed:\n  - stalled ticks / episode = 0: 3 (limit 0)" in report.text
+    assert "Reading: With a model that answers in 150 ms" in report.text and "3 held ticks" in report.text
+    assert "columns: " in report.text and report.plot.stat().st_size > 10_000
+    assert any(not c["passed"] for c in report.checks)
