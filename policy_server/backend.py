@@ -81,8 +81,7 @@ def create_backend(config: BackendConfig) -> PolicyBackend:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise BackendError(
-            f"backend {config.name!r} needs {exc.name!r}; {install_hint('server')}"
-            + (" or 'vla-async[lerobot]'" if config.name == "lerobot" else "")
-            + (" or 'vla-async[sim]'" if config.name == "expert" else "")
+            f"backend {config.name!r} needs {exc.name!r}; "
+            + install_hint({"lerobot": "lerobot", "expert": "sim"}.get(config.name, "server"))
         ) from exc
     return getattr(module, attr)(config)

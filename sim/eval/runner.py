@@ -50,7 +50,9 @@ def metrics_for(config: EvalConfig, log: EpisodeLog) -> dict[str, Any]:
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="episodes", unit="ep", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+    # a progress bar is for a terminal: into a log file it would write a `\r` line per update
+    return tqdm(total=total, desc="episodes", unit="ep", file=sys.stderr, dynamic_ncols=True,
+                disable=not enabled or not sys.stderr.isatty())
 
 
 def row_for(cell: Cell, samples: list[dict[str, Any]]) -> dict[str, Any]:
