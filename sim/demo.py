@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Sequence
@@ -60,8 +61,16 @@ def demo_config(args: argparse.Namespace) -> EvalConfig:
     return config
 
 
+def require_sim_extra() -> None:
+    """The demo needs the sim extra; say so before anything starts (vla_async.cli prints the one line)."""
+    for module in ("mujoco", "matplotlib", "imageio", "tqdm"):
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    require_sim_extra()
     try:
         config = demo_config(args)
     except ConfigError as exc:

@@ -73,3 +73,20 @@ def test_empty_run_has_no_numbers_invented() -> None:
     assert s.ticks == 0 and s.achieved_fps == 0.0
     assert math.isnan(s.lateness_p99_ms)
     assert s.to_dict()["lateness_p99_ms"] is None
+
+
+def test_stalls_are_counted_as_the_report_counts_them() -> None:
+    """A chunk that arrives but is not executed yet (tick 5) leaves the next held ticks in start-up: the live
+    status line and the summary count stalls from the first tick executed from a chunk, as metrics.py does."""
+    from sim.eval.metrics import stall_stats
+
+    sources = [-1] * 7 + [0] * 5 + [-1] * 2 + [1] * 4
+    stats = RunStats(30.0)
+    for k, source in enumerate(sources):
+        stats.add(TickRecord(
+            tick=k, time_s=k / 30, lateness_ms=0.0, work_ms=0.1, missed=0, command=np.zeros(6), state=np.zeros(6),
+            source_request_id=source, observation_age_ticks=None, stalled=source < 0, watchdog=False,
+            delay_ticks=3.0, rollforward_error=None, request_id=-1, chunks_arrived=int(k == 5)))
+    report = stall_stats(np.array([s < 0 for s in sources]), np.array(sources))
+    assert stats.stalls_after_first == report["stall_ticks"] == 2
+    assert stats.stalls - stats.stalls_after_first == report["startup_ticks"] == 7
