@@ -27,8 +27,8 @@ class LiveCameraRecorder:
         self.fps = float(fps)
         self.image_size = image_size
         self.frames: list[np.ndarray] = []
+        self.times: list[float] = []  # monotonic time of each frame
         self.error: BaseException | None = None
-        self._elapsed_s = 0.0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera-recorder", daemon=True)
@@ -46,7 +46,10 @@ class LiveCameraRecorder:
 
     @property
     def achieved_fps(self) -> float:
-        return len(self.frames) / self._elapsed_s if self._elapsed_s > 0 else 0.0
+        """Frames per second actually filmed (mean frame interval), the playback rate of the MP4."""
+        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+            return self.fps
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
     def _run(self) -> None:
         from sim.rendering import CameraRenderer
@@ -61,6 +64,7 @@ class LiveCameraRecorder:
         frame = 0
         try:
             while not self._stop.is_set():
+                self.times.append(time.monotonic())
                 self.frames.append(renderer.render(*self.robot.scene_snapshot())[self.camera])
                 self._ready.set()
                 frame = max(frame + 1, int((time.monotonic() - start) * self.fps))  # skip, never bunch
@@ -69,7 +73,6 @@ class LiveCameraRecorder:
             self.error = exc
         finally:
             self._ready.set()
-            self._elapsed_s = time.monotonic() - start
             renderer.close()
 
     def save(self, path: str | Path) -> Path:

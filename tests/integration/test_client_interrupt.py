@@ -47,12 +47,13 @@ class ClientProcess:
     def interrupt(self, timeout_s: float = 20.0) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGINT)
         try:
-            out, _ = self.proc.communicate(timeout=timeout_s)
+            self.proc.wait(timeout=timeout_s)  # stderr is the reader thread's alone
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"Ctrl-C did not stop the client within {timeout_s} s; stderr: {self.err}") from None
         self._reader.join(5)
-        return self.proc.returncode, out
+        assert self.proc.stdout is not None
+        return self.proc.returncode, self.proc.stdout.read()
 
 
 @pytest.mark.timeout(120)
