@@ -8,10 +8,11 @@ ends the run after the current tick and prints the summary, a second one stops a
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from robot_client.live_status import LiveStatus
@@ -40,19 +41,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_client(config: ClientConfig) -> int:
+    from robot_client.lerobot_units import UnitsError
     from robot_client.loop import RealTimeClient
-    from robot_client.robots import RobotUnavailableError, make_robot_from_config
+    from robot_client.robots import RobotUnavailableError, make_robot
     from vla_async.transport import HandshakeError
 
     try:
-        robot = make_robot_from_config(config.robot)
-    except (RobotUnavailableError, ConfigError) as exc:
+        robot = make_robot(config.robot)
+        robot.connect()
+    except (RobotUnavailableError, ConfigError, UnitsError) as exc:
         print(f"vla-async client: {exc}", file=sys.stderr)
         return 2
     client = RealTimeClient(config, robot)
     previous = signal.signal(signal.SIGINT, _interrupt_handler(client)) if _main_thread() else None
     try:
-        with robot:
+        with _disconnecting(robot):
             if config.log.live_status:
                 with LiveStatus(client.status_line):
                     summary = client.run()
@@ -62,6 +65,11 @@ def run_client(config: ClientConfig) -> int:
         print(f"vla-async client: could not connect to the policy server at "
               f"{config.network.host}:{config.network.port}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # the loop ended on an error: the controlled stop has run; say how
+        outcome = client.stop_outcome
+        said = outcome.message() if outcome is not None else f"{type(exc).__name__}: {exc}"
+        print(f"vla-async client: {said}", file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -70,7 +78,18 @@ def run_client(config: ClientConfig) -> int:
         print(summary.format_table())
         if config.log.path:
             print(f"per-tick log: {config.log.path}")
+    if client.stop_outcome is not None:
+        print(f"vla-async client: {client.stop_outcome.message()}"
+              + (f"; dry run: {robot.commands} commands logged, none sent" if config.robot.dry_run else ""))
     return 0
+
+
+@contextlib.contextmanager
+def _disconnecting(robot: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        robot.disconnect()
 
 
 def describe_strategy(config: ClientConfig) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from robot_client.clock import TickClock, TickTiming
+from robot_client.controlled_stop import ServerLossGuard, StopOutcome, controlled_stop, stop_reason
 from robot_client.robot import Robot, RobotObservation
 from robot_client.summary import RunStats, RunSummary
 from robot_client.tick_log import TickLogWriter, TickRecord
@@ -59,6 +60,7 @@ class RealTimeClient:
         self.last_record: TickRecord | None = None  # read by the live status printer
         self.stats: RunStats | None = None
         self.summary: RunSummary | None = None
+        self.stop_outcome: StopOutcome | None = None  # how the arm was stopped (set when the loop has run)
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick (thread- and signal-safe)."""
@@ -87,7 +89,7 @@ class RealTimeClient:
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)
-            errors = self._loop(policy, scheduler, writer, duration)
+            errors = self._run_then_stop(policy, scheduler, writer, duration)
         finally:
             if writer is not None:
                 writer.close()
@@ -95,6 +97,19 @@ class RealTimeClient:
                 policy.close()
         self.summary = self.stats.finish(errors=errors, transport=dict(policy.stats), extra=self._task_extra())
         return self.summary
+
+    def _run_then_stop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
+                       duration_s: float) -> int:
+        """The loop, then the controlled stop however it ended (robot_client/controlled_stop.py)."""
+        failure: BaseException | None = None
+        try:
+            return self._loop(policy, scheduler, writer, duration_s)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            reason = stop_reason(failure, self._stop.is_set())
+            self.stop_outcome = controlled_stop(self.robot, scheduler.safety, self.config, reason)
 
     def _loop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
               duration_s: float) -> int:
@@ -110,6 +125,7 @@ class RealTimeClient:
         assert stats is not None
 
         capture: dict[int, tuple[int, float]] = {}  # request_id -> (capture tick, capture time)
+        server_guard = ServerLossGuard(self.config.safety.server_lost_stop_s)
         errors = 0
         clock = TickClock(fps)
         gc.collect()
@@ -157,6 +173,7 @@ class RealTimeClient:
                         del capture[rid]
                 if task_status is not None and k % success_every == 0 and task_status().success:
                     break
+                server_guard.check(policy.connected, timing.woke_at)
                 k += 1
         finally:
             sys.setswitchinterval(switch_interval)
@@ -175,6 +192,8 @@ class RealTimeClient:
                 chunk: ActionChunk = item.chunk
                 captured = capture.get(chunk.request_id)
                 latency = item.received_at - captured[1] if captured is not None else None
+                if latency is not None and self.stats is not None:
+                    self.stats.add_request_latency(latency)
                 report = scheduler.on_chunk(chunk, k_now=k_now, latency_s=latency)
                 chunks.append((chunk.request_id, int(report.dropped_actions), bool(report.accepted)))
             elif isinstance(item, ErrorMessage):

@@ -1,7 +1,5 @@
-"""Robot adapters chosen by config: `kind=sim` → the simulated arm in real-time mode.
-
-A LeRobot arm (SO-100/101, Koch, ...) would be a thin adapter to `robot_client.robot.Robot`; it is
-not implemented, and `kind=lerobot` says so at start-up (what is missing, what to use instead).
+"""Robot adapters chosen by config: `kind=sim` → the simulated arm in real-time mode; `kind=lerobot` →
+a LeRobot robot (robot_client/lerobot_robot.py). `robot.dry_run=true` wraps either so nothing is sent.
 """
 
 from __future__ import annotations
@@ -33,9 +31,22 @@ def make_robot_from_config(config: RobotConfig) -> Robot:
             image_size=(config.camera.height, config.camera.width), render=config.render,
         )
     if config.kind == "lerobot":
-        raise RobotUnavailableError(
-            "robot.kind=lerobot is not available: this version has no adapter that drives a LeRobot arm "
-            "(SO-100/101, Koch, ...). Use robot.kind=sim (the simulated SO-101), or implement "
-            "robot_client.robot.Robot for your arm and run robot_client.loop.RealTimeClient(config, robot)"
-        )
+        return lerobot_robot(config)
     raise ConfigError(f"robot.kind: unknown kind {config.kind!r}; allowed: sim, lerobot")
+
+
+def lerobot_robot(config: RobotConfig) -> Robot:
+    """robot.kind=lerobot (LeRobot is imported only now)."""
+    from robot_client.lerobot_robot import lerobot_robot as make
+
+    return make(config)
+
+
+def make_robot(config: RobotConfig) -> Robot:
+    """The robot `config` describes, behind the dry-run wrapper when `robot.dry_run` is set."""
+    robot = make_robot_from_config(config)
+    if config.dry_run:
+        from robot_client.dry_run import DryRunRobot
+
+        return DryRunRobot(robot)
+    return robot

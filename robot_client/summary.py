@@ -50,6 +50,11 @@ class RunSummary:
     final_delay_ticks: float
     rollforward_error_mean: float
     rollforward_error_p95: float
+    request_latency_p50_ms: float = math.nan  # capture of an observation → its chunk received
+    request_latency_p95_ms: float = math.nan
+    request_latency_p99_ms: float = math.nan  # keep network.request_timeout_s above this (docs/metrics.md)
+    stall_events: int = 0  # runs of consecutive stalled ticks
+    watchdog_events: int = 0  # times the watchdog started bringing the arm to rest
     transport: Mapping[str, int] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -66,8 +71,11 @@ class RunSummary:
             ("client work / tick", f"p50 {self.work_p50_ms:.3f} ms  p99 {self.work_p99_ms:.3f} ms"),
             ("requests / chunks", f"{self.requests} sent, {self.chunks_received} received, {self.chunks_executed} executed, {self.errors} errors"),
             ("first chunk at tick", f"{self.first_chunk_tick}"),
-            ("stalls", f"{self.stalls} ticks ({self.stall_time_s:.2f} s), {self.stalls_after_first_chunk} after the first chunk"),
-            ("watchdog ticks", f"{self.watchdog_ticks}"),
+            ("request latency", f"p50 {self.request_latency_p50_ms:.1f} ms  p95 {self.request_latency_p95_ms:.1f} ms  "
+                                f"p99 {self.request_latency_p99_ms:.1f} ms"),
+            ("stalls", f"{self.stalls} ticks ({self.stall_time_s:.2f} s) in {self.stall_events} stalls, "
+                       f"{self.stalls_after_first_chunk} ticks after the first chunk"),
+            ("watchdog", f"{self.watchdog_ticks} ticks in {self.watchdog_events} events"),
             ("observation age", f"p50 {self.observation_age_p50_ticks:.1f}  p95 {self.observation_age_p95_ticks:.1f} ticks"),
             ("delay estimate d̂", f"{self.final_delay_ticks:.2f} ticks (last)"),
             ("rollforward error", f"mean {self.rollforward_error_mean:.4f}  p95 {self.rollforward_error_p95:.4f}"),
@@ -101,6 +109,14 @@ class RunStats:
         self.stalls_after_first = 0
         self.watchdog = 0
         self.delay_ticks = math.nan
+        self.request_latency_ms: list[float] = []
+        self.stall_events = 0
+        self.watchdog_events = 0
+        self._stalled = self._watchdog = False
+
+    def add_request_latency(self, latency_s: float) -> None:
+        """One request's latency: capture of its observation → its chunk received."""
+        self.request_latency_ms.append(latency_s * 1e3)
 
     def add(self, r: TickRecord) -> None:
         self.ticks += 1
@@ -126,6 +142,9 @@ class RunStats:
             if self.first_source_tick is not None:  # as the report (sim/eval/metrics.stall_stats) counts
                 self.stalls_after_first += 1
         self.watchdog += int(r.watchdog)
+        self.stall_events += int(r.stalled and not self._stalled)
+        self.watchdog_events += int(r.watchdog and not self._watchdog)
+        self._stalled, self._watchdog = bool(r.stalled), bool(r.watchdog)
         self.delay_ticks = float(r.delay_ticks)
 
     def finish(self, *, errors: int = 0, transport: Mapping[str, int] | None = None,
@@ -149,6 +168,10 @@ class RunStats:
             final_delay_ticks=self.delay_ticks,
             rollforward_error_mean=float(np.mean(self.rf_error)) if self.rf_error else math.nan,
             rollforward_error_p95=_pct(self.rf_error, 95),
+            request_latency_p50_ms=_pct(self.request_latency_ms, 50),
+            request_latency_p95_ms=_pct(self.request_latency_ms, 95),
+            request_latency_p99_ms=_pct(self.request_latency_ms, 99),
+            stall_events=self.stall_events, watchdog_events=self.watchdog_events,
             transport=dict(transport or {}), extra=dict(extra or {}),
         )
 

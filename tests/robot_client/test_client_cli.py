@@ -41,12 +41,34 @@ def test_shipped_config_loads() -> None:
     assert cfg.robot.kind == "sim" and cfg.strategy.name == "rail"
 
 
-def test_lerobot_robot_says_what_is_missing_and_what_to_use() -> None:
+def test_lerobot_robot_without_lerobot_says_how_to_install() -> None:
+    pytest.importorskip("pydantic")
+    try:
+        import lerobot  # noqa: F401
+        pytest.skip("LeRobot is installed here: tests/lerobot covers robot.kind=lerobot")
+    except ModuleNotFoundError:
+        pass
     with pytest.raises(RobotUnavailableError) as info:
-        make_robot_from_config(RobotConfig(kind="lerobot", lerobot_type="so101_follower"))
+        make_robot_from_config(RobotConfig(kind="lerobot", lerobot={"type": "so101_follower", "port": "/dev/x"}))
     msg = str(info.value)
-    assert "no adapter" in msg and "robot.kind=sim" in msg and "robot_client.robot.Robot" in msg
-    assert "issue" not in msg
+    assert "LeRobot 0.4.4" in msg and ".[lerobot]" in msg and "docs/deploy.md" in msg
+
+
+def test_lerobot_robot_needs_a_type() -> None:
+    from vla_async.config import ConfigError
+
+    with pytest.raises(ConfigError, match="robot.lerobot.type: required"):
+        make_robot_from_config(RobotConfig(kind="lerobot"))
+
+
+def test_old_lerobot_fields_are_gone_and_lerobot_fields_are_forwarded() -> None:
+    from vla_async.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="lerobot_type"):
+        build_config(RobotConfig, {"kind": "lerobot", "lerobot_type": "so101_follower"})
+    cfg = build_config(RobotConfig, {"kind": "lerobot", "lerobot": {
+        "type": "so101_follower", "port": "/dev/ttyACM0", "max_relative_target": 5.0, "units": "radians"}})
+    assert cfg.lerobot.forwarded() == {"type": "so101_follower", "port": "/dev/ttyACM0", "max_relative_target": 5.0}
 
 
 def test_sim_robot_without_mujoco_is_one_clear_line() -> None:

@@ -19,6 +19,7 @@ from vla_async.config.schema import (
     DelayConfig,
     FuserConfig,
     InjectedLatencyConfig,
+    LeRobotRobotConfig,
     LogConfig,
     NetworkConfig,
     RobotConfig,
@@ -34,7 +35,7 @@ from vla_async.config.schema import (
 __all__ = [
     "CONFIG_DIR", "ConfigError", "StrictModel", "build_config", "config_from_cli", "describe_fields", "load_config",
     "parse_overrides", "split_config_arg", "BackendConfig", "BatchingConfig", "ClientConfig", "CurveConfig", "DelayConfig",
-    "FuserConfig", "InjectedLatencyConfig", "LogConfig", "NetworkConfig", "RobotConfig", "SafetyConfig",
+    "FuserConfig", "InjectedLatencyConfig", "LeRobotRobotConfig", "LogConfig", "NetworkConfig", "RobotConfig", "SafetyConfig",
     "ServerConfig", "SmootherConfig", "StrategyConfig", "load_strategy_preset", "strategy_config",
     "strategy_names",
 ]

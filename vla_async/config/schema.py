@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_merge, did_you_mean, read_yaml
 
@@ -197,6 +197,9 @@ class SafetyConfig(StrictModel):
     max_step: float | list[float] = Field(0.35, description="max change of a command in one tick")
     watchdog_timeout_s: float = Field(1.0, gt=0, le=60, description="no chunk for this long → come to rest")
     rest_deceleration: float = Field(10.0, gt=0, description="units/s² used to bring the arm to rest")
+    server_lost_stop_s: float = Field(
+        5.0, gt=0, le=3600, description="end the run (controlled stop) when the server has been unreachable this "
+        "long; the watchdog already brings the arm to rest after watchdog_timeout_s")
 
 
 # ---------------------------------------------------------------- robot and client
@@ -207,6 +210,29 @@ class CameraConfig(StrictModel):
     width: int = Field(224, ge=16, le=4096)
 
 
+class LeRobotRobotConfig(BaseModel):
+    """robot.kind=lerobot: a LeRobot 0.4.4 robot. `type` picks LeRobot's robot config class
+    (so101_follower, koch_follower, ... or a plugin's type); every field but `units` is forwarded to it
+    (e.g. --robot.lerobot.use_degrees=false, --robot.lerobot.max_relative_target=5), and LeRobot checks them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=True)
+
+    type: str | None = Field(None, description="LeRobot robot type, e.g. so101_follower, koch_follower")
+    port: str | None = Field(None, description="serial port of the motor bus, e.g. /dev/ttyACM0")
+    id: str | None = Field(None, description="LeRobot robot id: names the calibration file (lerobot-calibrate)")
+    cameras: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="LeRobot camera configs, e.g. {front: {type: opencv, index_or_path: 0, "
+        "width: 640, height: 480, fps: 30}}")
+    units: Literal["native", "radians"] = Field(
+        "native", description="units of the robot spec the policy sees: native = LeRobot's (degrees or -100..100, "
+        "gripper 0..100); radians = arm joints in rad, gripper 0..1 (the simulated arm's units)")
+
+    def forwarded(self) -> dict[str, Any]:
+        """The fields LeRobot's robot config receives (unset optional ones left to LeRobot's defaults)."""
+        data = {k: v for k, v in self.model_dump().items() if k != "units"}
+        return {k: v for k, v in data.items() if v is not None and not (k == "cameras" and not v)}
+
+
 class RobotConfig(StrictModel):
     kind: Literal["sim", "lerobot"] = "sim"
     task: SimTask = Field("pick_place", description="sim task")
@@ -215,8 +241,13 @@ class RobotConfig(StrictModel):
     cameras: list[str] = Field(default_factory=lambda: ["front", "wrist"], description="cameras to render")
     camera: CameraConfig = CameraConfig()
     render: bool = Field(True, description="render camera images (off when the policy ignores them)")
-    lerobot_type: str | None = Field(None, description="lerobot: robot type, e.g. so101_follower")
-    lerobot_port: str | None = Field(None, description="lerobot: serial port")
+    lerobot: LeRobotRobotConfig = LeRobotRobotConfig()
+    dry_run: bool = Field(False, description="run the whole loop on the robot's observations, log the commands, "
+                          "never send them")
+    on_stop: Literal["hold", "release"] = Field(
+        "hold", description="after the controlled stop brought the arm to rest: keep torque on or release it")
+    stop_timeout_s: float = Field(3.0, gt=0, le=60, description="longest the controlled stop may take to "
+                                  "decelerate the arm (safety.rest_deceleration) before torque is held or released")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

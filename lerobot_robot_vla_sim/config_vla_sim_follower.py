@@ -1,0 +1,27 @@
+"""The config of the simulated follower: SO-101 follower fields plus the simulation's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lerobot.robots.config import RobotConfig
+
+
+@RobotConfig.register_subclass("vla_sim_follower")
+@dataclass
+class VlaSimFollowerConfig(RobotConfig):
+    # as SOFollowerConfig: units, LeRobot's own relative-target clip, torque on disconnect
+    use_degrees: bool = True
+    max_relative_target: float | dict[str, float] | None = None
+    disable_torque_on_disconnect: bool = True
+    # the simulation
+    task: str = "pick_place"
+    seed: int = 0
+    fps: float = 30.0
+    sim_cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])
+    image_height: int = 224
+    image_width: int = 224
+    # the order of the joint features (default: SO-101's); another order tests a mismatch with a policy
+    joint_order: list[str] | None = None
+    # fault injection: send_action raises after this many calls (tests the controlled stop on a robot error)
+    fail_after_actions: int | None = None
