@@ -41,7 +41,8 @@ if ! have_venv; then
   PIP=("$VENV/bin/python" -m pip install --progress-bar off --disable-pip-version-check)
   progress "${PIP[@]}" "lerobot==0.4.4"
   # The light core deps (the project itself is not installed: see PYTHONPATH below).
-  quiet "${PIP[@]}" -q "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
+  # mujoco: the simulated arm as a LeRobot robot (lerobot_robot_vla_sim) in tests/lerobot
+  quiet "${PIP[@]}" -q "mujoco>=3.1" "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
   say "venv ready in $(( $(date +%s) - start )) s"
 fi
 
