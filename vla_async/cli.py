@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server"),
     "sim": ("sim.cli:main", "simulation tools: snapshot (camera PNGs, episode MP4)"),
     "keys": ("vla_async.keys:main", "make CurveZMQ key pairs"),
+    "calibrate": ("robot_client.calibrate:main", "measure round trip, server time and robot lag; write latency settings"),
     "roundtrip": ("robot_client.roundtrip:main", "start a server and a client on loopback and report round trips"),
     "export-onnx": ("policy_server.export_onnx:main", "export a torch/LeRobot policy to ONNX and check it"),
 }
