@@ -10,7 +10,9 @@ from lerobot.robots.config import RobotConfig
 @RobotConfig.register_subclass("vla_sim_follower")
 @dataclass
 class VlaSimFollowerConfig(RobotConfig):
-    # as SOFollowerConfig: units, LeRobot's own relative-target clip, torque on disconnect
+    # as SOFollowerConfig: units, LeRobot's own relative-target clip, torque on disconnect (the port is
+    # accepted and unused, so an SO-101 follower's config applies as it is)
+    port: str | None = None
     use_degrees: bool = True
     max_relative_target: float | dict[str, float] | None = None
     disable_torque_on_disconnect: bool = True

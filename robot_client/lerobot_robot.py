@@ -73,7 +73,7 @@ def lerobot_robot_config(config: RobotConfig) -> Any:
         return draccus.decode(LeRobotConfig, {"type": section.type, **section.forwarded()})
     except Exception as exc:  # draccus.utils.DecodingError and dataclass __post_init__ errors
         known = ", ".join(sorted(LeRobotConfig.get_known_choices()))
-        raise ConfigError(f"robot.lerobot: LeRobot rejected the robot config: {exc} (known types: {known})") from None
+        raise ConfigError(f"robot.lerobot: LeRobot rejected the robot config: {exc} (registered types: {known})") from None
 
 
 def _register_types(registry: Any, wanted: str) -> None:

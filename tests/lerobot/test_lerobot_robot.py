@@ -176,3 +176,16 @@ def test_max_relative_target_and_disable_torque_on_disconnect_are_lerobots() -> 
     keep.connect()
     keep.disconnect()
     assert keep.lerobot.bus.torque_enabled is True
+
+
+@pytest.mark.timeout(120)
+def test_so101_preset_dry_runs_on_the_sim_arm_in_degrees(server: LocalServer, capsys) -> None:
+    """The shipped SO-101 follower preset (degrees, its safety limits) in shadow mode on the simulated follower."""
+    rc = client_main([
+        "--config", "robots/so101_follower", "--robot.lerobot.type=vla_sim_follower", "--robot.lerobot.cameras=null",
+        "--robot.lerobot.sim_cameras=[]", "--robot.dry_run=true", "--network.image_encoding=raw",
+        f"--network.port={server.port}", "--duration_s=2", "--log.live_status=false",
+    ])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "robot lerobot:vla_sim_follower" in out.out and "commands logged, none sent" in out.out

@@ -123,3 +123,17 @@ def test_live_status_prints_lines() -> None:
 
         time.sleep(0.1)
     assert "tick 7\n" in stream.getvalue()
+
+
+@pytest.mark.parametrize("name", ["robots/so101_follower", "robots/koch_follower", "robots/so101_sim"])
+def test_robot_presets_are_client_configs_in_the_robots_units(name: str) -> None:
+    from vla_async.config import ClientConfig, load_config
+
+    cfg = load_config(ClientConfig, name)
+    if cfg.robot.kind == "lerobot":
+        assert cfg.robot.lerobot.units == "native" and cfg.robot.lerobot.port and cfg.robot.lerobot.cameras
+        for field in ("max_velocity", "max_acceleration", "max_step"):
+            assert len(getattr(cfg.safety, field)) == 6, field  # per joint, in the arm's units
+        assert max(cfg.safety.max_step[:5]) <= cfg.robot.lerobot.model_dump()["max_relative_target"]
+    else:
+        assert cfg.robot.kind == "sim" and cfg.safety.max_step == 0.35

@@ -220,9 +220,9 @@ class LeRobotRobotConfig(BaseModel):
     type: str | None = Field(None, description="LeRobot robot type, e.g. so101_follower, koch_follower")
     port: str | None = Field(None, description="serial port of the motor bus, e.g. /dev/ttyACM0")
     id: str | None = Field(None, description="LeRobot robot id: names the calibration file (lerobot-calibrate)")
-    cameras: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="LeRobot camera configs, e.g. {front: {type: opencv, index_or_path: 0, "
-        "width: 640, height: 480, fps: 30}}")
+    cameras: dict[str, dict[str, Any]] | None = Field(
+        None, description="LeRobot camera configs, e.g. {front: {type: opencv, index_or_path: 0, "
+        "width: 640, height: 480, fps: 30}}; null: none (clears a preset's)")
     units: Literal["native", "radians"] = Field(
         "native", description="units of the robot spec the policy sees: native = LeRobot's (degrees or -100..100, "
         "gripper 0..100); radians = arm joints in rad, gripper 0..1 (the simulated arm's units)")
@@ -230,7 +230,7 @@ class LeRobotRobotConfig(BaseModel):
     def forwarded(self) -> dict[str, Any]:
         """The fields LeRobot's robot config receives (unset optional ones left to LeRobot's defaults)."""
         data = {k: v for k, v in self.model_dump().items() if k != "units"}
-        return {k: v for k, v in data.items() if v is not None and not (k == "cameras" and not v)}
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class RobotConfig(StrictModel):
