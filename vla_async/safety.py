@@ -19,12 +19,9 @@ from vla_async.plan import index_selector
 from vla_async.specs import RobotSpec
 
 
-def _clip_fallback(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _clip(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """min(max(x, lo), hi) with two public ufuncs (np.clip adds several µs of Python dispatch around its own)."""
     return np.minimum(np.maximum(x, lo, out=out), hi, out=out)
-
-
-# np.clip's own ufunc: min(max(x, lo), hi) in one call (np.clip adds several µs of Python dispatch around it)
-_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or _clip_fallback
 
 
 def _per_joint(value: float | list[float], n: int, name: str) -> np.ndarray:
