@@ -46,7 +46,7 @@ class RailFusion(ChunkFusion):
         self.sample_limits.setflags(write=False)
         longest = max(config.max_blend_ticks, config.blend_ticks)
         first = config.min_blend_ticks
-        ranges = [(first + 1, last) for last in range(first + 2, longest + 1)] if config.blend_limits else []
+        ranges = [(first + 1, last) for last in range(first + 1, longest + 1)] if config.blend_limits else []
         self.quintic = QuinticOperators(self.fps, longest, ranges)
         self._samples = np.empty(self.sample_limits.shape)  # scratch for `ends_within_limits`
         self._ok = np.empty(self.sample_limits.shape, dtype=bool)
