@@ -157,7 +157,12 @@ class ActionScheduler:
 
         command, source, watchdog = self._command(k)
         stalled = source < 0
-        self._count_tick(stalled)
+        stats = self.stats
+        stats.ticks += 1
+        if stalled:
+            stats.stall_ticks += 1
+            stats.stalls += not self._stalled
+        self._stalled = stalled
 
         request = self._maybe_request(k, s, command) if len(self._in_flight) < self._max_in_flight else None
         self._last_command = command
@@ -181,14 +186,6 @@ class ActionScheduler:
             command = safety.apply(plan.position(k)) if source >= 0 else safety.hold()
         self._watchdog = watchdog
         return command, source, watchdog
-
-    def _count_tick(self, stalled: bool) -> None:
-        stats = self.stats
-        stats.ticks += 1
-        if stalled:
-            stats.stall_ticks += 1
-            stats.stalls += not self._stalled
-        self._stalled = stalled
 
     def _action_state(self, measured_state: np.ndarray) -> np.ndarray:
         """The measured state of the action joints (a view of `measured_state` when it already is exactly that)."""
