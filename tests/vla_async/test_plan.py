@@ -33,7 +33,7 @@ def test_hold_until_fills_from_empty_and_extends_with_last_position():
     _check_invariants(plan)
 
 
-def test_replace_from_rejects_a_gap():
+def test_write_rows_rejects_a_gap():
     plan = Plan(2)
     plan.hold_until(0, 3, np.zeros(2))
     t = _traj(6, 2)
