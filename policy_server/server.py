@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from policy_server.backend import PolicyBackend, PolicyInput, create_backend
+from policy_server.backend import PolicyBackend, create_backend
 from policy_server.session import PendingRequest, Session
 from vla_async.config import ServerConfig
 from vla_async.messages import (
@@ -33,7 +33,9 @@ from vla_async.messages import (
     ServerTiming,
     Welcome,
 )
+from vla_async.policy_input import policy_input
 from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode
+from vla_async.registry import load
 from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
 from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
 
@@ -43,13 +45,16 @@ _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded
              "backend_errors", "sessions_opened", "sessions_expired", "batch_fill_waits")
 
 
+# how a server emulates a slow model: "module:factory", factory(InjectedLatencyConfig) -> an object with
+# `sample_s()`; imported only by servers that inject latency
+LATENCY_INJECTION: dict[str, str] = {"sampled": "sim.injected_latency:LatencySampler"}
+
+
 def _make_latency_sampler(config: ServerConfig) -> Any:
     lat = config.injected_latency
     if lat.mean_ms <= 0 and lat.min_ms <= 0 and (lat.spike_probability <= 0 or lat.spike_ms <= 0):
         return None
-    from sim.injected_latency import LatencySampler  # lazy: only servers that emulate a slow model need it
-
-    return LatencySampler(lat)
+    return load(LATENCY_INJECTION["sampled"])(lat)
 
 
 class PolicyServer:
@@ -327,11 +332,7 @@ class PolicyServer:
         spec = self.backend.spec
         inputs = []
         for session, req in live:
-            obs = req.obs
-            state = obs.rollforward_state if obs.rollforward_state is not None else obs.state
-            inputs.append(PolicyInput(state=np.asarray(state, dtype=np.float32), images=obs.images, task=obs.task,
-                                      environment_state=obs.environment_state, session_id=session.session_id,
-                                      exec_offset_s=(obs.exec_tick - obs.tick) / float(session.robot_spec.fps)))
+            inputs.append(policy_input(req.obs, session.robot_spec.fps, session.session_id))
         t_pre = time.monotonic()
         try:
             outputs = self.backend.infer(inputs)

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from robot_client.clock import TickClock, TickTiming
-from robot_client.robot import Robot, RobotObservation
 from robot_client.summary import RunStats, RunSummary
 from robot_client.tick_log import TickLogWriter, TickRecord
 from vla_async.config import ClientConfig
 from vla_async.messages import ActionChunk, ErrorMessage, Observation
+from vla_async.robot import Robot, RobotObservation
 from vla_async.scheduler import ActionScheduler, InferenceRequest
 from vla_async.specs import PolicySpec
 from vla_async.transport import PolicyClient, ReceivedChunk
@@ -80,10 +80,8 @@ class RealTimeClient:
             welcome = policy.connect(timeout_s=self.connect_timeout_s)
             self.policy_spec = welcome.policy_spec
             chunk_length = welcome.policy_spec.chunk_length
-            warm_up_scheduler(ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety),
-                              self.robot.get_observation(with_images=False).state)
+            # builds every operator chunks of this length need, so that no tick pays for one
             scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety)
-            scheduler.prepare()
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)
@@ -228,23 +226,3 @@ class RealTimeClient:
                 f"chunks {stats.chunks_received}  stalls {stats.stalls_after_first} "
                 f"(start-up {stats.stalls - stats.stalls_after_first})  missed {stats.missed}{flags}")
 
-
-def warm_up_scheduler(scheduler: ActionScheduler, state: np.ndarray, ticks: int = 120) -> None:
-    """Drive a scratch scheduler through a few request/chunk cycles before the clock starts.
-
-    The first calls into fusion, smoothing and the delay estimator pay one-off costs (lazy imports,
-    first allocations) of 10+ ms; paying them here keeps them out of the first real ticks.
-    Chunks hold the current state, so nothing here depends on a model.
-    """
-    state = np.asarray(state, dtype=np.float64)
-    first = scheduler.on_tick(0, state)
-    hold = np.asarray(first.command, dtype=np.float32)
-    pending: list[InferenceRequest] = [first.request] if first.request is not None else []
-    for k in range(1, ticks):
-        out = scheduler.on_tick(k, state)
-        if out.request is not None:
-            pending.append(out.request)
-        if pending and k - pending[0].tick >= 2:
-            req = pending.pop(0)
-            actions = np.repeat(hold[None, :], scheduler.chunk_length, axis=0)
-            scheduler.on_chunk(ActionChunk(req.request_id, req.exec_tick, actions), k_now=k + 1)

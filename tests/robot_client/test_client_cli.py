@@ -45,7 +45,7 @@ def test_lerobot_robot_says_what_is_missing_and_what_to_use() -> None:
     with pytest.raises(RobotUnavailableError) as info:
         make_robot_from_config(RobotConfig(kind="lerobot", lerobot_type="so101_follower"))
     msg = str(info.value)
-    assert "no adapter" in msg and "robot.kind=sim" in msg and "robot_client.robot.Robot" in msg
+    assert "no adapter" in msg and "robot.kind=sim" in msg and "vla_async.robot.Robot" in msg
     assert "issue" not in msg
 
 
