@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_client(config: ClientConfig) -> int:
-    from robot_client.loop import RealTimeClient
+    from robot_client.loop import RealTimeClient, TransportFailure
     from robot_client.robots import RobotUnavailableError, make_robot_from_config
     from vla_async.transport import HandshakeError
 
@@ -75,6 +75,9 @@ def run_client(config: ClientConfig) -> int:
     except (HandshakeError, TimeoutError) as exc:
         print(f"vla-async client: could not connect to the policy server at "
               f"{config.network.host}:{config.network.port}: {exc}", file=sys.stderr)
+        return 1
+    except TransportFailure as exc:
+        print(f"vla-async client: stopped: {exc}", file=sys.stderr)
         return 1
     finally:
         if previous is not None:
