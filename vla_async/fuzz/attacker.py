@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -104,6 +105,7 @@ def attack(port: int, messages: int, seed: int, image_size: tuple[int, int]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.nice(19)  # the attacker should not win the CPU from the server it attacks (as if on another machine)
     parser = argparse.ArgumentParser(prog="python -m vla_async.fuzz.attacker", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--messages", type=int, default=20_000)
