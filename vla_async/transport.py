@@ -139,6 +139,10 @@ class PolicyClient:
         pending = _Pending(obs, now, now + self._net.request_timeout_s)
         frames = self._encode(obs)
         with self._lock:
+            if self._supervisor.failure is not None:  # nothing would ever answer or expire it
+                self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED,
+                                           f"transport stopped: {self._supervisor.failure}", obs.request_id))
+                return
             self._pending[obs.request_id] = pending
             if self._ready and self._sock is not None:
                 self._send(frames, pending)

@@ -14,7 +14,7 @@ from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
 from robot_client.loop import RealTimeClient, TransportFailure
 from vla_async.config import ClientConfig, NetworkConfig, build_config
 from vla_async.local_server import LocalServer, wait_until
-from vla_async.messages import ErrorMessage, Observation, Pong, Welcome
+from vla_async.messages import ErrorCode, ErrorMessage, Observation, Pong, Welcome
 from vla_async.protocol import encode
 from vla_async.reference_specs import policy_spec_for, reference_robot_spec
 from vla_async.transport import PolicyClient, ReceivedChunk
@@ -72,15 +72,16 @@ def test_a_dead_transport_thread_fails_pending_requests_and_says_why(server, mon
             raise MemoryError("out of memory")
 
         monkeypatch.setattr(client, "_expire_requests", broken)
-        client.submit(_obs(1))  # may be answered before the thread dies, or failed by its death
+        client.submit(_obs(1))  # pending when the thread dies, or submitted after: either way it fails now
         assert wait_until(lambda: client.failure is not None, 10)
         assert "vla-transport" in client.failure and "MemoryError" in client.failure
-        client.submit(_obs(2))  # nothing will answer: its deadline expires in the caller's poll, not never
-        items = []
-        wait_until(lambda: items.extend(client.poll()) or any(
-            isinstance(i, ErrorMessage) and i.request_id == 1 for i in items) or any(
-            isinstance(i, ReceivedChunk) for i in items), 10)
-        assert items
+        client.submit(_obs(2))
+        items: list = []
+        assert wait_until(lambda: items.extend(client.poll()) or {1, 2} <= {
+            i.request_id for i in items if isinstance(i, ErrorMessage)} | {
+            i.chunk.request_id for i in items if isinstance(i, ReceivedChunk)}, 10)
+        failed = [i for i in items if isinstance(i, ErrorMessage) and i.request_id == 2]
+        assert failed and failed[0].code == ErrorCode.DEADLINE_EXCEEDED and "transport stopped" in failed[0].message
 
 
 def _impostor(policy) -> tuple[zmq.Socket, int, threading.Event, threading.Thread]:
