@@ -63,9 +63,8 @@ class DecodeLimits:
     @classmethod
     def from_network(cls, network: Any, max_frame_bytes: int | None = None) -> DecodeLimits:
         """Limits from a NetworkConfig; `max_frame_bytes` overrides the config's (0 there: the default)."""
-        frame = max_frame_bytes or int(getattr(network, "max_frame_bytes", 0) or 0) or cls.max_frame_bytes
-        return cls(max_message_bytes=int(network.max_message_bytes), max_frame_bytes=int(frame),
-                   max_header_bytes=int(getattr(network, "max_header_bytes", cls.max_header_bytes)))
+        frame = max_frame_bytes or int(network.max_frame_bytes) or cls.max_frame_bytes
+        return cls(max_message_bytes=int(network.max_message_bytes), max_frame_bytes=int(frame))
 
 
 # ------------------------------------------------------------------ encode
