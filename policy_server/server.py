@@ -438,20 +438,7 @@ class PolicyServer:
         if self._sampler is not None:
             time.sleep(max(0.0, float(self._sampler.sample_s())))
         t_model = time.monotonic()
-        want = (spec.chunk_length, spec.action_dim)
-        checked: list[np.ndarray | str] = []
-        for actions in outputs:
-            try:
-                arr = np.asarray(actions, dtype=np.float32)
-            except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
-                checked.append(f"backend returned actions that are not a float array: {exc}"[:500])
-                continue
-            if arr.shape != want:
-                checked.append(f"backend returned actions of shape {arr.shape}, spec says {want}")
-            elif not np.isfinite(arr).all():
-                checked.append("backend returned NaN or infinite actions")
-            else:
-                checked.append(np.ascontiguousarray(arr))
+        checked = [_checked_actions(actions, (spec.chunk_length, spec.action_dim)) for actions in outputs]
         t_post = time.monotonic()
         replies: list[tuple[Session, Message]] = []
         for (session, req), result in zip(live, checked, strict=True):
@@ -474,3 +461,16 @@ def _peer_address(frame: Any) -> str | None:
         return str(frame.get("Peer-Address"))
     except Exception:  # noqa: BLE001 - not a zmq.Frame, or no metadata (inproc): no per-peer limit
         return None
+
+
+def _checked_actions(actions: Any, want: tuple[int, int]) -> np.ndarray | str:
+    """A backend's output for one request as a contiguous float32 [H, A] array, or the error text."""
+    try:
+        arr = np.asarray(actions, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
+        return f"backend returned actions that are not a float array: {exc}"[:500]
+    if arr.shape != want:
+        return f"backend returned actions of shape {arr.shape}, spec says {want}"
+    if not np.isfinite(arr).all():
+        return "backend returned NaN or infinite actions"
+    return np.ascontiguousarray(arr)
