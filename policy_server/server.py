@@ -88,6 +88,7 @@ class PolicyServer:
         self._running = False
         self._threads: list[threading.Thread] = []
         self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._io_errors_sent = 0  # written by the I/O thread only (see _reply)
         self._ctx: zmq.Context | None = None
         self._endpoint: ServerEndpoint | None = None
         self._router: SharedSocket | None = None
@@ -165,6 +166,7 @@ class PolicyServer:
         with self._cond:
             out = dict(self._counts)
             out["sessions"] = len(self._sessions)
+        out["errors_sent"] += self._io_errors_sent
         return out
 
     def session_stats(self) -> list[dict[str, Any]]:
@@ -218,9 +220,10 @@ class PolicyServer:
                 self._poke()
 
     def _reply(self, identity: Any, msg: Message) -> None:
+        """I/O thread only. Its error counter is its own: taking `_cond` for every error of a flood
+        would make the worker queue behind the I/O thread for that lock (and the GIL) on every request."""
         if isinstance(msg, ErrorMessage):
-            with self._cond:
-                self._counts["errors_sent"] += 1
+            self._io_errors_sent += 1
         self._send([identity, *encode(msg)])
 
     def _internal_error(self, frames: list[Any], exc: Exception) -> None:
