@@ -54,6 +54,9 @@ def main(argv: Sequence[str]) -> int:
                         help="malformed replies to the client (0: skip the client side)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate-hz", type=float, default=30.0, help="the correct client's request rate")
+    parser.add_argument("--fuzz-rate", type=float, default=0.0,
+                        help="malformed messages/s to the server (0: as fast as it takes them, which saturates "
+                        "its I/O thread; a rate it can sustain shows the latency cost of the checks alone)")
     parser.add_argument("--baseline-s", type=float, default=5.0, help="correct client alone, before the fuzz")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(list(argv))
@@ -61,7 +64,7 @@ def main(argv: Sequence[str]) -> int:
     print(f"machine load (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     t0 = time.monotonic()
     results: dict[str, Any] = {"server": server_campaign(args.messages, seed=args.seed, rate_hz=args.rate_hz,
-                                                         baseline_s=args.baseline_s)}
+                                                         baseline_s=args.baseline_s, fuzz_rate=args.fuzz_rate)}
     _print_server(results["server"])
     if args.client_messages > 0:
         results["client"] = client_campaign(args.client_messages, seed=args.seed, rate_hz=args.rate_hz)

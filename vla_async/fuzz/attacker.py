@@ -74,7 +74,8 @@ def _handshake(sock: zmq.Socket, hello: list[Any]) -> Welcome:
     raise RuntimeError("the server sent no Welcome to the attacker")
 
 
-def attack(port: int, messages: int, seed: int, image_size: tuple[int, int]) -> dict[str, Any]:
+def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0) -> dict[str, Any]:
+    """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible."""
     robot = reference_robot_spec(image_size=image_size)
     hello = encode(Hello("fuzzer", robot))
     ctx = zmq.Context()
@@ -85,6 +86,8 @@ def attack(port: int, messages: int, seed: int, image_size: tuple[int, int]) -> 
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
     for i, case in enumerate(fuzzer.cases(messages)):
+        if rate > 0 and i % 50 == 0:
+            time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
         sock = fresh if i % 4 == 3 else with_session
         if not _send(sock, case.frames, socks, counts):
             break  # the server stopped reading for _SEND_PATIENCE_S: report instead of hanging
@@ -111,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, nargs=2, default=(8, 8))
+    parser.add_argument("--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size))), flush=True)
+    print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size), args.rate)), flush=True)
     return 0
 
 

@@ -131,10 +131,10 @@ def _p50(values: list[float]) -> float:
 
 
 def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, int], server_pid: int,
-                  peak: dict[str, int], timeout_s: float) -> dict[str, Any]:
+                  peak: dict[str, int], timeout_s: float, rate: float) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
-           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1])]
+           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     end = time.monotonic() + timeout_s
     while proc.poll() is None and time.monotonic() < end:
@@ -153,8 +153,9 @@ def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, in
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
-                    server_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Fuzz a real server process with `messages` malformed messages; see the module docstring."""
+                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0) -> dict[str, Any]:
+    """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
+    fast as the server takes them); see the module docstring."""
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
             "--log_level=warning", *server_args]
@@ -165,7 +166,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         time.sleep(baseline_s)
         correct.phase = "during"
         peak: dict[str, int] = {}
-        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s)
+        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate)
         correct.phase = "after"
         time.sleep(1.0)
         correct.stop()
