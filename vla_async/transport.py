@@ -100,6 +100,7 @@ class PolicyClient:
         self._welcome: Welcome | None = None
         self._needed_cameras: frozenset[str] | None = None  # the policy's cameras, once welcomed
         self._handshake_error: str | None = None
+        self._rejected_welcome: str | None = None  # why the last Welcome was ignored
         self._handshake_done = threading.Event()
         self._ready = False
         self._handshake_since = 0.0
@@ -128,6 +129,8 @@ class PolicyClient:
             raise HandshakeError(error)
         hint = "server down, wrong address, or CURVE key not authorized (a CURVE server drops unknown " \
             "keys without a reply)" if self._net.curve.enabled else "server down or wrong address"
+        if self._rejected_welcome is not None:
+            hint = f"a server answered with a policy that does not fit this robot: {self._rejected_welcome}"
         raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s — {hint}")
 
     def submit(self, obs: Observation) -> None:
@@ -313,9 +316,12 @@ class PolicyClient:
 
     def _on_welcome(self, msg: Welcome) -> bool:
         first = self._welcome
-        if (first is not None and msg.policy_spec != first.policy_spec) or spec_mismatches(
-                self._hello.robot_spec, msg.policy_spec):
-            self._stats["garbage"] += 1  # not the policy this robot agreed to (an impostor or a changed server)
+        problems = spec_mismatches(self._hello.robot_spec, msg.policy_spec)
+        if first is not None and msg.policy_spec != first.policy_spec:
+            problems.append("the policy differs from the one this client started with")
+        if problems:  # not the policy this robot agreed to (an impostor or a changed server): ignored
+            self._stats["garbage"] += 1
+            self._rejected_welcome = excerpt("; ".join(problems), 300)
             return False
         self._welcome = msg
         self._needed_cameras = frozenset(c.name for c in msg.policy_spec.cameras)

@@ -106,7 +106,7 @@ def test_a_welcome_for_another_robot_is_dropped_not_obeyed():
     sock, port, stop, thread = _impostor(other)
     try:
         with PolicyClient(NetworkConfig(port=port), "robot", ROBOT) as client:
-            with pytest.raises(TimeoutError):
+            with pytest.raises(TimeoutError, match="does not fit this robot"):
                 client.connect(1.0)
             assert client.stats["garbage"] >= 1 and client.welcome is None
     finally:
