@@ -361,7 +361,8 @@ class PolicyServer:
             try:
                 replies = self._run_batch(batch) if batch else []
             except Exception as exc:  # anything outside the model call: these requests fail, the worker goes on
-                self._counts["internal_errors"] += 1
+                with self._cond:
+                    self._counts["internal_errors"] += 1
                 log.warning("worker: batch failed: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
                 replies = [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
                                                              r.obs.request_id))] for s, r in batch]
