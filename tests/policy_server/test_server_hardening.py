@@ -114,7 +114,7 @@ def test_a_dead_thread_stops_the_server_and_serve_exits_non_zero(monkeypatch, ca
 
 
 def test_squatting_sessions_are_evicted_for_a_new_robot():
-    srv = _server(max_clients=3, hello_grace_s=0.3)
+    srv = _server(max_clients=3, hello_grace_s=2.0)
     squatters = [_dealer(srv.port) for _ in range(3)]
     try:
         for sock in squatters:
@@ -122,9 +122,9 @@ def test_squatting_sessions_are_evicted_for_a_new_robot():
         with PolicyClient(NetworkConfig(port=srv.port), "late", ROBOT) as early:
             with pytest.raises(Exception, match="full"):
                 early.connect(5)  # within the grace period the server is really full
+        time.sleep(2.1)
         for sock in squatters:
             _ask(sock, Ping(1))  # pings do not count as work
-        time.sleep(0.4)
         with PolicyClient(NetworkConfig(port=srv.port), "robot", ROBOT) as client:
             client.connect(5)
             client.submit(_obs(9))
