@@ -17,6 +17,7 @@ import zmq
 from policy_server.backend import BackendError
 from policy_server.server import PolicyServer
 from vla_async.config import ServerConfig, config_from_cli
+from vla_async.supervision import on_any_thread_death
 
 _GIL_SWITCH_INTERVAL_S = 0.0005
 USAGE = "usage: vla-async serve [--config PATH.yaml] [--section.field=value ...]"
@@ -40,7 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vla-async serve: cannot start: {exc}", file=sys.stderr)
         return 1
     print(f"listening on {server.endpoint}", flush=True)
-    return serve_until_stopped(server, stop)
+    deaths: list[str] = []
+    on_any_thread_death(lambda text: (deaths.append(text), stop.set()))  # threads outside the server's own
+    code = serve_until_stopped(server, stop)
+    if deaths:
+        print(f"vla-async serve: {deaths[0]}; exiting so a supervisor can restart the server", file=sys.stderr)
+        return 1
+    return code
 
 
 def serve_until_stopped(server: PolicyServer, stop: threading.Event, poll_s: float = 0.2) -> int:

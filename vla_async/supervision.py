@@ -48,3 +48,27 @@ class ThreadSupervisor:
                 self._on_failure(text)
             except Exception:  # noqa: BLE001 - a failing stop hook must not hide the original failure
                 log.exception("%s: stop hook failed", self.owner)
+
+
+def on_any_thread_death(on_death: Callable[[str], None]) -> Callable[[], None]:
+    """Install a `threading.excepthook` for the threads nobody supervises (log writers, status printers,
+    a simulator's physics): the death is logged with its traceback and `on_death(text)` is called, so
+    the process can stop in a controlled way and exit non-zero. Returns a function that restores the
+    previous hook."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        text = f"thread {name!r} died: {args.exc_type.__name__}: {str(args.exc_value)[:300]}"
+        log.critical("%s\n%s", text, "".join(traceback.format_exception(
+            args.exc_type, args.exc_value, args.exc_traceback))[-4000:])
+        on_death(text)
+
+    threading.excepthook = hook
+
+    def restore() -> None:
+        threading.excepthook = previous
+
+    return restore
