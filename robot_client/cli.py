@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_client(config: ClientConfig) -> int:
-    from robot_client.loop import RealTimeClient
+    from robot_client.loop import RealTimeClient, TransportFailure
     from robot_client.robots import RobotUnavailableError, make_robot_from_config
+    from vla_async.supervision import on_any_thread_death
     from vla_async.transport import HandshakeError
 
     try:
@@ -51,6 +52,8 @@ def run_client(config: ClientConfig) -> int:
         return 2
     client = RealTimeClient(config, robot)
     previous = signal.signal(signal.SIGINT, _interrupt_handler(client)) if _main_thread() else None
+    deaths: list[str] = []
+    restore_hook = on_any_thread_death(lambda text: (deaths.append(text), client.stop()))
     try:
         with robot:
             if config.log.live_status:
@@ -62,9 +65,16 @@ def run_client(config: ClientConfig) -> int:
         print(f"vla-async client: could not connect to the policy server at "
               f"{config.network.host}:{config.network.port}: {exc}", file=sys.stderr)
         return 1
+    except TransportFailure as exc:
+        print(f"vla-async client: stopped: {exc}", file=sys.stderr)
+        return 1
     finally:
+        restore_hook()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if deaths:
+        print(f"vla-async client: stopped: {deaths[0]}", file=sys.stderr)
+        return 1
     if config.log.print_summary:
         print(f"strategy {describe_strategy(config)}, robot {robot.spec.name}")
         print(summary.format_table())

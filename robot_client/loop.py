@@ -10,6 +10,9 @@ Each tick k (see DESIGN.md section 3 and the scheduler contract):
      policy has cameras) and submit it (non-blocking: the transport runs on its own thread);
   5. hand a TickRecord to the log writer thread and the summary accumulator.
 
+If the policy client's transport thread dies (`PolicyClient.failure`), the loop stops requesting,
+lets the scheduler's watchdog bring the arm to rest, then ends and `run` raises TransportFailure.
+
 Nothing here formats strings or touches the disk per tick.
 """
 
@@ -39,6 +42,12 @@ from vla_async.transport import PolicyClient, ReceivedChunk
 _GIL_SWITCH_INTERVAL_S = 0.0002
 #: how often (in seconds) the loop asks a simulated robot whether its task succeeded
 _SUCCESS_CHECK_PERIOD_S = 0.2
+#: after a transport failure: at most this long past the watchdog timeout to reach rest
+_REST_GRACE_S = 3.0
+
+
+class TransportFailure(RuntimeError):
+    """The policy client's transport thread died; the arm was brought to rest before the loop ended."""
 
 
 class RealTimeClient:
@@ -59,6 +68,9 @@ class RealTimeClient:
         self.last_record: TickRecord | None = None  # read by the live status printer
         self.stats: RunStats | None = None
         self.summary: RunSummary | None = None
+        self.transport_failure: str | None = None  # why the transport died (the loop then came to rest)
+        self._rest_by_tick = 0
+        self._previous_command: np.ndarray | None = None
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick (thread- and signal-safe)."""
@@ -92,6 +104,8 @@ class RealTimeClient:
             if owned:
                 policy.close()
         self.summary = self.stats.finish(errors=errors, transport=dict(policy.stats), extra=self._task_extra())
+        if self.transport_failure is not None:
+            raise TransportFailure(f"{self.transport_failure}; the arm was brought to rest")
         return self.summary
 
     def _loop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
@@ -166,6 +180,8 @@ class RealTimeClient:
                         ) -> tuple[tuple[tuple[int, int, bool], ...], int]:
         """Feed arrived chunks and failures to the scheduler; returns
         ((request_id, dropped actions, accepted) per chunk, errors)."""
+        if policy.failure is not None:
+            self._come_to_rest(policy.failure, k_now)
         chunks: list[tuple[int, int, bool]] = []
         failed = 0
         for item in policy.poll():
@@ -181,9 +197,26 @@ class RealTimeClient:
                     scheduler.on_request_failed(item.request_id)
         return tuple(chunks), failed
 
+    def _come_to_rest(self, failure: str, k_now: int) -> None:
+        """The transport is gone: no more requests; stop once the watchdog has the arm at rest (its
+        command unchanged between ticks), or `_REST_GRACE_S` after the watchdog timeout at the latest."""
+        if self.transport_failure is None:
+            self.transport_failure = failure
+            fps = float(self.robot.spec.fps)
+            self._rest_by_tick = k_now + math.ceil((self.config.safety.watchdog_timeout_s + _REST_GRACE_S) * fps)
+        record = self.last_record
+        command = None if record is None else record.command
+        at_rest = (record is not None and record.watchdog and self._previous_command is not None
+                   and np.array_equal(command, self._previous_command))
+        self._previous_command = command
+        if at_rest or k_now >= self._rest_by_tick:
+            self._stop.set()
+
     def _submit(self, policy: PolicyClient, request: InferenceRequest, obs: RobotObservation, timing: TickTiming,
                 cameras: tuple[str, ...], task: str, deadline_ms: float,
                 capture: dict[int, tuple[int, float]]) -> int:
+        if self.transport_failure is not None:
+            return -1
         images: dict[str, np.ndarray] = {}
         env_state = obs.environment_state
         if cameras:

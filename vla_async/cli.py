@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "client": ("robot_client.cli:main", "run the robot client (real-time loop)"),
     "demo": ("sim.demo:main", "the main job: server + client on a simulated pick-and-place, then a report"),
     "eval": ("sim.eval.cli:main", "evaluate strategies × tasks × latencies (virtual or real time)"),
-    "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server"),
+    "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server | fuzz"),
     "sim": ("sim.cli:main", "simulation tools: snapshot (camera PNGs, episode MP4)"),
     "keys": ("vla_async.keys:main", "make CurveZMQ key pairs"),
     "roundtrip": ("robot_client.roundtrip:main", "start a server and a client on loopback and report round trips"),
