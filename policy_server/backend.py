@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 
 from vla_async.config import BackendConfig
 from vla_async.extras import install_hint
+from vla_async.policy_input import PolicyInput
+from vla_async.registry import load
 from vla_async.specs import PolicySpec, RobotSpec
 
 
 class BackendError(RuntimeError):
     """A backend could not load or run; the message is safe to send to a client."""
-
-
-@dataclass(frozen=True, eq=False)
-class PolicyInput:
-    """One robot's request as the model sees it.
-
-    `state` is already the conditioning state: the rollforward state when the client sent one
-    (VLASH), the measured state otherwise. `exec_offset_s` is the time from the observation's
-    capture to the chunk's first action, `(exec_tick - tick) / fps`, known from the observation
-    alone (no clock sync): a VLASH-fine-tuned policy acts for that time, not for the capture time.
-    It is 0 for clients without rollforward (they plan for the capture time).
-    """
-
-    state: np.ndarray
-    images: Mapping[str, np.ndarray] = field(default_factory=dict)
-    task: str = ""
-    environment_state: np.ndarray | None = None
-    session_id: str = ""
-    exec_offset_s: float = 0.0
 
 
 class PolicyBackend(abc.ABC):
@@ -76,12 +57,11 @@ def create_backend(config: BackendConfig) -> PolicyBackend:
     target = BACKENDS.get(config.name)
     if target is None:
         raise BackendError(f"unknown backend {config.name!r}; available: {sorted(BACKENDS)}")
-    module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        factory = load(target)
     except ModuleNotFoundError as exc:
         raise BackendError(
             f"backend {config.name!r} needs {exc.name!r}; "
             + install_hint({"lerobot": "lerobot", "expert": "sim"}.get(config.name, "server"))
         ) from exc
-    return getattr(module, attr)(config)
+    return factory(config)

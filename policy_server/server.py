@@ -1,8 +1,11 @@
 """PolicyServer: an I/O thread (ROUTER, sessions, validation) and an inference worker (backend).
 
-The I/O thread never runs the model and the worker never touches the ROUTER: the worker hands
-encoded replies back over an inproc PUSH/PULL pair. Bad input is answered with an ErrorMessage
-(unparseable garbage is dropped and counted) and never stops the server or another client's work.
+The I/O thread never runs the model; the worker sends its replies on the shared ROUTER. Bad input
+is answered with an ErrorMessage (unparseable garbage is dropped and counted) and never stops the
+server or another client's work: both threads catch every exception per message (per batch), and
+if one dies anyway the server records `fatal`, stops serving and `vla-async serve` exits non-zero.
+The ROUTER refuses frames over the policy spec's largest frame (plus margin) inside libzmq, and a
+full server evicts sessions that never sent an observation, or went idle, to admit a new robot.
 Usable in-process (`with PolicyServer(cfg, backend) as srv: srv.port`) or via `vla-async serve`.
 """
 
@@ -18,8 +21,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from policy_server.backend import PolicyBackend, PolicyInput, create_backend
-from policy_server.session import PendingRequest, Session
+from policy_server.backend import PolicyBackend, create_backend
+from policy_server.session import PendingRequest, Session, pick_evictee
 from vla_async.config import ServerConfig
 from vla_async.messages import (
     ActionChunk,
@@ -33,23 +36,43 @@ from vla_async.messages import (
     ServerTiming,
     Welcome,
 )
-from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode
+from vla_async.policy_input import policy_input
+from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode, excerpt, largest_frame_bytes
+from vla_async.registry import load
 from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
 from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
+from vla_async.supervision import ThreadSupervisor
+from vla_async.wire.errors import bounded
 
 log = logging.getLogger("policy_server")
 _ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
-             "backend_errors", "sessions_opened", "sessions_expired", "batch_fill_waits")
+             "backend_errors", "sessions_opened", "sessions_expired", "sessions_evicted", "batch_fill_waits",
+             "internal_errors")
+_FRAME_MARGIN_BYTES = 1024 * 1024
+# Messages taken from the ROUTER per pass: small, so that a robot's request that arrives while a
+# flood is being handled waits for a few messages, not for a thousand (ROUTER queues fairly per peer).
+_IO_BATCH = 16
+_INTERNAL_ERROR = "the server could not handle this message (internal error; see the server log)"
+
+
+def frame_limit(config: ServerConfig, backend: PolicyBackend) -> int:
+    """ZMQ_MAXMSGSIZE of the server: the configured cap, or the policy spec's largest frame x2 + 1 MiB."""
+    net = config.network
+    derived = 2 * largest_frame_bytes(backend.spec) + _FRAME_MARGIN_BYTES
+    return min(int(net.max_frame_bytes) or derived, int(net.max_message_bytes))
+
+
+# how a server emulates a slow model: "module:factory", factory(InjectedLatencyConfig) -> an object with
+# `sample_s()`; imported only by servers that inject latency
+LATENCY_INJECTION: dict[str, str] = {"sampled": "sim.injected_latency:LatencySampler"}
 
 
 def _make_latency_sampler(config: ServerConfig) -> Any:
     lat = config.injected_latency
     if lat.mean_ms <= 0 and lat.min_ms <= 0 and (lat.spike_probability <= 0 or lat.spike_ms <= 0):
         return None
-    from sim.injected_latency import LatencySampler  # lazy: only servers that emulate a slow model need it
-
-    return LatencySampler(lat)
+    return load(LATENCY_INJECTION["sampled"])(lat)
 
 
 class PolicyServer:
@@ -62,41 +85,56 @@ class PolicyServer:
         self._owns_backend = backend is None
         self.backend = backend if backend is not None else create_backend(config.backend)
         self._port_override = port
-        self._limits = DecodeLimits.from_network(config.network)
+        self.max_frame_bytes = frame_limit(config, self.backend)
+        self._limits = DecodeLimits.from_network(config.network, self.max_frame_bytes)
         self._sampler = _make_latency_sampler(config)
         self._cond = threading.Condition()
         self._sessions: dict[bytes, Session] = {}
         self._running = False
         self._threads: list[threading.Thread] = []
         self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._io_errors_sent = 0  # written by the I/O thread only (see _reply)
         self._ctx: zmq.Context | None = None
         self._endpoint: ServerEndpoint | None = None
         self._router: SharedSocket | None = None
         self._io_input_ready = False  # the I/O thread's own send saw input waiting: do not sleep
+        self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
+        self._last_internal_log = float("-inf")
+
+    @property
+    def fatal(self) -> str | None:
+        """Why a server thread died (the server then stops serving), or None while healthy."""
+        return self._supervisor.failure
+
+    def _on_thread_death(self, reason: str) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> PolicyServer:
         self.backend.warmup()
         self._ctx = zmq.Context()
-        self._endpoint = ServerEndpoint(self._ctx, self.config.network, port=self._port_override)
+        try:
+            self._endpoint = ServerEndpoint(self._ctx, self.config.network, port=self._port_override,
+                                            max_frame_bytes=self.max_frame_bytes)
+        except BaseException:
+            self._ctx.term()
+            raise
         self._router = SharedSocket(self._endpoint.socket)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._running = True
-        self._threads = [
-            threading.Thread(target=self._io_loop, name="server-io", daemon=True),
-            threading.Thread(target=self._work_loop, name="server-worker", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
+        self._threads = [self._supervisor.spawn(self._io_loop, "server-io"),
+                         self._supervisor.spawn(self._work_loop, "server-worker")]
         log.info("serving %s on %s", self.backend.spec.name, self.endpoint)
         return self
 
     def stop(self) -> None:
         with self._cond:
-            if not self._running:
+            if self._ctx is None:
                 return
             self._running = False
             self._cond.notify_all()
@@ -105,8 +143,8 @@ class PolicyServer:
             t.join(timeout=5.0)
         if self._endpoint is not None:
             self._endpoint.close()
-        if self._ctx is not None:
-            self._ctx.term()
+        self._ctx.term()
+        self._ctx = None
         os.close(self._wake_r)
         os.close(self._wake_w)
         if self._owns_backend:
@@ -133,6 +171,7 @@ class PolicyServer:
         with self._cond:
             out = dict(self._counts)
             out["sessions"] = len(self._sessions)
+        out["errors_sent"] += self._io_errors_sent
         return out
 
     def session_stats(self) -> list[dict[str, Any]]:
@@ -163,8 +202,14 @@ class PolicyServer:
                         pass
                 except OSError:
                     pass
-            for frames in self._router.exchange(None)[1]:
-                self._on_frames(frames)
+            received = self._router.exchange(None, max_recv=_IO_BATCH)[1]
+            if len(received) >= _IO_BATCH:  # more may be waiting: the fd will not signal it again
+                self._io_input_ready = True
+            for frames in received:
+                try:
+                    self._on_frames(frames)
+                except Exception as exc:  # a bug or an exhausted resource: that message fails, not the server
+                    self._internal_error(frames, exc)
             now = time.monotonic()
             if now >= next_sweep:
                 self._expire_sessions(now)
@@ -180,10 +225,27 @@ class PolicyServer:
                 self._poke()
 
     def _reply(self, identity: Any, msg: Message) -> None:
+        """I/O thread only. Its error counter is its own: taking `_cond` for every error of a flood
+        would make the worker queue behind the I/O thread for that lock (and the GIL) on every request."""
         if isinstance(msg, ErrorMessage):
-            with self._cond:
-                self._counts["errors_sent"] += 1
+            self._io_errors_sent += 1
         self._send([identity, *encode(msg)])
+
+    def _internal_error(self, frames: list[Any], exc: Exception) -> None:
+        """An exception escaped the handling of one message: count it, log it (at most once a second,
+        with the traceback at debug level), answer that peer with an error and carry on."""
+        self._counts["internal_errors"] += 1
+        now = time.monotonic()
+        if now - self._last_internal_log >= 1.0:
+            self._last_internal_log = now
+            log.warning("internal error on one message (%d so far): %s: %s", self._counts["internal_errors"],
+                        type(exc).__name__, excerpt(str(exc), 200))
+        log.debug("internal error", exc_info=exc)
+        if len(frames) >= 2:
+            try:
+                self._reply(frames[0], ErrorMessage(ErrorCode.BAD_MESSAGE, _INTERNAL_ERROR))
+            except Exception:  # noqa: BLE001 - replying is best effort; the loop must go on
+                pass
 
     def _on_frames(self, frames: list[Any]) -> None:
         if len(frames) < 2:
@@ -194,7 +256,8 @@ class PolicyServer:
         session = self._sessions.get(key)
         self._counts["received"] += 1
         try:
-            msg = decode(frames[1:], limits=self._limits, expect=session.observation_spec if session else None)
+            msg = decode(frames[1:], limits=self._limits, expect=session.observation_spec if session else None,
+                         need_spec=True)
         except ProtocolError as exc:
             if exc.garbage:
                 self._counts["garbage_dropped"] += 1
@@ -207,30 +270,44 @@ class PolicyServer:
         if session is not None:
             session.last_seen = now
         if isinstance(msg, Observation):
-            if session is None:
-                self._reply(identity, ErrorMessage(
-                    ErrorCode.NO_SESSION, "send Hello first (or again: the server restarted)", msg.request_id))
-                return
-            with self._cond:
-                old = session.offer(msg, now)
-                if old is not None:
-                    self._counts["superseded"] += 1
-                self._cond.notify_all()
-            if old is not None:
-                self._reply(identity, ErrorMessage(
-                    ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
-                    f"{msg.request_id} before inference started", old.obs.request_id))
+            self._on_observation(identity, session, msg, now)  # type: ignore[arg-type]  # need_spec: has a session
         elif isinstance(msg, Ping):
             self._send([identity, *encode(Pong(msg.seq))])
         elif isinstance(msg, Hello):
-            self._reply(identity, self._handshake(key, msg))
+            self._reply(identity, self._handshake(key, msg, _peer_address(frames[1])))
         else:
             self._reply(identity, ErrorMessage(
                 ErrorCode.BAD_MESSAGE, f"the server does not accept {type(msg).__name__} messages"))
 
-    def _handshake(self, key: bytes, hello: Hello) -> Welcome | ErrorMessage:
+    def _on_observation(self, identity: Any, session: Session, msg: Observation, now: float) -> None:
+        with self._cond:
+            old = session.offer(msg, now)
+            if old is not None:
+                self._counts["superseded"] += 1
+            self._cond.notify_all()
+        if old is not None:
+            self._reply(identity, ErrorMessage(
+                ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
+                f"{msg.request_id} before inference started", old.obs.request_id))
+
+    def _handshake(self, key: bytes, hello: Hello, peer: str | None) -> Welcome | ErrorMessage:
         policy = self.backend.spec
-        problems = spec_mismatches(hello.robot_spec, policy)
+        problems = self._spec_problems(hello)
+        if problems:
+            return ErrorMessage(ErrorCode.SPEC_MISMATCH, bounded(str(SpecMismatchError(problems)), 4000))
+        with self._cond:
+            refusal = self._admit(key, peer)
+            if refusal is not None:
+                return refusal
+            session = Session(key, hello.client_name, hello.robot_spec, policy, peer=peer)
+            self._sessions[key] = session  # a repeated Hello replaces the old session
+            self._counts["sessions_opened"] += 1
+        log.info("session %s: client %s (%s)", session.session_id, excerpt(hello.client_name),
+                 excerpt(hello.robot_spec.name))
+        return Welcome(session_id=session.session_id, policy_spec=policy, server_name=self.name)
+
+    def _spec_problems(self, hello: Hello) -> list[str]:
+        problems = spec_mismatches(hello.robot_spec, self.backend.spec)
         try:
             self.backend.check_robot(hello.robot_spec)
         except SpecMismatchError as exc:
@@ -239,16 +316,26 @@ class PolicyServer:
             problems.append(str(exc))
         except Exception as exc:  # a buggy backend check must not stop the I/O thread
             problems.append(f"backend could not check the robot: {type(exc).__name__}: {exc}"[:500])
-        if problems:
-            return ErrorMessage(ErrorCode.SPEC_MISMATCH, str(SpecMismatchError(problems)))
-        with self._cond:
-            if key not in self._sessions and len(self._sessions) >= self.config.max_clients:
-                return ErrorMessage(ErrorCode.OVERLOADED, f"server is full ({self.config.max_clients} clients)")
-            session = Session(key, hello.client_name, hello.robot_spec, policy)
-            self._sessions[key] = session  # a repeated Hello replaces the old session
-            self._counts["sessions_opened"] += 1
-        log.info("session %s: client %r (%s)", session.session_id, hello.client_name, hello.robot_spec.name)
-        return Welcome(session_id=session.session_id, policy_spec=policy, server_name=self.name)
+        return problems
+
+    def _admit(self, key: bytes, peer: str | None) -> ErrorMessage | None:
+        """Room for a (new) session of `key`: per-peer limit, then evict a squatter if full (lock held)."""
+        cfg = self.config
+        if key in self._sessions:
+            return None
+        if cfg.max_sessions_per_peer and peer is not None and sum(
+                1 for s in self._sessions.values() if s.peer == peer) >= cfg.max_sessions_per_peer:
+            return ErrorMessage(ErrorCode.OVERLOADED, f"too many sessions from this address "
+                                f"(limit {cfg.max_sessions_per_peer} per peer)")
+        if len(self._sessions) < cfg.max_clients:
+            return None
+        victim = pick_evictee(self._sessions.values(), time.monotonic(), cfg.hello_grace_s, cfg.idle_timeout_s)
+        if victim is None:
+            return ErrorMessage(ErrorCode.OVERLOADED, f"server is full ({cfg.max_clients} clients)")
+        del self._sessions[victim.identity]
+        self._counts["sessions_evicted"] += 1
+        log.info("session %s evicted to admit a new robot (no recent observation)", victim.session_id)
+        return None
 
     def _expire_sessions(self, now: float) -> None:
         limit = 2 * self.config.network.heartbeat_timeout_s
@@ -271,29 +358,44 @@ class PolicyServer:
         return sum(1 for s in self._sessions.values() if now - s.last_observation_at < _ACTIVE_WINDOW_S)
 
     def _work_loop(self) -> None:
-        batching = self.config.batching
-        max_batch = batching.max_batch if self.backend.supports_batching else 1
+        max_batch = self.config.batching.max_batch if self.backend.supports_batching else 1
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: not self._running or any(
-                    s.pending is not None for s in self._sessions.values()), timeout=0.5)
-                if not self._running:
-                    return
-                batch = self._take_ready(max_batch)
-                # Only wait to fill a batch when other clients could still contribute: sessions that
-                # sent an observation recently (an idle, connected robot must not cost max_wait_ms).
-                now = time.monotonic()
-                fill_until = now + batching.max_wait_ms / 1000.0
-                fill_to = min(max_batch, self._active_sessions(now)) if batching.max_wait_ms > 0 else 0
-                while batch and len(batch) < fill_to and self._running:
-                    remaining = fill_until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._counts["batch_fill_waits"] += 1
-                    self._cond.wait(remaining)
-                    batch += self._take_ready(max_batch - len(batch))
-            for frames in self._run_batch(batch) if batch else ():
+            batch = self._next_batch(max_batch)
+            if batch is None:
+                return
+            try:
+                replies = self._run_batch(batch) if batch else []
+            except Exception as exc:  # anything outside the model call: these requests fail, the worker goes on
+                with self._cond:
+                    self._counts["internal_errors"] += 1
+                log.warning("worker: batch failed: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
+                replies = [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
+                                                             r.obs.request_id))] for s, r in batch]
+            for frames in replies:
                 self._send(frames)
+
+    def _next_batch(self, max_batch: int) -> list[tuple[Session, PendingRequest]] | None:
+        """The next batch (maybe empty after a timeout), or None once stopped."""
+        batching = self.config.batching
+        with self._cond:
+            self._cond.wait_for(lambda: not self._running or any(
+                s.pending is not None for s in self._sessions.values()), timeout=0.5)
+            if not self._running:
+                return None
+            batch = self._take_ready(max_batch)
+            # Only wait to fill a batch when other clients could still contribute: sessions that
+            # sent an observation recently (an idle, connected robot must not cost max_wait_ms).
+            now = time.monotonic()
+            fill_until = now + batching.max_wait_ms / 1000.0
+            fill_to = min(max_batch, self._active_sessions(now)) if batching.max_wait_ms > 0 else 0
+            while batch and len(batch) < fill_to and self._running:
+                remaining = fill_until - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._counts["batch_fill_waits"] += 1
+                self._cond.wait(remaining)
+                batch += self._take_ready(max_batch - len(batch))
+        return batch
 
     def _run_batch(self, batch: list[tuple[Session, PendingRequest]]) -> list[list[Any]]:
         """Run one batch through the backend; one reply (chunk or error) per request."""
@@ -327,11 +429,7 @@ class PolicyServer:
         spec = self.backend.spec
         inputs = []
         for session, req in live:
-            obs = req.obs
-            state = obs.rollforward_state if obs.rollforward_state is not None else obs.state
-            inputs.append(PolicyInput(state=np.asarray(state, dtype=np.float32), images=obs.images, task=obs.task,
-                                      environment_state=obs.environment_state, session_id=session.session_id,
-                                      exec_offset_s=(obs.exec_tick - obs.tick) / float(session.robot_spec.fps)))
+            inputs.append(policy_input(req.obs, session.robot_spec.fps, session.session_id))
         t_pre = time.monotonic()
         try:
             outputs = self.backend.infer(inputs)
@@ -345,20 +443,7 @@ class PolicyServer:
         if self._sampler is not None:
             time.sleep(max(0.0, float(self._sampler.sample_s())))
         t_model = time.monotonic()
-        want = (spec.chunk_length, spec.action_dim)
-        checked: list[np.ndarray | str] = []
-        for actions in outputs:
-            try:
-                arr = np.asarray(actions, dtype=np.float32)
-            except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
-                checked.append(f"backend returned actions that are not a float array: {exc}"[:500])
-                continue
-            if arr.shape != want:
-                checked.append(f"backend returned actions of shape {arr.shape}, spec says {want}")
-            elif not np.isfinite(arr).all():
-                checked.append("backend returned NaN or infinite actions")
-            else:
-                checked.append(np.ascontiguousarray(arr))
+        checked = [_checked_actions(actions, (spec.chunk_length, spec.action_dim)) for actions in outputs]
         t_post = time.monotonic()
         replies: list[tuple[Session, Message]] = []
         for (session, req), result in zip(live, checked, strict=True):
@@ -373,3 +458,24 @@ class PolicyServer:
             )
             replies.append((session, ActionChunk(req.obs.request_id, req.obs.exec_tick, result, timing)))
         return replies
+
+
+def _peer_address(frame: Any) -> str | None:
+    """The peer's IP address from a received frame's metadata (None when unavailable)."""
+    try:
+        return str(frame.get("Peer-Address"))
+    except Exception:  # noqa: BLE001 - not a zmq.Frame, or no metadata (inproc): no per-peer limit
+        return None
+
+
+def _checked_actions(actions: Any, want: tuple[int, int]) -> np.ndarray | str:
+    """A backend's output for one request as a contiguous float32 [H, A] array, or the error text."""
+    try:
+        arr = np.asarray(actions, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
+        return f"backend returned actions that are not a float array: {exc}"[:500]
+    if arr.shape != want:
+        return f"backend returned actions of shape {arr.shape}, spec says {want}"
+    if not np.isfinite(arr).all():
+        return "backend returned NaN or infinite actions"
+    return np.ascontiguousarray(arr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vla_async.messages import Observation
@@ -30,7 +31,9 @@ class Session:
     client_name: str
     robot_spec: RobotSpec
     policy_spec: PolicySpec
+    peer: str | None = None  # the peer's IP address, when the transport reports it
     session_id: str = field(default_factory=lambda: f"s{next(_session_ids)}")
+    created_at: float = field(default_factory=time.monotonic)
     last_seen: float = field(default_factory=time.monotonic)
     pending: PendingRequest | None = None
     last_observation_at: float = float("-inf")  # time.monotonic() of the latest offer()
@@ -55,3 +58,17 @@ class Session:
     def take(self) -> PendingRequest | None:
         request, self.pending = self.pending, None
         return request
+
+    def evictable(self, now: float, hello_grace_s: float, idle_timeout_s: float) -> bool:
+        """No Observation within `hello_grace_s` of the Hello, or none for `idle_timeout_s` since the last.
+        Pings do not count: a squatter that only keeps its connection alive is evictable."""
+        if self.last_observation_at == float("-inf"):
+            return now - self.created_at > hello_grace_s
+        return now - self.last_observation_at > idle_timeout_s
+
+
+def pick_evictee(sessions: Iterable[Session], now: float, hello_grace_s: float,
+                 idle_timeout_s: float) -> Session | None:
+    """The evictable session whose last sign of work (Hello or Observation) is oldest, if any."""
+    candidates = [s for s in sessions if s.evictable(now, hello_grace_s, idle_timeout_s)]
+    return min(candidates, key=lambda s: max(s.created_at, s.last_observation_at), default=None)

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
-from robot_client.robot import Robot
-from vla_async.config import ClientConfig, build_config
+from robot_client.robots import make_robot_from_config
+from vla_async.config import ClientConfig, RobotConfig, build_config
 from vla_async.local_server import LocalServer, backend_args
+from vla_async.robot import Robot
 
 
 def scheduler_cost_rows(joints: Sequence[int], chunk_length: int, strategies: Sequence[str],
@@ -52,9 +53,7 @@ def _pin_client(server_cpus: set[int]) -> set[int] | None:
 def bench_robot(kind: str, fps: float, task: str, joints: int) -> Robot:
     """The real-time sim arm, or the light in-process arm (no MuJoCo needed, any joint count)."""
     if kind == "sim":
-        import sim
-
-        return sim.make_robot(task, mode="realtime", fps=fps, cameras=(), render=False)
+        return make_robot_from_config(RobotConfig(kind="sim", task=task, fps=fps, cameras=[], render=False))
     return KinematicRobot(kinematic_spec(joints, fps))
 
 

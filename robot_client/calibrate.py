@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from robot_client.robot import Robot
+from vla_async.robot import Robot
 from vla_async.config import ClientConfig, ConfigError, config_from_cli
 from vla_async.config.loader import deep_merge
 from vla_async.messages import Observation

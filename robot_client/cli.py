@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_client(config: ClientConfig) -> int:
     from robot_client.lerobot_units import UnitsError
-    from robot_client.loop import RealTimeClient
+    from robot_client.loop import RealTimeClient, TransportFailure
     from robot_client.robots import RobotUnavailableError, make_robot
+    from vla_async.supervision import on_any_thread_death
     from vla_async.transport import HandshakeError
 
     try:
@@ -54,6 +55,8 @@ def run_client(config: ClientConfig) -> int:
         return 2
     client = RealTimeClient(config, robot)
     previous = signal.signal(signal.SIGINT, _interrupt_handler(client)) if _main_thread() else None
+    deaths: list[str] = []
+    restore_hook = on_any_thread_death(lambda text: (deaths.append(text), client.stop(f"a thread died: {text}")))
     try:
         with _disconnecting(robot):
             if config.log.live_status:
@@ -65,14 +68,23 @@ def run_client(config: ClientConfig) -> int:
         print(f"vla-async client: could not connect to the policy server at "
               f"{config.network.host}:{config.network.port}: {exc}", file=sys.stderr)
         return 1
+    except TransportFailure as exc:
+        print(f"vla-async client: stopped: {exc}", file=sys.stderr)
+        _say_stop(client)
+        return 1
     except Exception as exc:  # the loop ended on an error: the controlled stop has run; say how
         outcome = client.stop_outcome
         said = outcome.message() if outcome is not None else f"{type(exc).__name__}: {exc}"
         print(f"vla-async client: {said}", file=sys.stderr)
         return 1
     finally:
+        restore_hook()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if deaths:
+        print(f"vla-async client: stopped: {deaths[0]}", file=sys.stderr)
+        _say_stop(client)
+        return 1
     if config.log.print_summary:
         print(f"strategy {describe_strategy(config)}, robot {robot.spec.name}")
         print(summary.format_table())
@@ -82,6 +94,11 @@ def run_client(config: ClientConfig) -> int:
         print(f"vla-async client: {client.stop_outcome.message()}"
               + (f"; dry run: {robot.commands} commands logged, none sent" if config.robot.dry_run else ""))
     return 0
+
+
+def _say_stop(client: Any) -> None:
+    if client.stop_outcome is not None:
+        print(f"vla-async client: {client.stop_outcome.message()}", file=sys.stderr)
 
 
 @contextlib.contextmanager

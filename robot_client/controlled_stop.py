@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_client.robot import Robot
+from vla_async.robot import Robot
 from vla_async.config import ClientConfig
 from vla_async.safety import SafetyLayer
 
@@ -56,7 +56,11 @@ class StopOutcome:
         return f"stopped ({self.reason}): arm {rest}, torque {self.torque}{failed}"
 
 
-def stop_reason(exc: BaseException | None, stop_requested: bool) -> str:
+def stop_reason(exc: BaseException | None, stop_requested: bool, ended_by: str | None = None) -> str:
+    """Why the loop ended: its exception, else `ended_by` (a transport failure, a dead thread), else a
+    stop request or the end of the run."""
+    if ended_by is not None and exc is None:
+        return ended_by
     if isinstance(exc, KeyboardInterrupt) or (exc is None and stop_requested):
         return "stop requested (Ctrl-C)"
     if isinstance(exc, ServerLostError):

@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 
-from robot_client.robot import Robot, RobotObservation
+from vla_async.robot import Robot, RobotObservation
 from vla_async.specs import RobotSpec
 
 log = logging.getLogger(__name__)

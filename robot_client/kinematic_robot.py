@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from robot_client.robot import Robot, RobotObservation
 from vla_async.reference_specs import joint_names
+from vla_async.robot import Robot, RobotObservation
 from vla_async.specs import RobotSpec
 
 

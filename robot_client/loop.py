@@ -10,6 +10,9 @@ Each tick k (see DESIGN.md section 3 and the scheduler contract):
      policy has cameras) and submit it (non-blocking: the transport runs on its own thread);
   5. hand a TickRecord to the log writer thread and the summary accumulator.
 
+If the policy client's transport thread dies (`PolicyClient.failure`), the loop stops requesting,
+lets the scheduler's watchdog bring the arm to rest, then ends and `run` raises TransportFailure.
+
 Nothing here formats strings or touches the disk per tick.
 """
 
@@ -27,11 +30,11 @@ import numpy as np
 
 from robot_client.clock import TickClock, TickTiming
 from robot_client.controlled_stop import ServerLossGuard, StopOutcome, controlled_stop, stop_reason
-from robot_client.robot import Robot, RobotObservation
 from robot_client.summary import RunStats, RunSummary
 from robot_client.tick_log import TickLogWriter, TickRecord
 from vla_async.config import ClientConfig
 from vla_async.messages import ActionChunk, ErrorMessage, Observation
+from vla_async.robot import Robot, RobotObservation
 from vla_async.scheduler import ActionScheduler, InferenceRequest
 from vla_async.specs import PolicySpec
 from vla_async.transport import PolicyClient, ReceivedChunk
@@ -40,6 +43,12 @@ from vla_async.transport import PolicyClient, ReceivedChunk
 _GIL_SWITCH_INTERVAL_S = 0.0002
 #: how often (in seconds) the loop asks a simulated robot whether its task succeeded
 _SUCCESS_CHECK_PERIOD_S = 0.2
+#: after a transport failure: at most this long past the watchdog timeout to reach rest
+_REST_GRACE_S = 3.0
+
+
+class TransportFailure(RuntimeError):
+    """The policy client's transport thread died; the arm was brought to rest before the loop ended."""
 
 
 class RealTimeClient:
@@ -56,14 +65,20 @@ class RealTimeClient:
         self.robot = robot
         self._policy = policy
         self._stop = threading.Event()
+        self._stop_note: str | None = None
         self.policy_spec: PolicySpec | None = None
         self.last_record: TickRecord | None = None  # read by the live status printer
         self.stats: RunStats | None = None
         self.summary: RunSummary | None = None
+        self.transport_failure: str | None = None  # why the transport died (the loop then came to rest)
+        self._rest_by_tick = 0
+        self._previous_command: np.ndarray | None = None
         self.stop_outcome: StopOutcome | None = None  # how the arm was stopped (set when the loop has run)
 
-    def stop(self) -> None:
-        """Ask the loop to end after the current tick (thread- and signal-safe)."""
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the loop to end after the current tick (thread- and signal-safe); `reason` names it in the
+        controlled stop's message (default: a stop request, e.g. Ctrl-C)."""
+        self._stop_note = reason
         self._stop.set()
 
     @property
@@ -82,10 +97,8 @@ class RealTimeClient:
             welcome = policy.connect(timeout_s=self.connect_timeout_s)
             self.policy_spec = welcome.policy_spec
             chunk_length = welcome.policy_spec.chunk_length
-            warm_up_scheduler(ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety),
-                              self.robot.get_observation(with_images=False).state)
+            # builds every operator chunks of this length need, so that no tick pays for one
             scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety)
-            scheduler.prepare()
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)
@@ -96,6 +109,8 @@ class RealTimeClient:
             if owned:
                 policy.close()
         self.summary = self.stats.finish(errors=errors, transport=dict(policy.stats), extra=self._task_extra())
+        if self.transport_failure is not None:
+            raise TransportFailure(f"{self.transport_failure}; the arm was brought to rest")
         return self.summary
 
     def _run_then_stop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
@@ -108,7 +123,8 @@ class RealTimeClient:
             failure = exc
             raise
         finally:
-            reason = stop_reason(failure, self._stop.is_set())
+            ended_by = f"transport failed: {self.transport_failure}" if self.transport_failure else self._stop_note
+            reason = stop_reason(failure, self._stop.is_set(), ended_by)
             self.stop_outcome = controlled_stop(self.robot, scheduler.safety, self.config, reason)
 
     def _loop(self, policy: PolicyClient, scheduler: ActionScheduler, writer: TickLogWriter | None,
@@ -185,6 +201,8 @@ class RealTimeClient:
                         ) -> tuple[tuple[tuple[int, int, bool], ...], int]:
         """Feed arrived chunks and failures to the scheduler; returns
         ((request_id, dropped actions, accepted) per chunk, errors)."""
+        if policy.failure is not None:
+            self._come_to_rest(policy.failure, k_now)
         chunks: list[tuple[int, int, bool]] = []
         failed = 0
         for item in policy.poll():
@@ -202,9 +220,26 @@ class RealTimeClient:
                     scheduler.on_request_failed(item.request_id)
         return tuple(chunks), failed
 
+    def _come_to_rest(self, failure: str, k_now: int) -> None:
+        """The transport is gone: no more requests; stop once the watchdog has the arm at rest (its
+        command unchanged between ticks), or `_REST_GRACE_S` after the watchdog timeout at the latest."""
+        if self.transport_failure is None:
+            self.transport_failure = failure
+            fps = float(self.robot.spec.fps)
+            self._rest_by_tick = k_now + math.ceil((self.config.safety.watchdog_timeout_s + _REST_GRACE_S) * fps)
+        record = self.last_record
+        command = None if record is None else record.command
+        at_rest = (record is not None and record.watchdog and self._previous_command is not None
+                   and np.array_equal(command, self._previous_command))
+        self._previous_command = command
+        if at_rest or k_now >= self._rest_by_tick:
+            self._stop.set()
+
     def _submit(self, policy: PolicyClient, request: InferenceRequest, obs: RobotObservation, timing: TickTiming,
                 cameras: tuple[str, ...], task: str, deadline_ms: float,
                 capture: dict[int, tuple[int, float]]) -> int:
+        if self.transport_failure is not None:
+            return -1
         images: dict[str, np.ndarray] = {}
         env_state = obs.environment_state
         if cameras:
@@ -247,23 +282,3 @@ class RealTimeClient:
                 f"chunks {stats.chunks_received}  stalls {stats.stalls_after_first} "
                 f"(start-up {stats.stalls - stats.stalls_after_first})  missed {stats.missed}{flags}")
 
-
-def warm_up_scheduler(scheduler: ActionScheduler, state: np.ndarray, ticks: int = 120) -> None:
-    """Drive a scratch scheduler through a few request/chunk cycles before the clock starts.
-
-    The first calls into fusion, smoothing and the delay estimator pay one-off costs (lazy imports,
-    first allocations) of 10+ ms; paying them here keeps them out of the first real ticks.
-    Chunks hold the current state, so nothing here depends on a model.
-    """
-    state = np.asarray(state, dtype=np.float64)
-    first = scheduler.on_tick(0, state)
-    hold = np.asarray(first.command, dtype=np.float32)
-    pending: list[InferenceRequest] = [first.request] if first.request is not None else []
-    for k in range(1, ticks):
-        out = scheduler.on_tick(k, state)
-        if out.request is not None:
-            pending.append(out.request)
-        if pending and k - pending[0].tick >= 2:
-            req = pending.pop(0)
-            actions = np.repeat(hold[None, :], scheduler.chunk_length, axis=0)
-            scheduler.on_chunk(ActionChunk(req.request_id, req.exec_tick, actions), k_now=k + 1)

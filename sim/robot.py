@@ -1,4 +1,4 @@
-"""SimRobot: the simulated arm behind robot_client.robot.Robot, in real or virtual time.
+"""SimRobot: the simulated arm behind vla_async.robot.Robot, in real or virtual time.
 
 - virtual: nothing moves until the harness calls `step_tick()`; deterministic for a seed.
 - realtime: a physics thread advances with the wall clock from `connect()` on; `send_action`
@@ -12,13 +12,13 @@ from typing import Literal
 
 import numpy as np
 
-from robot_client.robot import Robot, RobotObservation
 from sim import so101
 from sim.kinematics import tool_position
 from sim.realtime import RealtimeStepper
 from sim.rendering import CameraRenderer
 from sim.tasks.base import TaskStatus
 from sim.world import SimWorld
+from vla_async.robot import Robot, RobotObservation
 from vla_async.specs import RobotSpec
 
 _LOW = np.array([lo for lo, _ in so101.LIMITS])

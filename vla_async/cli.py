@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "client": ("robot_client.cli:main", "run the robot client (real-time loop)"),
     "demo": ("sim.demo:main", "the main job: server + client on a simulated pick-and-place, then a report"),
     "eval": ("sim.eval.cli:main", "evaluate strategies × tasks × latencies (virtual or real time)"),
-    "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server"),
+    "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server | fuzz"),
     "sim": ("sim.cli:main", "simulation tools: snapshot (camera PNGs, episode MP4)"),
     "keys": ("vla_async.keys:main", "make CurveZMQ key pairs"),
     "calibrate": ("robot_client.calibrate:main", "measure round trip, server time and robot lag; write latency settings"),
@@ -56,26 +56,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vla-async: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     try:
-        try:
-            entry = load_entry(SUBCOMMANDS[name][0])
-        except ModuleNotFoundError as exc:
-            extra = _OPTIONAL.get(exc.name or "", "server" if name in ("serve", "export-onnx") else "sim")
-            print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra: {install_hint(extra)}",
-                  file=sys.stderr)
-            return 2
-        return int(entry(rest) or 0)
+        return _run_subcommand(name, rest)
     except ModuleNotFoundError as exc:
         if exc.name not in _OPTIONAL:  # a real bug: let it show
             raise
-        print(f"vla-async {name}: missing dependency {exc.name!r}; install the extra: "
-              f"{install_hint(_OPTIONAL[exc.name])}", file=sys.stderr)
-        return 2
+        return _missing_dependency(name, exc.name, _OPTIONAL[exc.name])
     except KeyboardInterrupt:  # Ctrl-C at any stage: a line, not a traceback
         print(f"\nvla-async {name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `vla-async client --help | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+
+
+def _run_subcommand(name: str, rest: list[str]) -> int:
+    try:
+        entry = load_entry(SUBCOMMANDS[name][0])
+    except ModuleNotFoundError as exc:
+        extra = _OPTIONAL.get(exc.name or "", "server" if name in ("serve", "export-onnx") else "sim")
+        return _missing_dependency(name, exc.name, extra)
+    return int(entry(rest) or 0)
+
+
+def _missing_dependency(name: str, module: str | None, extra: str) -> int:
+    print(f"vla-async {name}: missing dependency {module!r}; install the extra: {install_hint(extra)}",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,18 +11,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable
 
 from vla_async.config.schema import DelayConfig
 
 
-def quantile(samples: Iterable[float], q: float) -> float:
-    """numpy's default (linear) quantile, for the few samples of a latency window without numpy's overhead."""
-    return sorted_quantile(sorted(samples), q)
-
-
 def sorted_quantile(xs: list[float], q: float) -> float:
-    """`quantile` of samples already sorted ascending."""
+    """numpy's default (linear) quantile of samples sorted ascending, for the few samples of a latency window
+    without numpy's overhead."""
     if not xs:
         raise ValueError("quantile of no samples")
     pos = q * (len(xs) - 1)

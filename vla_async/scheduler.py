@@ -9,44 +9,44 @@ Pure: no clock, no I/O, no threads. The caller owns time and passes ticks:
         # a chunk that arrives before tick k+1 is commanded:
         sched.on_chunk(chunk, k_now=k + 1, latency_s=...)
 
-`on_tick` is a lookup in the precomputed plan plus the safety layer; all array work on a chunk
-(smoothing, blending) happens once in `on_chunk`. The real-time client and the virtual-time
-evaluator drive this same object, so what is benchmarked is what runs on the robot.
+`on_tick` is a lookup in the plan plus the safety layer. `on_chunk` validates and places a chunk, then
+hands it to the strategy's `ChunkFusion` (smoothing, blending, their caches), which may leave rows the
+next ticks do not need to the plan to write when first read (see plan.py): a tick that reads such a
+row pays for a block of them. The real-time client and the virtual-time evaluator drive this same
+object, so what is benchmarked is what runs on the robot.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from vla_async.chunk_fusion import PlacedChunk, create_fusion
 from vla_async.config.schema import SafetyConfig, StrategyConfig
-from vla_async.fusion import RailFuser, create_fuser
-from vla_async.fusion_operators import RailChunkOperators
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
-from vla_async.plan import Plan, Trajectory, index_selector
+from vla_async.plan import Plan, index_selector
 from vla_async.rollforward import RollForward, create_rollforward
 from vla_async.safety import SafetyLayer
-from vla_async.smoothing import Smoother
 from vla_async.specs import RobotSpec
 from vla_async.triggers import TriggerState, create_trigger
 
-_EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest are deferred, see plan.py)
+_EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest may be deferred, see plan.py)
 
 
-# slots, not frozen: a frozen dataclass's __init__ costs ~2 µs per object on the tick path. Treat as read-only.
-@dataclass(eq=False, slots=True)
-class InferenceRequest:
+# Results are immutable NamedTuples: as cheap to build on the tick path as a slots dataclass, where a frozen
+# dataclass's __init__ costs ~2 µs per object. Read their fields by name (== compares arrays elementwise: don't).
+class InferenceRequest(NamedTuple):
     request_id: int  # unique, increasing, assigned by the scheduler
     tick: int  # capture tick k: the observation must be taken at this tick
     exec_tick: int  # tick the returned chunk's action 0 is meant for (k + d̂ with rollforward, else k)
     rollforward_state: np.ndarray | None
 
 
-@dataclass(eq=False, slots=True)
-class TickOutput:
+class TickOutput(NamedTuple):
     tick: int
     command: np.ndarray  # the safe command for tick k (after the safety layer)
     request: InferenceRequest | None  # when not None, capture an observation now and send it
@@ -59,8 +59,7 @@ class TickOutput:
     in_flight: int = 0  # requests in flight after this tick
 
 
-@dataclass(eq=False, slots=True)  # not frozen: built on the chunk-arrival tick (see InferenceRequest). Read-only.
-class ChunkReport:
+class ChunkReport(NamedTuple):
     request_id: int
     latency_ticks: float
     dropped_actions: int  # actions for ticks < k_now, discarded
@@ -114,9 +113,8 @@ class ActionScheduler:
         self.safety = SafetyLayer(safety_cfg, robot)
         self.watchdog_ticks = max(1, math.ceil(safety_cfg.watchdog_timeout_s * self.fps))
         self.delay = DelayEstimator(strategy.delay, self.fps)
-        self.smoother = Smoother(strategy.smoother, robot.stepwise_mask, self.fps, robot.position_limits)
-        self.fuser = create_fuser(
-            strategy.fuser, robot.stepwise_mask, self.fps, (self.safety.max_velocity, self.safety.max_acceleration)
+        self.fusion = create_fusion(
+            strategy, robot, chunk_length, (self.safety.max_velocity, self.safety.max_acceleration)
         )
         self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
@@ -127,14 +125,6 @@ class ActionScheduler:
         self._align = strategy.fuser.align and not strategy.sync
         self.trigger = create_trigger(strategy)
         self.plan = Plan(self.action_dim)
-        self._stepwise_sel = index_selector(np.flatnonzero(robot.stepwise_mask))
-        self._anchor_before = isinstance(self.fuser, RailFuser)
-        # smoothing + rail blend as precomputed operators (None: the step-by-step path, also the tests' reference)
-        self._operators = (
-            RailChunkOperators(self.smoother, self.fuser)
-            if self._anchor_before and strategy.smoother.enabled and np.any(~np.asarray(robot.stepwise_mask, bool))
-            else None
-        )
         self.stats = SchedulerStats()
         self._in_flight: dict[int, InferenceRequest] = {}
         self._predictions: dict[int, tuple[int, np.ndarray]] = {}  # exec_tick -> (request_id, ŝ)
@@ -146,16 +136,6 @@ class ActionScheduler:
         self._waiting_since: int | None = None  # first request sent since the last accepted chunk
         self._stalled = False
         self._watchdog = False
-
-    def prepare(self, late_ticks: int | None = None) -> None:
-        """Build now what chunks of `chunk_length` will need, so that no tick pays for it: the smoothing operator
-        (~5 ms) and the fused-segment operators (~0.3 ms each) for an on-time chunk and for chunks up to
-        `late_ticks` late (default: half a second). The real-time client calls it before its clock starts."""
-        n = self.chunk_length
-        self.smoother.operators(n)
-        if self._operators is not None:
-            late = math.ceil(0.5 * self.fps) if late_ticks is None else late_ticks
-            self._operators.prepare(n, [(0, 1)] + [(c, 0) for c in range(max(0, min(late, n - 2)) + 1)])
 
     # ------------------------------------------------------------------ per tick
 
@@ -175,19 +155,7 @@ class ActionScheduler:
         rf_error = self._rollforward_error(k, s) if self._predictions else None
         plan.drop_before(k)
 
-        i = k - plan.start_tick  # plan row of tick k (the plan starts at k or after it, once dropped)
-        watchdog = self._waiting_since is not None and k - self._waiting_since > self.watchdog_ticks
-        if watchdog:
-            if not self._watchdog:
-                self.stats.watchdog_events += 1
-                plan.clear(k)
-            self.stats.watchdog_ticks += 1
-            command, source = safety.come_to_rest(), -1
-        elif 0 <= i < len(plan) and plan.src[plan.lo + i] >= 0:
-            command, source = safety.apply(plan.position_row(i)), int(plan.src[plan.lo + i])
-        else:
-            command, source = safety.hold(), -1
-        self._watchdog = watchdog
+        command, source, watchdog = self._command(k)
         stalled = source < 0
         stats = self.stats
         stats.ticks += 1
@@ -202,6 +170,22 @@ class ActionScheduler:
             k, command, request, stalled, source, watchdog, self.delay.delay_ticks, rf_error,
             plan.ticks_left(k), len(self._in_flight),
         )
+
+    def _command(self, k: int) -> tuple[np.ndarray, int, bool]:
+        """(safe command, source request id or -1, watchdog) for tick k."""
+        safety, plan = self.safety, self.plan
+        watchdog = self._waiting_since is not None and k - self._waiting_since > self.watchdog_ticks
+        if watchdog:
+            if not self._watchdog:
+                self.stats.watchdog_events += 1
+                plan.clear(k)
+            self.stats.watchdog_ticks += 1
+            command, source = safety.come_to_rest(), -1
+        else:
+            source = plan.source_at(k)
+            command = safety.apply(plan.position(k)) if source >= 0 else safety.hold()
+        self._watchdog = watchdog
+        return command, source, watchdog
 
     def _action_state(self, measured_state: np.ndarray) -> np.ndarray:
         """The measured state of the action joints (a view of `measured_state` when it already is exactly that)."""
@@ -257,7 +241,7 @@ class ActionScheduler:
         if n > 0 and self._rf_last_only:
             last = min(exec_tick, plan.end_tick) - 1  # the last planned tick before exec_tick
             if n > 1 and not self._watchdog and last > k and last >= plan.start_tick:
-                return plan.position_row(last - plan.start_tick)[None]
+                return plan.position(last)[None]
             return command[None]
         out = np.empty((n, self.action_dim))
         if n == 0:
@@ -278,67 +262,52 @@ class ActionScheduler:
             return ChunkReport(chunk.request_id, math.nan, 0, False)
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         self.delay.add_sample(lat_s)
+        placed, dropped = self._place(chunk, k_now)
+        if placed is None:
+            self.stats.chunks_rejected += 1
+        elif chunk.request_id < self._newest_fused:  # pipelining: never overwrite a newer chunk's ticks
+            self.stats.chunks_rejected += 1
+            self.stats.chunks_superseded += 1
+            placed = None
+        else:
+            self._fuse(placed, k_now)
+        return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, placed is not None)
+
+    def _place(self, chunk: ActionChunk, k_now: int) -> tuple[PlacedChunk | None, int]:
+        """The chunk's finite actions on the tick grid, and how many of them are for ticks < k_now (dropped);
+        None when malformed or every action is late."""
         actions = chunk.actions
         if type(actions) is not np.ndarray or actions.dtype.kind != "f":
             actions = np.asarray(actions, dtype=float)
         if actions.ndim != 2 or actions.shape[1] != self.action_dim or len(actions) == 0 or (
             np.count_nonzero(np.isfinite(actions)) != actions.size
         ):
-            self.stats.chunks_rejected += 1
-            return ChunkReport(chunk.request_id, lat_s * self.fps, 0, False)
-        sync = self._sync
-        if sync:
+            return None, 0
+        if self._sync:
             actions = actions[: self.strategy.execution_horizon]
         start = chunk.start_tick if self._align else k_now
         dropped = min(len(actions), max(0, k_now - start))
         self.stats.late_actions_dropped += dropped
         if dropped == len(actions):
-            self.stats.chunks_rejected += 1
-            return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
+            return None, dropped
+        return PlacedChunk(start, actions, chunk.request_id), dropped
 
-        if chunk.request_id < self._newest_fused:  # pipelining: never overwrite a newer chunk's ticks
-            self.stats.chunks_rejected += 1
-            self.stats.chunks_superseded += 1
-            return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, False)
-        self._newest_fused = chunk.request_id
+    def _fuse(self, chunk: PlacedChunk, k_now: int) -> None:
+        """Make the plan cover the junction (a hold over an underrun), then let the fusion merge the chunk."""
+        self._newest_fused = chunk.source
         plan = self.plan
         if self._watchdog:  # resume from where the arm came to rest
             plan.clear(k_now)
             self._watchdog = False
         self._waiting_since = None
-        plan.drop_before(k_now - 1)  # keep the last commanded tick: a rail blend is anchored there
-        j = max(k_now, start)
-        here, pva = self.safety.position, None
+        plan.drop_before(k_now - 1)  # keep the last commanded tick: a blend may be anchored there
+        here = self.safety.position
         if here is None:
-            pva = self.smoother.stacked(actions, 0, self.fuser.reads_derivatives)
-            here = pva[0, 0]
-        plan.hold_until(k_now, j, here)
-        lead = 0
-        if self._anchor_before and j - 1 >= plan.start_tick:  # the plan covers j, so j - 1 too
-            # blend from the tick before j, so tick j already moves toward the new chunk (no tick lost)
-            j -= 1
-            lead = int(start > j)
-        if self._operators is not None and pva is None and plan.start_tick <= j:
-            # rows up to the next chunk's likely junction now (it is requested this tick), the rest when read
-            eager = k_now - j + self.delay.delay_ticks_ceil + _EAGER_MARGIN_TICKS
-            self._operators.fuse(plan, actions, start, lead, j, chunk.request_id, eager)
-            self.stats.chunks += 1
-            return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
-        if pva is None or lead:
-            pva = self.smoother.stacked(actions, lead, self.fuser.reads_derivatives)  # [3, lead + n, D]
-        if lead:
-            self._fill_anchor_row(pva, j)
-        self.fuser.fuse(self.plan, Trajectory.stacked(start - lead, pva, chunk.request_id), j)
+            here = self.fusion.first_position(chunk.actions)
+        plan.hold_until(k_now, max(k_now, chunk.start_tick), here)
+        # rows up to the next chunk's likely junction now (it is requested this tick), the rest may wait until read
+        self.fusion.fuse(plan, chunk, k_now, k_now + self.delay.delay_ticks_ceil + _EAGER_MARGIN_TICKS)
         self.stats.chunks += 1
-        return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, True)
-
-    def _fill_anchor_row(self, pva: np.ndarray, j: int) -> None:
-        """Row 0 of `pva` for tick j = start - 1: the chunk's first row, stepwise positions kept from the plan
-        (the blend overwrites the gradual ones with the plan's own state at j)."""
-        pva[:, 0] = pva[:, 1]
-        s = self._stepwise_sel
-        if s is not None:
-            pva[0, 0, s] = self.plan.buf[0, self.plan.lo + self.plan.index(j), s]
 
     def on_request_failed(self, request_id: int) -> None:
         """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""

@@ -32,18 +32,9 @@ def _gradient(x: np.ndarray, fps: float) -> np.ndarray:
     return out
 
 
-def finite_derivatives(pos: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Velocity and acceleration (units/s, units/s²) of positions sampled at `fps`, by central differences."""
-    n = pos.shape[0]
-    if n < 2:
-        zeros = np.zeros_like(pos, dtype=float)
-        return zeros, zeros.copy()
-    vel = _gradient(np.asarray(pos, dtype=float), fps)
-    return vel, _gradient(vel, fps)
-
-
 def difference_operator(n: int, fps: float) -> np.ndarray:
-    """[3n, n]: positions, then `finite_derivatives`' velocities and accelerations, as one linear map."""
+    """[3n, n]: positions, then their velocities and accelerations by central differences (one-sided at the
+    ends, as `np.gradient`), as one linear map."""
     eye = np.eye(n)
     if n < 2:
         return np.concatenate([eye, np.zeros((2 * n, n))])
@@ -95,12 +86,14 @@ class Smoother:
         stepwise_mask: Sequence[bool],
         fps: float,
         position_limits: Sequence[Sequence[float]] | None = None,
+        chunk_length: int | None = None,
     ):
+        """`chunk_length`: the operators for chunks of that length are built here (others when first needed)."""
         self.config = config
         self.fps = float(fps)
         self.stepwise = np.asarray(stepwise_mask, dtype=bool)
         self._step_idx = np.flatnonzero(self.stepwise)
-        self._step_sel = index_selector(self._step_idx)
+        self.stepwise_selector = index_selector(self._step_idx)  # the stepwise columns (slice, index array or None)
         self._levels: np.ndarray | None = None  # [n_stepwise, 2] closed/open levels to snap to
         if config.stepwise_snap == "limits" and position_limits is not None and len(self._step_idx):
             lim = np.asarray(position_limits, dtype=float)[self._step_idx]
@@ -108,13 +101,16 @@ class Smoother:
                 self._levels = lim
         self._ops: dict[int, np.ndarray] = {}
         self._avg: dict[int, np.ndarray] = {}
+        if chunk_length is not None:
+            self.operator(chunk_length)
+            self._average(chunk_length)
 
-    def operators(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The position, velocity and acceleration operators [n, n] for chunks of length `n`."""
-        stacked = self._stacked(n)
-        return stacked[:n], stacked[n : 2 * n], stacked[2 * n :]
+    @property
+    def snaps_stepwise(self) -> bool:
+        """Whether stepwise columns are snapped to their two levels (not a linear map of the chunk)."""
+        return self._levels is not None
 
-    def _stacked(self, n: int) -> np.ndarray:
+    def operator(self, n: int) -> np.ndarray:
         """[3n, n]: the fit (enabled) or the raw positions with their finite differences (disabled)."""
         ops = self._ops.get(n)
         if ops is None:
@@ -125,11 +121,6 @@ class Smoother:
             ops.setflags(write=False)
             self._ops[n] = ops
         return ops
-
-    def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Positions, velocities and accelerations on the tick grid for `actions` [n, D]."""
-        pva = self.stacked(actions)
-        return pva[0], pva[1], pva[2]
 
     def stacked(self, actions: np.ndarray, lead: int = 0, derivatives: bool = True) -> np.ndarray:
         """[3, lead + n, D]: positions, velocities, accelerations of `actions` [n, D] in rows lead.. (the first
@@ -144,26 +135,30 @@ class Smoother:
             out[1:, lead:] = 0.0
             return out
         if lead == 0:
-            np.matmul(self._stacked(n), actions, out=out.reshape(3 * n, d))  # one product: [3n, n] @ [n, D]
+            np.matmul(self.operator(n), actions, out=out.reshape(3 * n, d))  # one product: [3n, n] @ [n, D]
         else:
-            out[:, lead:] = (self._stacked(n) @ actions).reshape(3, n, d)
-        s = self._step_sel
+            out[:, lead:] = (self.operator(n) @ actions).reshape(3, n, d)
+        s = self.stepwise_selector
         if s is not None:
             if self.config.enabled:
-                out[0][lead:, s] = self._stepwise(actions[:, s])
+                out[0][lead:, s] = self.smooth_stepwise(actions[:, s])
             out[1:, lead:, s] = 0.0
         return out
 
-    def _stepwise(self, raw: np.ndarray) -> np.ndarray:
-        n = raw.shape[0]
-        w = self.config.stepwise_window
-        out = raw
-        if w > 1 and n > 1:
-            avg = self._avg.get(n)
-            if avg is None:
-                avg = self._avg[n] = moving_average_operator(n, w)
-            out = avg @ raw
+    def smooth_stepwise(self, raw: np.ndarray) -> np.ndarray:
+        """Smoothed stepwise columns [n, S] of `raw` [n, S]: averaged, then snapped when configured."""
+        avg = self._average(raw.shape[0])
+        out = raw if avg is None else avg @ raw
         if self._levels is not None:
             low, high = self._levels[:, 0], self._levels[:, 1]
             out = np.where(out >= 0.5 * (low + high), high, low)
         return out
+
+    def _average(self, n: int) -> np.ndarray | None:
+        """The stepwise moving average for n samples (None: none)."""
+        if self.config.stepwise_window <= 1 or n <= 1:
+            return None
+        avg = self._avg.get(n)
+        if avg is None:
+            avg = self._avg[n] = moving_average_operator(n, self.config.stepwise_window)
+        return avg

@@ -1,12 +1,13 @@
 """ZeroMQ socket setup shared by the client and the server: options, CurveZMQ, binding.
 
 Every socket gets LINGER=0 (closing never blocks on unsent data), IMMEDIATE=1 (no queueing to
-peers that are not connected), MAXMSGSIZE (a peer sending a larger frame is disconnected) and a
-bounded reconnect interval.
+peers that are not connected), MAXMSGSIZE (a peer sending a larger frame is disconnected by libzmq
+before the frame is buffered) and a bounded reconnect interval.
 """
 
 from __future__ import annotations
 
+import errno
 import select
 import threading
 from collections.abc import Sequence
@@ -19,14 +20,20 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from vla_async.config import NetworkConfig
 
+CLIENT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # a client's frame cap when network.max_frame_bytes is 0
+
 
 class CurveSetupError(RuntimeError):
     """CurveZMQ is enabled but a key file or folder is missing."""
 
 
-def _common_options(sock: zmq.Socket, network: NetworkConfig) -> None:
+class BindError(RuntimeError):
+    """The server cannot listen on its address; the message says which and what to do."""
+
+
+def _common_options(sock: zmq.Socket, network: NetworkConfig, max_frame_bytes: int) -> None:
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, int(network.max_message_bytes))
+    sock.setsockopt(zmq.MAXMSGSIZE, min(int(max_frame_bytes), int(network.max_message_bytes)))
     sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(network.reconnect_min_s * 1000)))
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, max(1, int(network.reconnect_max_s * 1000)))
 
@@ -42,10 +49,14 @@ def _load_key(path: str | None, what: str, secret: bool) -> tuple[bytes, bytes |
     return public, secret_key
 
 
+def client_frame_limit(network: NetworkConfig) -> int:
+    return int(network.max_frame_bytes) or CLIENT_MAX_FRAME_BYTES
+
+
 def make_dealer(ctx: zmq.Context, network: NetworkConfig) -> zmq.Socket:
     """Robot side: a DEALER connected to the server at network.host:network.port."""
     sock = ctx.socket(zmq.DEALER)
-    _common_options(sock, network)
+    _common_options(sock, network, client_frame_limit(network))
     sock.setsockopt(zmq.IMMEDIATE, 1)
     curve = network.curve
     if curve.enabled:
@@ -56,14 +67,33 @@ def make_dealer(ctx: zmq.Context, network: NetworkConfig) -> zmq.Socket:
     return sock
 
 
-class ServerEndpoint:
-    """Server side: a bound ROUTER (plus the CURVE authenticator when enabled). Port 0 = any free port."""
+def _bind(sock: zmq.Socket, host: str, port: int) -> int:
+    """Bind `sock`; a busy port or a foreign address becomes a one-line BindError."""
+    try:
+        if port == 0:
+            return sock.bind_to_random_port(f"tcp://{host}")
+        sock.bind(f"tcp://{host}:{port}")
+        return port
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BindError(f"port {port} on {host} is already in use (another vla-async serve?): stop that "
+                            f"process or pick another port with --network.port=N (0 = any free port)") from None
+        raise BindError(f"cannot listen on tcp://{host}:{port}: {exc.strerror}; check --network.host "
+                        "(an address of this machine, 127.0.0.1 by default)") from None
 
-    def __init__(self, ctx: zmq.Context, network: NetworkConfig, port: int | None = None):
+
+class ServerEndpoint:
+    """Server side: a bound ROUTER (plus the CURVE authenticator when enabled). Port 0 = any free port.
+
+    `max_frame_bytes` is the ZMQ_MAXMSGSIZE (capped at network.max_message_bytes)."""
+
+    def __init__(self, ctx: zmq.Context, network: NetworkConfig, port: int | None = None, *,
+                 max_frame_bytes: int | None = None):
         self.auth: ThreadAuthenticator | None = None
         self.socket = ctx.socket(zmq.ROUTER)
         try:
-            _common_options(self.socket, network)
+            _common_options(self.socket, network, max_frame_bytes or network.max_frame_bytes
+                            or network.max_message_bytes)
             self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
             curve = network.curve
             if curve.enabled:
@@ -76,12 +106,7 @@ class ServerEndpoint:
                 self.auth.configure_curve(domain="*", location=str(keys_dir))
                 self.socket.curve_publickey, self.socket.curve_secretkey = public, secret
                 self.socket.curve_server = True
-            want = network.port if port is None else port
-            if want == 0:
-                self.port = self.socket.bind_to_random_port(f"tcp://{network.host}")
-            else:
-                self.socket.bind(f"tcp://{network.host}:{want}")
-                self.port = want
+            self.port = _bind(self.socket, network.host, network.port if port is None else port)
         except BaseException:
             self.close()
             raise

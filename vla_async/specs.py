@@ -180,24 +180,27 @@ def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{cls.__name__}: unknown fields {unknown}; allowed: {sorted(known)}")
-    kwargs: dict[str, Any] = dict(data)
     try:
-        for key in _TUPLE_FIELDS:
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        if "action_kind" in kwargs:
-            kwargs["action_kind"] = ActionKind(kwargs["action_kind"])
-        if "cameras" in kwargs:
-            kwargs["cameras"] = tuple(
-                c if isinstance(c, CameraSpec) else CameraSpec(**dict(c)) for c in kwargs["cameras"]
-            )
-        if kwargs.get("position_limits") is not None:
-            kwargs["position_limits"] = tuple((float(lo), float(hi)) for lo, hi in kwargs["position_limits"])
-        return cls(**kwargs)
+        return cls(**_typed_fields(data))
     except SpecError:
         raise
     except (TypeError, ValueError) as exc:
         raise SpecError(f"{cls.__name__}: {exc}") from exc
+
+
+def _typed_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with tuples, enums and camera specs where the dataclasses want them (TypeError/ValueError if bad)."""
+    kwargs: dict[str, Any] = dict(data)
+    for key in _TUPLE_FIELDS:
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    if "action_kind" in kwargs:
+        kwargs["action_kind"] = ActionKind(kwargs["action_kind"])
+    if "cameras" in kwargs:
+        kwargs["cameras"] = tuple(c if isinstance(c, CameraSpec) else CameraSpec(**dict(c)) for c in kwargs["cameras"])
+    if kwargs.get("position_limits") is not None:
+        kwargs["position_limits"] = tuple((float(lo), float(hi)) for lo, hi in kwargs["position_limits"])
+    return kwargs
 
 
 def spec_mismatches(robot: RobotSpec, policy: PolicySpec) -> list[str]:
@@ -211,13 +214,7 @@ def spec_mismatches(robot: RobotSpec, policy: PolicySpec) -> list[str]:
         problems.append(
             f"action kind: robot executes {robot.action_kind.value!r}, policy produces {policy.action_kind.value!r}"
         )
-    robot_cams = {c.name: c for c in robot.cameras}
-    for cam in policy.cameras:
-        have = robot_cams.get(cam.name)
-        if have is None:
-            problems.append(f"camera {cam.name!r}: policy needs it, robot has {sorted(robot_cams) or 'no cameras'}")
-        elif have.shape != cam.shape:
-            problems.append(f"camera {cam.name!r}: robot gives {have.shape}, policy expects {cam.shape}")
+    problems += _camera_mismatches(robot, policy)
     if policy.fps is not None and abs(float(policy.fps) - float(robot.fps)) > 1e-6:
         problems.append(f"fps: robot runs at {robot.fps} Hz, policy was trained at {policy.fps} Hz")
     if policy.environment_state_dim and policy.environment_state_dim != robot.environment_state_dim:
@@ -225,6 +222,18 @@ def spec_mismatches(robot: RobotSpec, policy: PolicySpec) -> list[str]:
             f"environment_state: policy needs {policy.environment_state_dim} values, "
             f"robot provides {robot.environment_state_dim}"
         )
+    return problems
+
+
+def _camera_mismatches(robot: RobotSpec, policy: PolicySpec) -> list[str]:
+    robot_cams = {c.name: c for c in robot.cameras}
+    problems = []
+    for cam in policy.cameras:
+        have = robot_cams.get(cam.name)
+        if have is None:
+            problems.append(f"camera {cam.name!r}: policy needs it, robot has {sorted(robot_cams) or 'no cameras'}")
+        elif have.shape != cam.shape:
+            problems.append(f"camera {cam.name!r}: robot gives {have.shape}, policy expects {cam.shape}")
     return problems
 
 

@@ -5,25 +5,45 @@ receive on it, so a round trip costs what ZeroMQ costs. The transport thread doe
 Hello/Welcome handshake, heartbeats, request deadlines on the client's monotonic clock, and on
 silence it recreates the socket with bounded exponential back-off, handshakes again and resends
 what is still within its deadline. Late replies (past their deadline) are dropped and counted.
+
+Whatever a server sends, the client keeps going: a message that does not decode, a chunk nobody
+asked for or a Welcome whose policy does not fit this robot is dropped and counted (`garbage`),
+and only valid messages count as hearing from the server, so a babbling impostor is timed out and
+the client reconnects. If the transport thread dies anyway, `failure` says why: the caller brings
+the robot to rest and stops (see robot_client.loop).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import zmq
 
 from vla_async.config import NetworkConfig
-from vla_async.messages import ActionChunk, ErrorCode, ErrorMessage, Hello, Observation, Ping, Pong, Welcome
-from vla_async.protocol import ArraySpec, DecodeLimits, ProtocolError, decode, encode
-from vla_async.sockets import ServerEndpoint, SharedSocket, make_dealer, wait_readable
-from vla_async.specs import RobotSpec
+from vla_async.messages import (
+    ActionChunk,
+    ErrorCode,
+    ErrorMessage,
+    Hello,
+    Message,
+    Observation,
+    Ping,
+    Pong,
+    Welcome,
+)
+from vla_async.protocol import ArraySpec, DecodeLimits, ProtocolError, decode, encode, excerpt
+from vla_async.sockets import ServerEndpoint, SharedSocket, client_frame_limit, make_dealer, wait_readable
+from vla_async.specs import RobotSpec, spec_mismatches
+from vla_async.supervision import ThreadSupervisor
+
+log = logging.getLogger("vla_async.transport")
 
 __all__ = ["HandshakeError", "PolicyClient", "ReceivedChunk", "ServerEndpoint", "wait_any"]
 
@@ -44,6 +64,17 @@ class ReceivedChunk:
 
 
 @dataclass
+class _Link:
+    """The transport thread's connection state between ticks."""
+
+    backoff: float
+    next_attempt: float = 0.0
+    hello_at: float = -1e9
+    last_ping: float = 0.0
+    ping_seq: Iterator[int] = field(default_factory=itertools.count)
+
+
+@dataclass
 class _Pending:
     obs: Observation
     sent_at: float
@@ -59,7 +90,7 @@ class PolicyClient:
             raise ValueError("network.port must name the server's port (0 is only for servers)")
         self._net = network
         self._hello = Hello(client_name=client_name, robot_spec=robot_spec)
-        self._limits = DecodeLimits.from_network(network)
+        self._limits = DecodeLimits.from_network(network, client_frame_limit(network))
         self._ctx = zmq.Context()
         self._lock = threading.RLock()  # guards everything below, and the socket's replacement
         self._sock: SharedSocket | None = None
@@ -67,29 +98,30 @@ class PolicyClient:
         self._inbox: list[ReceivedChunk | ErrorMessage] = []
         self._expect: ArraySpec | None = None
         self._welcome: Welcome | None = None
-        self._needed_cameras: frozenset[str] = frozenset()  # the policy's cameras (empty: ship what is given)
+        self._needed_cameras: frozenset[str] | None = None  # the policy's cameras, once welcomed
         self._handshake_error: str | None = None
+        self._rejected_welcome: str | None = None  # why the last Welcome was ignored
         self._handshake_done = threading.Event()
         self._ready = False
         self._handshake_since = 0.0
         self._last_heard = 0.0
-        self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0}
+        self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0, "garbage": 0}
         self._wake_r, self._wake_w = os.pipe()  # wakes wait() when the transport thread delivers
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._stop = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._supervisor = ThreadSupervisor("policy client", on_failure=self._on_thread_death)
 
     # ------------------------------------------------------------------ public API
 
     def connect(self, timeout_s: float = 10.0) -> Welcome:
         """Start the transport thread and wait for the Welcome (HandshakeError / TimeoutError)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="vla-transport", daemon=True)
-            self._thread.start()
+            self._thread = self._supervisor.spawn(self._run, "vla-transport")
         self._handshake_done.wait(timeout_s)
-        welcome, error = self._welcome, self._handshake_error
+        welcome, error = self._welcome, self._handshake_error or self._supervisor.failure
         if welcome is not None:
             return welcome
         self.close()
@@ -97,17 +129,23 @@ class PolicyClient:
             raise HandshakeError(error)
         hint = "server down, wrong address, or CURVE key not authorized (a CURVE server drops unknown " \
             "keys without a reply)" if self._net.curve.enabled else "server down or wrong address"
+        if self._rejected_welcome is not None:
+            hint = f"a server answered with a policy that does not fit this robot: {self._rejected_welcome}"
         raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s — {hint}")
 
     def submit(self, obs: Observation) -> None:
         """Send `obs` now if connected (else as soon as the handshake is done); never blocks."""
         now = time.monotonic()
         needed = self._needed_cameras
-        if needed and not needed.issuperset(obs.images):  # do not ship cameras the policy does not use
+        if needed is not None and not needed.issuperset(obs.images):  # never ship cameras the policy does not use
             obs = replace(obs, images={k: v for k, v in obs.images.items() if k in needed})
         pending = _Pending(obs, now, now + self._net.request_timeout_s)
         frames = self._encode(obs)
         with self._lock:
+            if self._supervisor.failure is not None:  # nothing would ever answer or expire it
+                self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED,
+                                           f"transport stopped: {self._supervisor.failure}", obs.request_id))
+                return
             self._pending[obs.request_id] = pending
             if self._ready and self._sock is not None:
                 self._send(frames, pending)
@@ -143,6 +181,20 @@ class PolicyClient:
     @property
     def connected(self) -> bool:
         return self._ready
+
+    @property
+    def failure(self) -> str | None:
+        """Why the transport thread died (nothing will arrive any more), or None while it runs."""
+        return self._supervisor.failure
+
+    def _on_thread_death(self, reason: str) -> None:
+        with self._lock:
+            self._ready = False
+            self._handshake_done.set()
+            for rid in list(self._pending):
+                self._pending.pop(rid)
+                self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED, f"transport stopped: {reason}", rid))
+        self._poke()
 
     @property
     def welcome(self) -> Welcome | None:
@@ -217,39 +269,69 @@ class PolicyClient:
         if not messages:
             return
         now = time.monotonic()
-        self._last_heard = now
         for frames in messages:
             try:
-                msg = decode(frames, limits=self._limits, expect=self._expect)
-            except ProtocolError as exc:
-                self._stats["errors"] += 1
-                if exc.request_id is not None and self._pending.pop(exc.request_id, None) is not None:
-                    self._deliver(exc.to_error_message())
-                continue
-            if isinstance(msg, ActionChunk):
-                p = self._pending.pop(msg.request_id, None)
-                if p is None:
-                    self._stats["dropped_stale"] += 1
-                else:
-                    self._stats["received"] += 1
-                    self._deliver(ReceivedChunk(msg, p.sent_at, now))
-            elif isinstance(msg, Welcome):
-                if not self._ready:
-                    self._on_welcome(msg)
-            elif isinstance(msg, ErrorMessage):
-                self._on_error(msg, now)
-            elif not isinstance(msg, Pong):
-                self._stats["errors"] += 1  # the server never sends anything else
+                self._handle_one(frames, now)
+            except Exception as exc:  # a bug on some input: drop that message, never the thread
+                self._stats["garbage"] += 1
+                log.debug("dropped a reply: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
 
-    def _on_welcome(self, msg: Welcome) -> None:
+    def _handle_one(self, frames: list[Any], now: float) -> None:
+        try:
+            msg = decode(frames, limits=self._limits, expect=self._expect)
+        except ProtocolError as exc:
+            self._stats["garbage"] += 1
+            if not exc.garbage and exc.request_id is not None and self._pending.pop(exc.request_id, None):
+                self._stats["errors"] += 1
+                self._deliver(exc.to_error_message())
+            return
+        if self._accept(msg):
+            self._last_heard = now  # only valid messages: a babbling impostor is still timed out
+
+    def _accept(self, msg: Message) -> bool:
+        """Act on one decoded message; False when it is dropped as garbage."""
+        if isinstance(msg, ActionChunk):
+            return self._on_chunk(msg)
+        if isinstance(msg, Welcome):
+            return self._ready or self._on_welcome(msg)
+        if isinstance(msg, ErrorMessage):
+            self._on_error(msg, time.monotonic())
+            return True
+        if isinstance(msg, Pong):
+            return True
+        self._stats["garbage"] += 1  # the server never sends anything else
+        return False
+
+    def _on_chunk(self, msg: ActionChunk) -> bool:
+        if not self._ready:  # no agreed spec yet: its shape is unchecked
+            self._stats["garbage"] += 1
+            return False
+        p = self._pending.pop(msg.request_id, None)
+        if p is None:
+            self._stats["dropped_stale"] += 1
+        else:
+            self._stats["received"] += 1
+            self._deliver(ReceivedChunk(msg, p.sent_at, time.monotonic()))
+        return True
+
+    def _on_welcome(self, msg: Welcome) -> bool:
+        first = self._welcome
+        problems = spec_mismatches(self._hello.robot_spec, msg.policy_spec)
+        if first is not None and msg.policy_spec != first.policy_spec:
+            problems.append("the policy differs from the one this client started with")
+        if problems:  # not the policy this robot agreed to (an impostor or a changed server): ignored
+            self._stats["garbage"] += 1
+            self._rejected_welcome = excerpt("; ".join(problems), 300)
+            return False
         self._welcome = msg
         self._needed_cameras = frozenset(c.name for c in msg.policy_spec.cameras)
         self._expect = ArraySpec.for_chunk(msg.policy_spec)
         self._ready = True
         self._handshake_done.set()
-        for p in self._pending.values():  # resend what is still within its deadline
+        for p in list(self._pending.values()):  # resend what is still within its deadline
             if not p.on_wire and not self._send(self._encode(p.obs), p):
                 break
+        return True
 
     def _on_error(self, msg: ErrorMessage, now: float) -> None:
         if msg.code == ErrorCode.NO_SESSION and self._ready:
@@ -281,43 +363,60 @@ class PolicyClient:
     # ------------------------------------------------------------------ transport thread
 
     def _run(self) -> None:
-        net = self._net
-        backoff = net.reconnect_min_s
-        next_attempt = hello_at = last_ping = 0.0
-        ping_seq = itertools.count()
+        link = _Link(backoff=self._net.reconnect_min_s)
         while not self._stop.is_set():
             now = time.monotonic()
             with self._lock:
-                if self._sock is None and now >= next_attempt:
-                    self._sock = SharedSocket(make_dealer(self._ctx, net))
-                    self._handshake_since = self._last_heard = now
-                    hello_at = -1e9
+                if self._sock is None and now >= link.next_attempt:
+                    self._open_socket(link, now)
                 if self._sock is not None and not self._ready:
-                    if now - hello_at >= min(0.25, net.heartbeat_interval_s) and self._send(encode(self._hello)):
-                        hello_at = now
-                    if self._handshake_error is not None and self._welcome is None:
+                    if self._handshake_step(link, now):
                         return  # refused at first contact: connect() raises HandshakeError
-                    if now - max(self._handshake_since, self._last_heard) > net.heartbeat_timeout_s:
-                        self._drop_socket()
-                        next_attempt, backoff = now + backoff, min(net.reconnect_max_s, backoff * 2)
                 elif self._sock is not None:
-                    backoff = net.reconnect_min_s
-                    if now - last_ping >= net.heartbeat_interval_s and self._send(encode(Ping(next(ping_seq)))):
-                        last_ping = now
-                    if now - self._last_heard > net.heartbeat_timeout_s:
-                        self._drop_socket()
-                        next_attempt, backoff = now + backoff, min(net.reconnect_max_s, backoff * 2)
+                    self._heartbeat_step(link, now)
                 self._drain()
-                for rid in [r for r, p in self._pending.items() if now >= p.deadline_at]:
-                    self._pending.pop(rid)
-                    self._stats["errors"] += 1
-                    reason = "" if self._ready else " (not connected to the server)"
-                    self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED,
-                                               f"no reply within {net.request_timeout_s} s{reason}", request_id=rid))
+                self._expire_requests(now)
                 sleep_s = _TICK_S if self._ready or self._sock is None else 0.005
             # Not waiting on the socket: callers receive their own replies (no hand-off); this
             # thread drains on its tick for heartbeats and for replies nobody is polling for.
             self._stop.wait(sleep_s)
+
+    def _open_socket(self, link: _Link, now: float) -> None:
+        self._sock = SharedSocket(make_dealer(self._ctx, self._net))
+        self._handshake_since = self._last_heard = now
+        link.hello_at = -1e9
+
+    def _handshake_step(self, link: _Link, now: float) -> bool:
+        """Say Hello (at most 4 times a second); True when the server refused us at first contact."""
+        net = self._net
+        if now - link.hello_at >= min(0.25, net.heartbeat_interval_s) and self._send(encode(self._hello)):
+            link.hello_at = now
+        if self._handshake_error is not None and self._welcome is None:
+            return True
+        if now - max(self._handshake_since, self._last_heard) > net.heartbeat_timeout_s:
+            self._reconnect_later(link, now)
+        return False
+
+    def _heartbeat_step(self, link: _Link, now: float) -> None:
+        net = self._net
+        link.backoff = net.reconnect_min_s
+        if now - link.last_ping >= net.heartbeat_interval_s and self._send(encode(Ping(next(link.ping_seq)))):
+            link.last_ping = now
+        if now - self._last_heard > net.heartbeat_timeout_s:
+            self._reconnect_later(link, now)
+
+    def _reconnect_later(self, link: _Link, now: float) -> None:
+        self._drop_socket()
+        link.next_attempt = now + link.backoff
+        link.backoff = min(self._net.reconnect_max_s, link.backoff * 2)
+
+    def _expire_requests(self, now: float) -> None:
+        for rid in [r for r, p in self._pending.items() if now >= p.deadline_at]:
+            self._pending.pop(rid)
+            self._stats["errors"] += 1
+            reason = "" if self._ready else " (not connected to the server)"
+            self._deliver(ErrorMessage(ErrorCode.DEADLINE_EXCEEDED,
+                                       f"no reply within {self._net.request_timeout_s} s{reason}", request_id=rid))
 
 
 def wait_any(clients: Sequence[PolicyClient], timeout_s: float, *, spin_s: float = 0.0) -> bool:

@@ -9,27 +9,22 @@ advances one control period. Deterministic for a given seed: no wall clock enter
 
 from __future__ import annotations
 
-import heapq
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
 from sim.eval.server_model import ServerModel
 from vla_async.config import InjectedLatencyConfig, SafetyConfig, StrategyConfig
-from vla_async.messages import ActionChunk
+from vla_async.messages import ActionChunk, Observation
+from vla_async.policy_input import policy_input
 
-_EPS = 1e-9
-
-
-@dataclass(order=True)
-class _Pending:
-    arrival_s: float
-    request_id: int
-    chunk: Any = field(compare=False)
-    capture_s: float = field(compare=False)
+if TYPE_CHECKING:
+    from sim.experts import ExpertPolicy
+    from vla_async.robot import RobotObservation
+    from vla_async.scheduler import InferenceRequest
+    from vla_async.virtual import VirtualDriver
 
 
 def episode_meta(task: str, strategy: StrategyConfig, latency: InjectedLatencyConfig, seed: int,
@@ -55,6 +50,7 @@ def run_virtual_episode(
     from sim.experts import ExpertPolicy
     from sim.injected_latency import LatencySampler
     from vla_async.scheduler import ActionScheduler
+    from vla_async.virtual import VirtualDriver
 
     robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
     robot.connect()
@@ -63,51 +59,37 @@ def run_virtual_episode(
         spec = robot.spec
         expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
         sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
-        sched = ActionScheduler(strategy, spec, chunk_length, safety)
-        sched.prepare()  # as the real-time client does: no tick pays for building an operator
+        driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety), timer=time.perf_counter)
         server = ServerModel(server_workers, sampler.sample_s)
         failed: list[int] = []
         gradual = ~np.asarray(spec.stepwise_mask, dtype=bool)
         rec = EpisodeRecorder(episode_meta(task, strategy, latency, seed, fps, "virtual"), fps, gradual)
-        pending: list[_Pending] = []
         success, completion = False, None
         for k in range(int(round(max_duration_s * fps))):
             now = k / fps
-            cost = 0.0
-            for st in server.advance(now):
-                heapq.heappush(pending, _Pending(st.arrival_s, st.request_id, st.payload, st.submit_s))
+            _send_started(driver, server, now)
             for rid in failed:
-                sched.on_request_failed(rid)
+                driver.fail(rid)
                 rec.requests[rid].failed = True
             failed.clear()
-            while pending and pending[0].arrival_s <= now + _EPS:
-                item = heapq.heappop(pending)
-                t0 = time.perf_counter()
-                report = sched.on_chunk(item.chunk, k_now=k, latency_s=item.arrival_s - item.capture_s)
-                cost += time.perf_counter() - t0
-                req = rec.requests[item.request_id]
-                req.arrival_tick, req.latency_s = k, item.arrival_s - item.capture_s
-                req.accepted, req.dropped_actions = bool(report.accepted), int(report.dropped_actions)
             obs = robot.get_observation(with_images=False)
-            t0 = time.perf_counter()
-            out = sched.on_tick(k, obs.state)
-            cost += time.perf_counter() - t0
+            step = driver.step(k, obs.state)
+            for d in step.deliveries:
+                req = rec.requests[d.chunk.request_id]
+                req.arrival_tick, req.latency_s = k, d.latency_s
+                req.accepted, req.dropped_actions = bool(d.report.accepted), int(d.report.dropped_actions)
+            out = step.output
             robot.send_action(out.command)
             if out.request is not None:
-                q = out.request
-                cond = obs.state if q.rollforward_state is None else q.rollforward_state
-                actions = expert.plan(np.asarray(cond, dtype=np.float32), obs.environment_state, robot.instruction,
-                                      (q.exec_tick - q.tick) / fps)
-                chunk = ActionChunk(q.request_id, q.exec_tick, np.asarray(actions, dtype=np.float32))
-                rec.request(q.request_id, k, q.exec_tick)
-                failed += server.submit(now, q.request_id, chunk)
-                for st in server.advance(now):
-                    heapq.heappush(pending, _Pending(st.arrival_s, st.request_id, st.payload, st.submit_s))
+                chunk = _plan_chunk(expert, out.request, obs, robot.instruction, fps)
+                rec.request(out.request.request_id, k, out.request.exec_tick)
+                failed += server.submit(now, out.request.request_id, chunk)
+                _send_started(driver, server, now)
             rec.tick(
                 tick=k, command=out.command, state=obs.state, commanded_tool=robot.tool_position_for(out.command),
                 measured_tool=robot.tool_position(), target=robot.target_position(), stalled=out.stalled,
                 watchdog=out.watchdog, source_request_id=out.source_request_id, delay_ticks=out.delay_ticks,
-                rollforward_error=out.rollforward_error, client_cost_s=cost,
+                rollforward_error=out.rollforward_error, client_cost_s=step.cost,
             )
             robot.step_tick()
             status = robot.task_status()
@@ -119,3 +101,20 @@ def run_virtual_episode(
         return rec.finish(success, completion)
     finally:
         robot.disconnect()
+
+
+def _send_started(driver: VirtualDriver, server: ServerModel, now_s: float) -> None:
+    """Chunks the modelled server started computing by `now_s` travel to the robot, arriving when computed."""
+    for st in server.advance(now_s):
+        driver.send(st.payload, st.arrival_s, latency_s=st.arrival_s - st.submit_s)
+
+
+def _plan_chunk(expert: ExpertPolicy, request: InferenceRequest, obs: RobotObservation, task: str,
+                fps: float) -> ActionChunk:
+    """The in-process expert's chunk for `request`, conditioned as the policy server conditions a backend."""
+    message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
+                          state=obs.state, task=task, rollforward_state=request.rollforward_state,
+                          environment_state=obs.environment_state)
+    inp = policy_input(message, fps)
+    actions = expert.plan(inp.state, inp.environment_state, inp.task, inp.exec_offset_s)
+    return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))

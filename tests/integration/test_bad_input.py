@@ -9,8 +9,10 @@ import pytest
 import zmq
 
 from vla_async.config import NetworkConfig
+from vla_async.fuzz.campaign import proc_status
+from vla_async.fuzz.payloads import header, jpeg_header_bomb, packed_nesting_bomb
 from vla_async.local_server import LocalServer
-from vla_async.messages import PROTOCOL_VERSION, ErrorCode, ErrorMessage, Hello, Observation, Welcome
+from vla_async.messages import PROTOCOL_VERSION, ErrorCode, ErrorMessage, Hello, Observation, Ping, Welcome
 from vla_async.protocol import DecodeLimits, decode, encode
 from vla_async.reference_specs import reference_robot_spec
 from vla_async.transport import PolicyClient, ReceivedChunk
@@ -128,3 +130,83 @@ def test_flood_from_one_client_is_bounded_by_latest_wins(raw, good_client):
     superseded = [r for r in replies if isinstance(r, ErrorMessage) and r.code == ErrorCode.OVERLOADED]
     assert 10_499 in chunk_ids and len(chunk_ids) + len(superseded) == 500
     _good_round_trip(good_client, 4000)
+
+
+# ---------------------------------------------------------------- the hardening issue's reproducers
+
+OBS_META = {"request_id": 77, "tick": 1, "exec_tick": 1, "task": "", "deadline_ms": 100.0}
+
+
+def _fresh(server) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{server.port}")
+    return sock
+
+
+def _reply(sock: zmq.Socket):
+    assert sock.poll(5000), "no reply"
+    return decode(sock.recv_multipart(), limits=DecodeLimits())
+
+
+@pytest.mark.parametrize("handshake", [False, True])
+def test_zero_times_huge_shape_gets_an_error_and_the_server_keeps_serving(handshake, server, good_client):
+    sock = _fresh(server)
+    try:
+        if handshake:
+            sock.send_multipart(encode(Hello("attacker", ROBOT)))
+            assert isinstance(_reply(sock), Welcome)
+        sock.send_multipart([header("Observation", OBS_META, [["state", "float32", [0, 2**26, 2**26, 2**26]]]), b""])
+        reply = _reply(sock)
+        assert isinstance(reply, ErrorMessage) and reply.request_id == 77
+        assert reply.code == (ErrorCode.BAD_MESSAGE if handshake else ErrorCode.NO_SESSION)
+        _good_round_trip(good_client, 5000 + handshake)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("where", ["v", "type", "meta", "client_name", "state_names"])
+def test_nesting_bombs_are_dropped_and_the_server_keeps_serving(where, raw, good_client):
+    hello = msgpack.unpackb(encode(Hello("r", ROBOT))[0])
+    target = {"v": hello, "type": hello, "meta": hello["meta"], "client_name": hello["meta"],
+              "state_names": hello["meta"]["robot_spec"]}[where]
+    target[{"meta": "task"}.get(where, where)] = "\x00bomb\x00"
+    packed = msgpack.packb(hello).replace(msgpack.packb("\x00bomb\x00"), packed_nesting_bomb(1010))
+    raw.send_multipart([packed])
+    assert not raw.poll(300)  # garbage: dropped, never answered
+    _good_round_trip(good_client, 6000 + len(where))
+    raw.send_multipart(encode(_obs(102)))
+    assert _reply(raw).request_id == 102
+
+
+def test_jpeg_header_bombs_are_refused_from_the_header_before_and_after_the_handshake(server, raw, good_client):
+    pytest.importorskip("simplejpeg")
+    bomb = jpeg_header_bomb()
+    state = np.zeros(14, np.float32).tobytes()
+    for shape in ([16384, 16384, 3], [8, 8, 3]):
+        arrays = [["state", "float32", [14]], *[[f"images/{c.name}", "jpeg", shape] for c in ROBOT.cameras]]
+        frames = [header("Observation", OBS_META, arrays), state, bomb, bomb, bomb]
+        fresh = _fresh(server)
+        try:
+            fresh.send_multipart(frames)
+            assert _reply(fresh).code == ErrorCode.NO_SESSION  # before any handshake: not even looked at
+        finally:
+            fresh.close()
+        rss = _server_status(server)["VmHWM"]
+        raw.send_multipart(frames)
+        reply = _reply(raw)
+        assert isinstance(reply, ErrorMessage) and reply.code == ErrorCode.BAD_MESSAGE
+        assert _server_status(server)["VmHWM"] - rss < 50 * 1024  # KiB: nothing was decoded
+        _good_round_trip(good_client, 7000 + shape[0])
+
+
+def test_oversize_frames_are_refused_by_libzmq_before_buffering(server, raw, good_client):
+    before = _server_status(server)["VmHWM"]
+    raw.send_multipart([encode(Ping(1))[0]] + [b"\0" * (1 << 20)] * 24)  # 24 frames of 1 MiB, limit 200 kB
+    assert not raw.poll(500)  # the connection was dropped: no reply
+    _good_round_trip(good_client, 8000)
+    assert _server_status(server)["VmHWM"] - before < 20 * 1024  # KiB: the 24 MiB were never held
+
+
+def _server_status(server) -> dict[str, int]:
+    return proc_status(server.process.pid)

@@ -1,4 +1,4 @@
-"""Shared helpers for the scheduler tests: a small robot spec and a virtual-time driver loop."""
+"""Shared helpers for the scheduler tests: a small robot spec and a run of the scheduler in virtual time."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from vla_async.messages import ActionChunk
 from vla_async.scheduler import ActionScheduler, ChunkReport, InferenceRequest, TickOutput
 from vla_async.specs import RobotSpec
+from vla_async.virtual import VirtualDriver
 
 
 def make_robot(dof: int = 5, gripper: bool = True, fps: float = 30.0, limit: float = 3.0) -> RobotSpec:
@@ -46,27 +47,26 @@ def drive(
     plant: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     start_state: np.ndarray | None = None,
 ) -> Run:
-    """Virtual-time loop: a request made at tick k is answered before tick k + latency is commanded."""
+    """A request made at tick k is answered (by `policy`) before tick k + latency is commanded (VirtualDriver)."""
     dim = sched.action_dim
     policy = policy or (lambda req: sine_policy(req, sched.chunk_length, dim, sched.fps))
     plant = plant or (lambda state, cmd: cmd.copy())  # ideal tracker by default
     lat = latency_ticks if callable(latency_ticks) else (lambda i, seq=latency_ticks: seq[i % len(seq)])
     state = np.zeros(dim) if start_state is None else np.asarray(start_state, dtype=float)
-    pending: list[tuple[int, InferenceRequest]] = []
+    driver = VirtualDriver(sched)
     run = Run()
     n_req = 0
     for k in range(n_ticks):
-        for due, req in sorted(pending, key=lambda p: p[0]):
-            if due <= k:
-                chunk = ActionChunk(req.request_id, req.exec_tick, policy(req).astype(np.float32))
-                run.chunks[req.request_id] = chunk
-                run.reports.append((k, sched.on_chunk(chunk, k_now=k)))
-                run.plans_after_chunk.append((k, sched.plan.start_tick, sched.plan.end_tick))
-        pending = [p for p in pending if p[0] > k]
-        out = sched.on_tick(k, state)
+        for d in driver.deliver(k):
+            run.reports.append((k, d.report))
+            run.plans_after_chunk.append((k, sched.plan.start_tick, sched.plan.end_tick))
+        out = driver.step(k, state).output
         run.outputs.append(out)
         state = plant(state, out.command)
         if out.request is not None:
-            pending.append((k + max(1, int(lat(n_req))), out.request))
+            req = out.request
+            chunk = ActionChunk(req.request_id, req.exec_tick, policy(req).astype(np.float32))
+            run.chunks[req.request_id] = chunk
+            driver.send_at_tick(chunk, k + max(1, int(lat(n_req))))
             n_req += 1
     return run

@@ -22,4 +22,7 @@ def test_bench_transport_reports_every_round_trip(tmp_path, capsys, pin: bool) -
         rtt = result[mode]["rtt_ms"]
         assert 0 < rtt["p50"] <= rtt["p99"] <= rtt["max"]
         assert result[mode]["server_ms"]["p50"] < rtt["p50"]  # the server's share is inside the round trip
-    assert "back_to_back" in capsys.readouterr().out
+        raw = result["raw_zmq"][mode]  # the bare ZeroMQ reference of the same frames, same run
+        assert raw["failures"] == 0 and raw["n"] == n and 0 < raw["rtt_ms"]["p50"] <= raw["rtt_ms"]["max"]
+    printed = capsys.readouterr().out
+    assert "back_to_back" in printed and "x raw" in printed

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from core_reference import state_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vla_async.plan import HOLD_SOURCE, Plan, Trajectory
+from vla_async.plan import HOLD_SOURCE, MATERIALIZE_BLOCK, Plan, Trajectory
 
 
 def _traj(start: int, n: int, dim: int = 2, source: int = 0) -> Trajectory:
@@ -13,30 +14,31 @@ def _traj(start: int, n: int, dim: int = 2, source: int = 0) -> Trajectory:
 
 def _check_invariants(plan: Plan) -> None:
     n = len(plan)
-    assert plan.pos.shape == plan.vel.shape == plan.acc.shape == (n, plan.action_dim)
-    assert plan.source.shape == plan.count.shape == (n,)
-    assert plan.end_tick == plan.start_tick + n
+    rows = plan.rows()
+    assert rows.pos.shape == rows.vel.shape == rows.acc.shape == (n, plan.action_dim)
+    assert rows.source.shape == rows.count.shape == (n,)
+    assert plan.end_tick == plan.start_tick + n == rows.end_tick
 
 
 def test_hold_until_fills_from_empty_and_extends_with_last_position():
     plan = Plan(2)
     plan.hold_until(5, 7, np.array([1.0, 2.0]))
     assert (plan.start_tick, plan.end_tick) == (5, 8)
-    assert np.all(plan.pos == [1.0, 2.0]) and np.all(plan.source == HOLD_SOURCE)
+    assert np.all(plan.rows().pos == [1.0, 2.0]) and np.all(plan.rows().source == HOLD_SOURCE)
     t = _traj(8, 3)
-    plan.replace_from(8, t.pos, t.vel, t.acc, np.full(3, 4), np.ones(3, dtype=np.int64))
+    plan.write_rows(8, t.pva, 4)
     plan.hold_until(5, 12, np.zeros(2))
     assert plan.end_tick == 13
-    np.testing.assert_array_equal(plan.pos[-2:], np.broadcast_to(t.pos[-1], (2, 2)))
+    np.testing.assert_array_equal(plan.rows().pos[-2:], np.broadcast_to(t.pos[-1], (2, 2)))
     _check_invariants(plan)
 
 
-def test_replace_from_rejects_a_gap():
+def test_write_rows_rejects_a_gap():
     plan = Plan(2)
     plan.hold_until(0, 3, np.zeros(2))
     t = _traj(6, 2)
     with pytest.raises(ValueError, match="gap"):
-        plan.replace_from(6, t.pos, t.vel, t.acc, np.zeros(2, dtype=np.int64), np.ones(2, dtype=np.int64))
+        plan.write_rows(6, t.pva, 0)
 
 
 def test_trajectory_from_tick_and_positions_window():
@@ -46,7 +48,7 @@ def test_trajectory_from_tick_and_positions_window():
     np.testing.assert_array_equal(tail.pos, t.pos[2:])
     assert len(t.from_tick(99)) == 0
     plan = Plan(2)
-    plan.replace_from(10, t.pos, t.vel, t.acc, np.zeros(5, dtype=np.int64), np.ones(5, dtype=np.int64))
+    plan.write_rows(10, t.pva, 0)
     np.testing.assert_array_equal(plan.positions(11, 13), t.pos[1:3])
     assert plan.positions(20, 30).shape == (0, 2)
     assert plan.ticks_left(12) == 3 and plan.ticks_left(15) == 0 and plan.index(9) == -1
@@ -66,7 +68,7 @@ def test_random_operations_keep_the_plan_contiguous(ops):
         elif op == "replace":
             plan.hold_until(now, now, np.zeros(2))
             t = _traj(now, n)
-            plan.replace_from(now, t.pos, t.vel, t.acc, np.full(n, 1), np.ones(n, dtype=np.int64))
+            plan.write_rows(now, t.pva, 1)
             assert plan.end_tick == now + n
         _check_invariants(plan)
         if len(plan):
@@ -118,39 +120,43 @@ def test_in_place_buffer_equals_rebuilding_the_arrays(ops):
         elif op == "replace":
             tick = max(now, plan.end_tick - back) if len(plan) else now
             t = _traj(tick, n, source=now)
-            plan.replace_from_stacked(tick, t.pva, t.source)
+            plan.write_rows(tick, t.pva, t.source)
             ref.replace_from(tick, t.pos, t.source)
         assert plan.start_tick == ref.start or len(plan) == 0
-        np.testing.assert_array_equal(plan.pos, ref.pos)
-        np.testing.assert_array_equal(plan.source, ref.src)
+        np.testing.assert_array_equal(plan.rows().pos, ref.pos)
+        np.testing.assert_array_equal(plan.rows().source, ref.src)
 
 
-def test_state_at_returns_copies_that_survive_a_write():
+def test_rows_are_copies_that_survive_a_write():
     plan = Plan(2)
     t = _traj(0, 4)
-    plan.replace_from_stacked(0, t.pva, 1)
-    p, _, _ = plan.state_at(2)
-    plan.replace_from_stacked(1, t.pva + 10.0, 2)
+    plan.write_rows(0, t.pva, 1)
+    p, _, _ = state_at(plan, 2)
+    rows = plan.rows()
+    plan.write_rows(1, t.pva + 10.0, 2)
     np.testing.assert_array_equal(p, t.pos[2])
+    np.testing.assert_array_equal(rows.pva, t.pva)
+    with pytest.raises(IndexError):
+        plan.row(9)
 
 
 class _CopyWriter:
-    """Deferred rows copied from a stacked [3, n, D] source whose row 0 sits at buffer row `row0`."""
+    """A segment copied from a stacked [3, n, D] array, counting its calls."""
 
-    def __init__(self, pva: np.ndarray, row0: int):
-        self.pva, self.row0, self.calls = pva, row0, 0
+    def __init__(self, pva: np.ndarray):
+        self.pva, self.calls = pva, 0
 
-    def write(self, buf: np.ndarray, first: int, stop: int) -> None:
+    def write(self, rows: np.ndarray, first: int, stop: int) -> None:
         self.calls += 1
-        buf[:, first:stop] = self.pva[:, first - self.row0 : stop - self.row0]
+        rows[...] = self.pva[:, first:stop]
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["drop", "hold", "replace", "read", "read_range", "state"]),
                           st.integers(0, 12), st.integers(1, 40), st.integers(0, 40)), min_size=1, max_size=40))
 def test_deferred_rows_read_like_rows_written_at_once(ops):
-    """Rows handed to `defer` are written on first read (or never, when replaced first): every accessor sees what
-    an eagerly written plan holds, through drops, holds, replacements, moves and growth (small capacity)."""
+    """Rows a segment leaves to the plan are written on first read (or never, when replaced first): every accessor
+    sees what an eagerly written plan holds, through drops, holds, replacements, moves and growth (small capacity)."""
     lazy, eager = Plan(2, capacity=8), Plan(2, capacity=8)
     now = 0
     for op, step, n, x in ops:
@@ -163,36 +169,46 @@ def test_deferred_rows_read_like_rows_written_at_once(ops):
         elif op == "replace":
             tick = max(now, lazy.end_tick - x) if len(lazy) else now
             pva = np.random.default_rng(now).normal(size=(3, n, 2))
-            eager.replace_from_stacked(tick, pva, now)
-            r = lazy.reserve_from(tick, n, now)
-            written = min(n, x % 5)
-            lazy._buf[:, r : r + written] = pva[:, :written]
-            lazy.defer(_CopyWriter(pva, r), r + written)
+            eager.write_rows(tick, pva, now)
+            lazy.write_segment(tick, n, _CopyWriter(pva), now, write_now=min(n, x % 5))
         elif op == "read" and len(eager):
-            i = x % len(eager)
-            np.testing.assert_array_equal(lazy.position_row(i), eager.position_row(i))
+            t = eager.start_tick + x % len(eager)
+            np.testing.assert_array_equal(lazy.position(t), eager.position(t))
         elif op == "read_range":
             np.testing.assert_array_equal(lazy.positions(now + x % 7, now + x % 7 + n), eager.positions(now + x % 7, now + x % 7 + n))
         elif op == "state" and len(eager):
-            i = x % len(eager)
-            np.testing.assert_array_equal(lazy.state_row(i), eager.state_row(i))
+            t = eager.start_tick + x % len(eager)
+            np.testing.assert_array_equal(lazy.row(t), eager.row(t))
+            assert lazy.source_at(t) == eager.source_at(t) and lazy.count_at(t) == eager.count_at(t)
         assert (lazy.start_tick, lazy.end_tick) == (eager.start_tick, eager.end_tick) or len(eager) == 0
-        np.testing.assert_array_equal(lazy.source, eager.source)
-    np.testing.assert_array_equal(lazy.buf[:, lazy.lo : lazy.hi], eager.buf[:, eager.lo : eager.hi])
+    a, b = lazy.rows(), eager.rows()
+    np.testing.assert_array_equal(a.pva, b.pva)
+    np.testing.assert_array_equal(a.source, b.source)
 
 
 def test_deferred_rows_are_written_in_blocks_and_dropped_when_replaced():
-    from vla_async.plan import MATERIALIZE_BLOCK
-
     plan = Plan(1)
     pva = np.arange(3 * 40, dtype=float).reshape(3, 40, 1)
-    r = plan.reserve_from(0, 40, 1)
-    plan._buf[:, r : r + 2] = pva[:, :2]
-    writer = _CopyWriter(pva, r)
-    plan.defer(writer, r + 2)
-    assert plan.position_row(1)[0] == 1.0 and writer.calls == 0  # written rows: no call
-    assert plan.position_row(2)[0] == 2.0 and writer.calls == 1
-    assert plan._ready == r + 2 + MATERIALIZE_BLOCK  # a block, not every row
-    plan.reserve_from(5, 10, 2)  # rows from tick 5 replaced: the rest is never written
-    plan._buf[:, plan.lo + 5 : plan.lo + 15] = -1.0
-    assert plan.position_row(12)[0] == -1.0 and writer.calls == 1
+    writer = _CopyWriter(pva)
+    plan.write_segment(0, 40, writer, 1, write_now=2)
+    assert writer.calls == 1  # the two rows written now
+    assert plan.position(1)[0] == 1.0 and writer.calls == 1  # written rows: no call
+    assert plan.position(2)[0] == 2.0 and writer.calls == 2
+    assert plan.position(2 + MATERIALIZE_BLOCK - 1)[0] == 1.0 + MATERIALIZE_BLOCK and writer.calls == 2  # a block
+    assert plan.position(2 + MATERIALIZE_BLOCK)[0] == 2.0 + MATERIALIZE_BLOCK and writer.calls == 3
+    plan.write_rows(5, np.full((3, 10, 1), -1.0), 2)  # rows from tick 5 replaced: the rest is never written
+    assert plan.position(12)[0] == -1.0 and writer.calls == 3
+    assert plan.source_at(4) == 1 and plan.source_at(5) == 2 and plan.source_at(15) == HOLD_SOURCE
+
+
+def test_mix_overlap_weighs_the_old_rows_by_their_count():
+    plan = Plan(1)
+    plan.hold_until(0, 1, np.zeros(1))  # a hold (count 0) is replaced, never mixed
+    plan.write_rows(2, np.ones((3, 4, 1)), 1)
+    new = np.full((3, 6, 1), 3.0)
+    mixed = plan.mix_overlap(1, new, 2, lambda count: np.where(count > 0, 0.25, 0.0)[:, None])
+    assert mixed == 5  # ticks 1..5 covered by the plan
+    rows = plan.rows()
+    np.testing.assert_allclose(rows.pos[:, 0], [0.0, 3.0, 2.5, 2.5, 2.5, 2.5, 3.0])  # 0.25·1 + 0.75·3
+    np.testing.assert_array_equal(rows.count, [0, 1, 2, 2, 2, 2, 1])
+    np.testing.assert_array_equal(rows.vel[1:, 0], 3.0)  # velocities and accelerations are the new chunk's

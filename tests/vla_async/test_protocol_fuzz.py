@@ -1,4 +1,7 @@
-"""Property tests: the decoder round-trips valid messages and never fails other than ProtocolError."""
+"""Property tests: the decoder round-trips valid messages and never fails other than ProtocolError.
+
+The "only ProtocolError" properties call `_decode` (the checks themselves): `decode` would also turn a
+checker's unexpected exception into a ProtocolError, which would hide the bug from these tests."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 from vla_async.messages import ActionChunk, Observation
 from vla_async.protocol import DTYPES, ArraySpec, DecodeLimits, ProtocolError, decode, encode
 from vla_async.reference_specs import policy_spec_for, reference_robot_spec
+from vla_async.wire.decoder import _decode
 
 LIMITS = DecodeLimits(max_message_bytes=1 << 20)
 ROBOT = reference_robot_spec(state_dim=4, cameras=("a",), image_size=(4, 6))
@@ -33,7 +37,7 @@ def test_valid_observations_round_trip(state, tick, pixels, task):
 @given(st.lists(st.binary(max_size=200), min_size=0, max_size=5))
 def test_random_frames_only_raise_protocol_error(frames):
     try:
-        decode(frames, limits=LIMITS, expect=OBS_SPEC)
+        _decode(frames, LIMITS, OBS_SPEC)
     except ProtocolError:
         pass
 
@@ -56,10 +60,24 @@ def test_structured_junk_headers_only_raise_protocol_error(meta, kind, arrays, p
     frames = [msgpack.packb(header)] + [payload] * len(arrays)
     for expect in (None, OBS_SPEC):
         try:
-            msg = decode(frames, limits=LIMITS, expect=expect)
+            msg = _decode(frames, LIMITS, expect)
         except ProtocolError:
             continue
         if isinstance(msg, ActionChunk):
             assert msg.actions.dtype == np.float32 and np.isfinite(msg.actions).all()
         if isinstance(msg, Observation):
             assert msg.state.dtype.kind == "f" and np.isfinite(msg.state).all()
+
+
+def test_generated_hostile_messages_only_raise_protocol_error_in_both_directions():
+    from vla_async.fuzz.generator import MessageFuzzer
+
+    policy = policy_spec_for(ROBOT, 5, "p")
+    for direction, spec in (("to_server", OBS_SPEC), ("to_client", ArraySpec.for_chunk(policy))):
+        fuzzer = MessageFuzzer(7, ROBOT, policy, direction)
+        for case in fuzzer.cases(3000):
+            for expect in (None, spec):
+                try:
+                    _decode(case.frames, LIMITS, expect)
+                except ProtocolError as exc:
+                    assert len(exc.message) <= 2000 and "Traceback" not in exc.message

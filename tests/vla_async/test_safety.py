@@ -102,3 +102,21 @@ def test_fast_layer_commands_equal_the_reference(seed, gripper, margin, max_vel,
             a, b = fast.come_to_rest(), ref.come_to_rest()
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
         np.testing.assert_allclose(fast.velocity, ref.velocity, rtol=0, atol=1e-6)
+
+
+def test_the_fast_clip_equals_the_public_one_bit_for_bit():
+    """The safety layer's clip fast path (numpy's own clip ufunc, when present) is `min(max(x, lo), hi)` exactly:
+    the same values, NaN and infinities included, with and without `out`, also where lo > hi."""
+    from vla_async.safety import _clip, _fast_clip, _public_clip
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 200)) * 3
+    x[0, :5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    lo, hi = rng.normal(size=200), rng.normal(size=200)  # about half the pairs have lo > hi
+    lo[:3] = [np.nan, -np.inf, 1.0]
+    np.testing.assert_array_equal(_clip(x, lo, hi), _public_clip(x, lo, hi))
+    out_fast, out_public = np.empty_like(x), np.empty_like(x)
+    _clip(x, lo, hi, out=out_fast)
+    _public_clip(x, lo, hi, out=out_public)
+    np.testing.assert_array_equal(out_fast, out_public)
+    assert _clip is (_fast_clip() or _public_clip)

@@ -1,5 +1,3 @@
-import functools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -241,7 +239,7 @@ def test_an_older_chunk_never_overwrites_a_newer_chunks_ticks():
     older = ActionChunk(old.request_id, old.exec_tick, np.full((H, 6), -0.5, np.float32))
     report = sched.on_chunk(older, k_now=5)
     assert not report.accepted and sched.stats.chunks_superseded == 1
-    assert old.request_id not in set(sched.plan.source.tolist())
+    assert old.request_id not in set(sched.plan.rows().source.tolist())
     for k in range(5, 40):
         out = sched.on_tick(k, state)
         assert out.source_request_id in (-1, new.request_id) or out.source_request_id > new.request_id
@@ -258,11 +256,11 @@ def test_rail_blend_starts_moving_on_the_arrival_tick():
     second = sched.on_tick(4, state).request
     for k in range(5, 8):
         sched.on_tick(k, state)
-    before = sched.plan.state_at(7)
+    before = sched.plan.row(7).copy()
     ramp = (0.02 * (second.exec_tick + np.arange(H)))[:, None] * np.ones((1, 6))
     ramp[:, 5] = 0.0
     assert sched.on_chunk(ActionChunk(second.request_id, second.exec_tick, ramp.astype(np.float32)), k_now=8).accepted
-    for got, want in zip(sched.plan.state_at(7), before, strict=True):  # C2: the anchor row is untouched
+    for got, want in zip(sched.plan.row(7), before, strict=True):  # C2: the anchor row is untouched
         np.testing.assert_array_equal(got, want)
     out = sched.on_tick(8, state)
     assert out.source_request_id == second.request_id and np.all(out.command[:5] > 1e-4)
@@ -283,10 +281,6 @@ def test_unconditional_trigger_requests_in_every_state(name, max_in_flight, tick
             assert trigger.should_request(TriggerState(tick, ticks_left, in_flight, delay, last, 50))
 
 
-def _fuse_whole_chunk(fuse, *args):
-    return fuse(*args[:6], None)  # eager_rows=None: every row at once
-
-
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(["vlash_rail", "rail"]), st.lists(st.integers(1, 25), min_size=1, max_size=6),
        st.integers(0, 1000))
@@ -300,8 +294,9 @@ def test_deferring_plan_rows_never_changes_a_command(name, latencies, seed):
     runs = []
     for defer in (True, False):
         sched = _sched(name, SafetyConfig())
-        if not defer:
-            sched._operators.fuse = functools.partial(_fuse_whole_chunk, sched._operators.fuse)
+        if not defer:  # every row written on arrival (write_until=None)
+            whole = sched.fusion.fuse
+            sched.fusion.fuse = lambda plan, chunk, k_now, write_until=None, fuse=whole: fuse(plan, chunk, k_now)
         runs.append(drive(sched, 150, latencies, policy=policy))
     deferred, eager = runs
     for a, b in zip(deferred.outputs, eager.outputs, strict=True):
@@ -311,12 +306,10 @@ def test_deferring_plan_rows_never_changes_a_command(name, latencies, seed):
             np.testing.assert_allclose(a.request.rollforward_state, b.request.rollforward_state, atol=1e-12)
 
 
-def test_prepare_builds_the_operators_chunks_on_time_or_late_will_need():
+def test_the_constructor_builds_the_operators_chunks_on_time_or_late_will_need():
     sched = _sched("vlash_rail", SafetyConfig())
-    sched.prepare(late_ticks=8)
-    ops = sched._operators
-    built = set(ops._shortest)
-    assert (H, 0, 1) in built and {(H, c, 0) for c in range(9)} <= built
+    built = sched.fusion.operators_built
+    assert built >= 1 + 16  # the anchored on-time key and chunks up to half a second late
     run = drive(sched, 200, [2, 5, 3, 7, 4, 9])  # on time, early and up to a few ticks late
     assert sum(rep.accepted for _, rep in run.reports) > 20
-    assert set(ops._shortest) == built  # no tick built an operator
+    assert sched.fusion.operators_built == built  # no tick built an operator

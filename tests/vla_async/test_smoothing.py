@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
+from core_reference import finite_derivatives, smooth
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla_async.config.schema import SmootherConfig
-from vla_async.smoothing import Smoother, finite_derivatives
+from vla_async.smoothing import Smoother, difference_operator
 
 FPS = 30.0
 
@@ -22,7 +23,7 @@ def test_cubic_is_reproduced_with_analytic_derivatives(n, window, seed):
     coeffs = np.random.default_rng(seed).uniform(-1, 1, size=(4, 3))
     pos, vel, acc = _cubic(n, coeffs)
     sm = Smoother(SmootherConfig(enabled=True, degree=3, window=window), [False] * 3, FPS)
-    p, v, a = sm(pos)
+    p, v, a = smooth(sm, pos)
     np.testing.assert_allclose(p, pos, atol=1e-8)
     np.testing.assert_allclose(v, vel, atol=1e-6)
     np.testing.assert_allclose(a, acc, atol=1e-4)
@@ -32,12 +33,12 @@ def test_noise_is_reduced_and_stepwise_dims_pass_through():
     rng = np.random.default_rng(0)
     n, reps = 50, 200
     t = np.arange(n) / FPS
-    smooth = (0.2 + 0.5 * t - 0.3 * t**2)[:, None]
+    truth = (0.2 + 0.5 * t - 0.3 * t**2)[:, None]
     grip = np.where(np.arange(n) < 20, 0.0, 1.0)[:, None]
-    noisy = np.hstack([smooth + rng.normal(0, 0.02, (n, reps)), grip])
-    p, v, a = Smoother(SmootherConfig(enabled=True, degree=3), [False] * reps + [True], FPS)(noisy)
-    err_smoothed = np.sqrt(np.mean((p[:, :reps] - smooth) ** 2))
-    err_raw = np.sqrt(np.mean((noisy[:, :reps] - smooth) ** 2))
+    noisy = np.hstack([truth + rng.normal(0, 0.02, (n, reps)), grip])
+    p, v, a = smooth(Smoother(SmootherConfig(enabled=True, degree=3), [False] * reps + [True], FPS), noisy)
+    err_smoothed = np.sqrt(np.mean((p[:, :reps] - truth) ** 2))
+    err_raw = np.sqrt(np.mean((noisy[:, :reps] - truth) ** 2))
     assert err_smoothed < 0.5 * err_raw  # a 4-parameter fit keeps about sqrt(4/50) of white noise
     np.testing.assert_array_equal(p[:, -1], grip[:, 0])
     assert np.all(v[:, -1] == 0) and np.all(a[:, -1] == 0)
@@ -45,7 +46,7 @@ def test_noise_is_reduced_and_stepwise_dims_pass_through():
 
 def test_disabled_smoother_keeps_actions_and_uses_finite_differences():
     pos = np.linspace(0, 1, 10)[:, None] * np.array([[1.0, -2.0]])
-    p, v, a = Smoother(SmootherConfig(enabled=False), [False, False], FPS)(pos)
+    p, v, a = smooth(Smoother(SmootherConfig(enabled=False), [False, False], FPS), pos)
     np.testing.assert_array_equal(p, pos)
     np.testing.assert_allclose(v, np.broadcast_to([1 / 9 * FPS, -2 / 9 * FPS], v.shape))
     np.testing.assert_allclose(a, 0, atol=1e-9)
@@ -54,10 +55,10 @@ def test_disabled_smoother_keeps_actions_and_uses_finite_differences():
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_short_chunks_do_not_break(n):
     pos = np.ones((n, 2))
-    p, v, a = Smoother(SmootherConfig(enabled=True, degree=3), [False, False], FPS)(pos)
+    p, v, a = smooth(Smoother(SmootherConfig(enabled=True, degree=3), [False, False], FPS), pos)
     np.testing.assert_allclose(p, pos)
     assert p.shape == v.shape == a.shape == (n, 2)
-    assert finite_derivatives(pos, FPS)[0].shape == (n, 2)
+    assert difference_operator(n, FPS).shape == (3 * n, n)
 
 
 def _multi_phase(n: int = 50) -> np.ndarray:
@@ -72,8 +73,8 @@ def _multi_phase(n: int = 50) -> np.ndarray:
 def test_local_fit_preserves_a_multi_phase_trajectory():
     """A sliding local cubic denoises without flattening descend → close → lift; one global cubic does not."""
     z = _multi_phase()[:, None]
-    local = Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False], FPS)(z)[0]
-    whole = Smoother(SmootherConfig(enabled=True, degree=3, window=0), [False], FPS)(z)[0]
+    local = smooth(Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False], FPS), z)[0]
+    whole = smooth(Smoother(SmootherConfig(enabled=True, degree=3, window=0), [False], FPS), z)[0]
     # the bottom of the descent (where the gripper closes) is kept within a few millimetres
     assert abs(local[10:18].min() - 0.018) < 0.004
     assert np.max(np.abs(local - z)) < 0.006
@@ -85,12 +86,10 @@ def test_operators_are_one_linear_map():
     rng = np.random.default_rng(1)
     sm = Smoother(SmootherConfig(enabled=True, degree=3, window=9), [False] * 4, FPS)
     a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
-    for got, x, y in zip(sm(a + b), sm(a), sm(b), strict=True):
+    for got, x, y in zip(smooth(sm, a + b), smooth(sm, a), smooth(sm, b), strict=True):
         np.testing.assert_allclose(got, x + y, atol=1e-9)
-    op_p, op_v, op_a = sm.operators(50)
-    np.testing.assert_allclose(sm(a)[0], op_p @ a)
-    np.testing.assert_allclose(sm(a)[1], op_v @ a)
-    np.testing.assert_allclose(sm(a)[2], op_a @ a)
+    op = sm.operator(50)
+    np.testing.assert_allclose(sm.stacked(a).reshape(150, 4), op @ a)
 
 
 def test_stepwise_dims_averaged_snapped_and_held():
@@ -99,24 +98,26 @@ def test_stepwise_dims_averaged_snapped_and_held():
     grip[5] = 0.6  # a noisy sample inside the open phase
     cfg = SmootherConfig(enabled=True, window=9, stepwise_window=3, stepwise_snap="limits")
     raw = np.column_stack([np.linspace(0, 1, n), grip])
-    p, v, a = Smoother(cfg, [False, True], FPS, position_limits=[(-3, 3), (0.0, 1.0)])(raw)
+    p, v, a = smooth(Smoother(cfg, [False, True], FPS, position_limits=[(-3, 3), (0.0, 1.0)]), raw)
     np.testing.assert_array_equal(p[:12, 1], 1.0)  # snapped to open, the noisy sample is gone
     np.testing.assert_array_equal(p[12:, 1], 0.0)  # one step to closed, then held
     assert np.all(v[:, 1] == 0) and np.all(a[:, 1] == 0)
     # without snapping, a moving average only: the noisy sample is reduced, not removed
-    p2 = Smoother(cfg.model_copy(update={"stepwise_snap": "none"}), [False, True], FPS, [(-3, 3), (0, 1)])(raw)[0]
+    p2 = smooth(Smoother(cfg.model_copy(update={"stepwise_snap": "none"}), [False, True], FPS, [(-3, 3), (0, 1)]), raw)[0]
     assert abs(p2[5, 1] - 0.9) < abs(0.6 - 0.9)
     np.testing.assert_allclose(p2[1:-1, 1], (grip[:-2] + grip[1:-1] + grip[2:]) / 3)
     assert np.isclose(p2[0, 1], (grip[0] + grip[1]) / 2)  # truncated at the ends
 
 
-def test_finite_derivatives_match_numpy_gradient():
+def test_difference_operator_matches_numpy_gradient():
     rng = np.random.default_rng(2)
-    for n in (2, 3, 17):
+    for n in (1, 2, 3, 17):
         x = rng.normal(size=(n, 3))
-        v, a = finite_derivatives(x, FPS)
-        np.testing.assert_allclose(v, np.gradient(x, 1 / FPS, axis=0))
-        np.testing.assert_allclose(a, np.gradient(np.gradient(x, 1 / FPS, axis=0), 1 / FPS, axis=0))
+        p, v, a = (difference_operator(n, FPS) @ x).reshape(3, n, 3)
+        want_v, want_a = finite_derivatives(x, FPS)
+        np.testing.assert_array_equal(p, x)
+        np.testing.assert_allclose(v, want_v, atol=1e-12)
+        np.testing.assert_allclose(a, want_a, atol=1e-9)
 
 
 def test_positions_only_when_no_fuser_reads_derivatives():

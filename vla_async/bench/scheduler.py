@@ -17,6 +17,7 @@ from vla_async.config.schema import SafetyConfig, strategy_config
 from vla_async.messages import ActionChunk
 from vla_async.scheduler import ActionScheduler
 from vla_async.specs import RobotSpec
+from vla_async.virtual import VirtualDriver
 
 DEFAULT_STRATEGIES = ("vlash_rail", "rail", "vlash", "lerobot", "temporal_ensemble", "sync")
 
@@ -39,32 +40,24 @@ def measure_scheduler_cost(
     """Percentiles (µs) of the scheduler's cost per tick, and of `on_chunk` alone."""
     robot = _robot(action_dim, fps)
     sched = ActionScheduler(strategy_config(strategy_name), robot, chunk_length, SafetyConfig())
-    sched.prepare()  # as the real-time client does before its clock starts
+    driver = VirtualDriver(sched, timer=time.perf_counter_ns)
     phase = np.arange(action_dim) * 0.3
     state = np.zeros(action_dim)
-    pending: list[tuple[int, ActionChunk]] = []
     per_tick = np.empty(ticks)
     tick_only = np.empty(ticks)
     chunk_cost: list[float] = []
-    clock = time.perf_counter_ns
     for k in range(ticks):
-        due = [c for t, c in pending if t <= k]
-        pending = [(t, c) for t, c in pending if t > k]
-        t0 = clock()
-        for chunk in due:
-            t_chunk = clock()
-            sched.on_chunk(chunk, k_now=k, latency_s=latency_ticks / fps)
-            chunk_cost.append((clock() - t_chunk) / 1e3)
-        t1 = clock()
-        out = sched.on_tick(k, state)
-        t2 = clock()
-        per_tick[k] = (t2 - t0) / 1e3
-        tick_only[k] = (t2 - t1) / 1e3
+        step = driver.step(k, state)
+        chunk_cost += [d.cost / 1e3 for d in step.deliveries]
+        per_tick[k] = step.cost / 1e3
+        tick_only[k] = step.tick_cost / 1e3
+        out = step.output
         state = out.command
         if out.request is not None:
             t = (out.request.exec_tick + np.arange(chunk_length))[:, None] / fps
             actions = (0.8 * np.sin(0.7 * t + phase)).astype(np.float32)
-            pending.append((k + latency_ticks, ActionChunk(out.request.request_id, out.request.exec_tick, actions)))
+            chunk = ActionChunk(out.request.request_id, out.request.exec_tick, actions)
+            driver.send_at_tick(chunk, k + latency_ticks, latency_s=latency_ticks / fps)
     skip = min(50, ticks // 10)
     warm, on_tick = per_tick[skip:], tick_only[skip:]
     chunks = np.asarray(chunk_cost) if chunk_cost else np.zeros(1)

@@ -2,7 +2,10 @@
 
 Three 224×224×3 uint8 cameras + 14-D state → a 50×14 float32 chunk, through the real
 PolicyClient and a real PolicyServer (linear backend, images ignored so the model costs ~nothing)
-in a separate process, back-to-back and paced. Prints numbers; never passes or fails on time.
+in a separate process, back-to-back and paced. The reference, measured in the same run on the same
+cores: a bare ZeroMQ DEALER/ROUTER exchange of the same frames (`vla_async.bench.raw_zmq`), so the
+printed ratio is what the protocol and the runtime cost on top of ZeroMQ. Prints numbers; never
+passes or fails on time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_async.bench.raw_zmq import raw_round_trips
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -114,6 +118,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         with LocalServer(server_args, cpus=server_cpus) as server:
             _run_modes(args, server.port, spec, images, results)
+        _run_raw(args, images, server_cpus, results)
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
@@ -149,6 +154,45 @@ def _run_modes(args: argparse.Namespace, port: int, spec: Any, images: dict[str,
             }
 
 
+def _run_raw(args: argparse.Namespace, images: dict[str, np.ndarray], cpus: set[int] | None,
+             results: dict[str, Any]) -> None:
+    """The reference: the same observation frames through a bare DEALER to a bare ROUTER echo."""
+    frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
+    echo = _RawEcho(cpus)
+    try:
+        raw_round_trips(echo.port, frames, args.warmup)
+        results["raw_zmq"] = {}
+        for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
+            rtts, failures = raw_round_trips(echo.port, frames, n, period_s=period)
+            results["raw_zmq"][mode] = {"n": n, "failures": failures, "rtt_ms": summarize_ms(rtts)}
+    finally:
+        echo.stop()
+
+
+class _RawEcho:
+    """`python -m vla_async.bench.raw_zmq` as a child process (pinned like the policy server)."""
+
+    def __init__(self, cpus: set[int] | None):
+        import subprocess
+        import sys
+
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.process = subprocess.Popen([sys.executable, "-m", "vla_async.bench.raw_zmq"], stdout=subprocess.PIPE,
+                                        text=True, env=env, preexec_fn=preexec)  # noqa: PLW1509
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError("the raw ZeroMQ echo did not start")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
 def _print(results: dict[str, Any]) -> None:
     p = results["payload"]
     print(f"payload: {p['cameras']}x{tuple(p['image_shape'])} uint8 + {p['state_dim']}-D state -> "
@@ -162,3 +206,13 @@ def _print(results: dict[str, Any]) -> None:
         rtt = r["rtt_ms"]
         print(f"{mode:<14}{r['n']:>6}{rtt['p50']:>9.3f}{rtt['p90']:>9.3f}{rtt['p99']:>9.3f}{rtt['mean']:>9.3f}"
               f"{rtt['max']:>9.3f}{r['server_ms']['p50']:>12.3f}{r['throughput_msg_s']:>9.1f}{r['failures']:>6}")
+    raw = results.get("raw_zmq")
+    if raw:
+        print("reference: bare ZeroMQ DEALER/ROUTER exchange of the same frames (same run, same cores)")
+        for mode in ("back_to_back", "paced"):
+            r, rtt = raw[mode], raw[mode]["rtt_ms"]
+            ratio = results[mode]["rtt_ms"]["p50"] / rtt["p50"] if rtt["p50"] > 0 else float("nan")
+            label = {"back_to_back": "raw b2b", "paced": "raw paced"}[mode]
+            print(f"{label:<14}{r['n']:>6}{rtt['p50']:>9.3f}{rtt['p90']:>9.3f}{rtt['p99']:>9.3f}"
+                  f"{rtt['mean']:>9.3f}{rtt['max']:>9.3f}{'':>12}{'':>9}{r['failures']:>6}   "
+                  f"vla-async p50 = {ratio:.2f}x raw")

@@ -129,22 +129,31 @@ def _error_line(err: Mapping[str, Any], root: str, model: type[BaseModel] | None
     loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
     path = ".".join([root, *loc] if root else loc) or "<root>"
     value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "{...}"
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
+    shown = _shown(value)
     kind = err["type"]
     if kind == "extra_forbidden":
         fields = _fields_at(model, loc[:-1]) if model is not None else []
         allowed = f"; fields here: {', '.join(fields)}" if fields else ""
         return f"{path}: unknown field (got {shown}){did_you_mean(loc[-1], fields)}{allowed}"
     if kind in ("literal_error", "enum"):
-        expected = [str(x).strip("'\" ") for x in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",")
-                    .split(",") if str(x).strip()]
+        expected = _expected_values(err)
         return f"{path}: {shown} is not allowed; allowed: {' | '.join(expected)}{did_you_mean(value, expected)}"
     if kind == "value_error":  # our validators' messages name the value already
         msg = str(err["msg"]).removeprefix("Value error, ")
         return msg if path == "<root>" or msg.startswith(f"{path}: ") else f"{path}: {msg}"
     return f"{path}: {err['msg']} (got {shown})"
+
+
+def _shown(value: Any) -> str:
+    """A short, bounded rendering of a bad value for an error line."""
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    return shown[:77] + "..." if len(shown) > 80 else shown
+
+
+def _expected_values(err: Mapping[str, Any]) -> list[str]:
+    """The allowed values pydantic lists in a literal/enum error ("'a', 'b' or 'c'")."""
+    text = str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",")
+    return [x.strip("'\" ") for x in text.split(",") if x.strip()]
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:

@@ -37,7 +37,11 @@ class NetworkConfig(StrictModel):
     heartbeat_timeout_s: float = Field(3.0, gt=0, le=300, description="peer considered gone after this silence")
     reconnect_min_s: float = Field(0.05, gt=0, le=10)
     reconnect_max_s: float = Field(2.0, gt=0, le=60)
-    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=2**31 - 1)
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=2**31 - 1, description="all frames of one message")
+    max_frame_bytes: int = Field(
+        0, ge=0, le=2**31 - 1,
+        description="largest single frame (ZMQ_MAXMSGSIZE: libzmq drops a bigger one before buffering it); "
+        "0 = server: largest frame of its policy spec x2 + 1 MiB, client: 16 MiB")
     zero_copy: bool = Field(False, description="send array frames without copying (helps only for large arrays)")
     image_encoding: Literal["raw", "jpeg"] = Field("raw", description="jpeg for Wi-Fi/WAN links")
     jpeg_quality: int = Field(90, ge=10, le=100)
@@ -79,6 +83,13 @@ class ServerConfig(StrictModel):
     batching: BatchingConfig = BatchingConfig()
     injected_latency: InjectedLatencyConfig = InjectedLatencyConfig()
     max_clients: int = Field(64, ge=1, le=4096)
+    hello_grace_s: float = Field(
+        5.0, gt=0, le=3600, description="when full, a session with no Observation this long after its Hello is "
+        "evicted to make room for a new robot")
+    idle_timeout_s: float = Field(
+        30.0, gt=0, le=86_400, description="when full, a session with no Observation for this long is evicted "
+        "to make room for a new robot (it re-handshakes when it comes back)")
+    max_sessions_per_peer: int = Field(0, ge=0, le=4096, description="sessions per peer IP address; 0 = no limit")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

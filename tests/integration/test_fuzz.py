@@ -1,0 +1,43 @@
+"""Fault tests against real processes on 127.0.0.1: a seeded structure-aware fuzz of 20,000 malformed
+messages per side while a correct client requests at 30 Hz (server side and client side)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vla_async.fuzz.campaign import client_campaign, server_campaign
+from vla_async.fuzz.generator import MessageFuzzer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+MESSAGES = 20_000
+SEED = 20261130
+RSS_GROWTH_LIMIT_MIB = 300
+
+
+def _categories() -> set[str]:
+    from vla_async.reference_specs import policy_spec_for, reference_robot_spec
+
+    robot = reference_robot_spec(image_size=(8, 8))
+    return set(MessageFuzzer(0, robot, policy_spec_for(robot, 50, "p")).categories)
+
+
+def test_server_keeps_serving_a_correct_client_through_20000_malformed_messages():
+    result = server_campaign(MESSAGES, seed=SEED, rate_hz=30.0, baseline_s=2.0)
+    attacker, correct = result["attacker"], result["correct_client"]
+    assert result["messages"] >= MESSAGES and attacker.get("send_failed", 0) == 0, str(attacker)
+    assert {k.split(":", 1)[1] for k in attacker if k.startswith("category:")} == _categories()
+    assert result["process_exits"] == 0 and result["server_alive_after"] and result["server_exit_code"] == 0
+    assert result["thread_deaths"] == 0, result["server_log_tail"]
+    assert correct["failure"] is None and correct["errors"] == []
+    assert correct["chunks"] >= 30 and correct["lost"] == 0 and correct["in_order"]
+    assert result["rss_mib"]["peak_hwm"] - result["rss_mib"]["start"] < RSS_GROWTH_LIMIT_MIB, result["rss_mib"]
+
+
+def test_client_keeps_its_real_chunks_and_reconnects_through_20000_malformed_replies():
+    result = client_campaign(MESSAGES, seed=SEED, rate_hz=30.0)
+    correct = result["correct_client"]
+    assert result["hostile_finished"] and result["messages"] >= MESSAGES
+    assert correct["failure"] is None  # the transport thread never died
+    assert correct["lost"] == 0 and correct["in_order"] and result["during"]["chunks"] >= 10
+    assert correct["transport"]["garbage"] >= MESSAGES // 2  # dropped and counted
+    assert result["after_real_server"]["chunks"] >= 5  # and it reconnected to the real server that took the port

@@ -1,0 +1,71 @@
+"""The reference for `vla-async bench transport`: a bare ZeroMQ DEALER/ROUTER exchange of the same frames.
+
+`python -m vla_async.bench.raw_zmq` is an echo server that answers every message with the
+pre-encoded frames of a reference chunk (no decoding, no validation, no threads of its own);
+`raw_round_trips` sends pre-encoded observation frames from a bare DEALER and times the replies.
+The difference to the real PolicyClient/PolicyServer round trip is what the protocol costs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import zmq
+
+from vla_async.messages import ActionChunk
+from vla_async.protocol import encode
+
+
+def reference_chunk_frames() -> list[bytes]:
+    return [bytes(f) for f in encode(ActionChunk(0, 0, np.zeros((50, 14), np.float32)))]
+
+
+def serve_echo() -> None:
+    """ROUTER on 127.0.0.1 (any free port, printed); replies to every message with the chunk frames."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    reply = reference_chunk_frames()
+    print(f"listening on tcp://127.0.0.1:{port}", flush=True)
+    while True:
+        identity, *_ = sock.recv_multipart(copy=False)
+        sock.send_multipart([identity, *reply])
+
+
+def raw_round_trips(port: int, frames: Sequence[Any], n: int, period_s: float = 0.0,
+                    timeout_s: float = 5.0) -> tuple[list[float], int]:
+    """`n` exchanges of `frames` with the echo server (one in flight); returns (round trips in s, failures)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    rtts: list[float] = []
+    failures = 0
+    start = time.perf_counter()
+    try:
+        for i in range(n):
+            if period_s > 0:
+                delay = start + i * period_s - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            t0 = time.perf_counter()
+            sock.send_multipart(frames)
+            if not sock.poll(int(timeout_s * 1000)):
+                failures += 1
+                continue
+            sock.recv_multipart(copy=False)
+            rtts.append(time.perf_counter() - t0)
+    finally:
+        sock.close(0)
+        ctx.term()
+    return rtts, failures
+
+
+if __name__ == "__main__":
+    serve_echo()
+    sys.exit(0)

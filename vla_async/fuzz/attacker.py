@@ -1,0 +1,124 @@
+"""`python -m vla_async.fuzz.attacker --port P --messages N`: fuzz a policy server from its own process.
+
+Two DEALERs: one with a session (it said Hello, and says it again now and then, since an oversize
+frame makes libzmq drop its connection) and one that never handshakes, which gets every fourth
+message ("messages before handshake"). Messages are sent as fast as the socket takes them, without
+waiting for replies; replies are drained and counted. Prints one JSON line with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+
+from vla_async.fuzz.generator import MessageFuzzer
+from vla_async.messages import Hello, Welcome
+from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode
+from vla_async.reference_specs import reference_robot_spec
+
+_HELLO_EVERY = 500
+_DRAIN_EVERY = 100
+_SEND_PATIENCE_S = 20.0
+
+
+def _dealer(ctx: zmq.Context, port: int) -> zmq.Socket:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 10_000)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    return sock
+
+
+def _drain(socks: Sequence[zmq.Socket]) -> int:
+    n = 0
+    for sock in socks:
+        while sock.poll(0):
+            sock.recv_multipart(copy=False)
+            n += 1
+    return n
+
+
+def _send(sock: zmq.Socket, frames: list[bytes], socks: Sequence[zmq.Socket], counts: Counter[str]) -> bool:
+    """Send without blocking; while the queue is full (the server is behind), drain replies and retry."""
+    end = time.monotonic() + _SEND_PATIENCE_S
+    while time.monotonic() < end:
+        try:
+            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            counts["replies"] += _drain(socks)
+            time.sleep(0.005)
+    counts["send_failed"] += 1
+    return False
+
+
+def _handshake(sock: zmq.Socket, hello: list[Any]) -> Welcome:
+    sock.send_multipart(hello)
+    end = time.monotonic() + 30.0
+    while time.monotonic() < end:
+        if sock.poll(500):
+            try:
+                msg = decode(sock.recv_multipart(), limits=DecodeLimits())
+            except ProtocolError:
+                continue
+            if isinstance(msg, Welcome):
+                return msg
+    raise RuntimeError("the server sent no Welcome to the attacker")
+
+
+def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0) -> dict[str, Any]:
+    """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible."""
+    robot = reference_robot_spec(image_size=image_size)
+    hello = encode(Hello("fuzzer", robot))
+    ctx = zmq.Context()
+    with_session, fresh = _dealer(ctx, port), _dealer(ctx, port)
+    socks = (with_session, fresh)
+    policy = _handshake(with_session, hello).policy_spec
+    fuzzer = MessageFuzzer(seed, robot, policy, "to_server")
+    counts: Counter[str] = Counter()
+    t0 = time.monotonic()
+    for i, case in enumerate(fuzzer.cases(messages)):
+        if rate > 0 and i % 50 == 0:
+            time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        sock = fresh if i % 4 == 3 else with_session
+        if not _send(sock, case.frames, socks, counts):
+            break  # the server stopped reading for _SEND_PATIENCE_S: report instead of hanging
+        counts["sent"] += 1
+        counts["category:" + case.category] += 1
+        if i % _DRAIN_EVERY == 0:
+            counts["replies"] += _drain(socks)
+        if i % _HELLO_EVERY == 0:
+            _send(with_session, hello, socks, counts)
+    elapsed = time.monotonic() - t0
+    for _ in range(10):
+        time.sleep(0.1)
+        counts["replies"] += _drain(socks)
+    for sock in socks:
+        sock.close(linger=30_000)  # deliver what is still queued: every counted message reaches the server
+    ctx.term()
+    return {"elapsed_s": elapsed, **counts}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.nice(19)  # the attacker should not win the CPU from the server it attacks (as if on another machine)
+    parser = argparse.ArgumentParser(prog="python -m vla_async.fuzz.attacker", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, nargs=2, default=(8, 8))
+    parser.add_argument("--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size), args.rate)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

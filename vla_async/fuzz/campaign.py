@@ -1,0 +1,266 @@
+"""Fuzz campaigns against real processes on 127.0.0.1, with a correct client requesting throughout.
+
+`server_campaign`: a real `python -m policy_server` process; an attacker process
+(`vla_async.fuzz.attacker`) sends malformed messages as fast as it can while a correct PolicyClient
+requests at `rate_hz`. Reports what the issue asks: thread deaths, process exits, the correct
+client's chunks (all arrived? in order?) and reply latency before vs during the fuzz, and the
+server's peak RSS (VmHWM). Used by the CI test (20,000 messages) and `vla-async bench fuzz`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_async.config import NetworkConfig
+from vla_async.local_server import LocalServer
+from vla_async.messages import Observation
+from vla_async.reference_specs import reference_robot_spec
+from vla_async.specs import RobotSpec
+from vla_async.transport import PolicyClient, ReceivedChunk
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (peak RSS) in KiB and the thread count of a live process, from /proc."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "Threads"):
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+@dataclass
+class Reply:
+    request_id: int
+    phase: str
+    latency_s: float | None  # None: no chunk (an error or no reply)
+
+
+@dataclass
+class CorrectClient:
+    """A well-behaved robot: one request at a time at `rate_hz`, every reply recorded with the phase."""
+
+    network: NetworkConfig
+    robot: RobotSpec
+    rate_hz: float = 30.0
+    phase: str = "before"
+    replies: list[Reply] = field(default_factory=list)
+    arrival_order: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="correct-client", daemon=True)
+        self.client = PolicyClient(self.network, "correct", self.robot)
+
+    def start(self) -> CorrectClient:
+        self.client.connect(30.0)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30.0)
+        self.client.close()
+
+    def _obs(self, rid: int) -> Observation:
+        images = {c.name: np.full(c.shape, rid % 256, np.uint8) for c in self.robot.cameras}
+        return Observation(rid, rid, rid, np.full(self.robot.state_dim, 0.01, np.float32), images, deadline_ms=30_000)
+
+    def _run(self) -> None:
+        period = 1.0 / self.rate_hz
+        rid = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            rid += 1
+            phase, t0 = self.phase, time.monotonic()
+            self.client.submit(self._obs(rid))
+            self.replies.append(Reply(rid, phase, self._await(rid, t0)))
+            next_at += period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _await(self, rid: int, t0: float) -> float | None:
+        end = t0 + self.network.request_timeout_s + 5.0
+        while time.monotonic() < end:
+            self.client.wait(0.05)
+            for item in self.client.poll():
+                if isinstance(item, ReceivedChunk):
+                    self.arrival_order.append(item.chunk.request_id)
+                    if item.chunk.request_id == rid:
+                        return time.monotonic() - t0
+                elif item.request_id == rid:
+                    self.errors.append(f"{item.code.value}: {item.message}")
+                    return None
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        got = [r for r in self.replies if r.latency_s is not None]
+        ids = [r.request_id for r in self.replies]
+        return {
+            "requests": len(self.replies), "chunks": len(got), "lost": len(self.replies) - len(got),
+            "in_order": self.arrival_order == sorted(self.arrival_order) and self.arrival_order == ids[:len(
+                self.arrival_order)],
+            "p99_ms": {phase: _p99([r.latency_s for r in got if r.phase == phase]) for phase in ("before", "during")},
+            "p50_ms": {phase: _p50([r.latency_s for r in got if r.phase == phase]) for phase in ("before", "during")},
+            "errors": self.errors[:5], "transport": self.client.stats, "failure": self.client.failure,
+        }
+
+
+def _p99(values: list[float]) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, 99)) if values else float("nan")
+
+
+def _p50(values: list[float]) -> float:
+    return float(np.percentile(np.asarray(values) * 1e3, 50)) if values else float("nan")
+
+
+def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, int], server_pid: int,
+                  peak: dict[str, int], timeout_s: float, rate: float) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
+           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    end = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < end:
+        status = proc_status(server_pid)
+        peak["rss_kib"] = max(peak.get("rss_kib", 0), status.get("VmRSS", 0))
+        peak["threads_min"] = min(peak.get("threads_min", 1 << 30), status.get("Threads", 0))
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.kill()
+    out, err = proc.communicate(timeout=10)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"the attacker failed: {err[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
+                    image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
+                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0) -> dict[str, Any]:
+    """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
+    fast as the server takes them); see the module docstring."""
+    robot = reference_robot_spec(image_size=image_size)
+    args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
+            "--log_level=warning", *server_args]
+    with LocalServer(args) as server:
+        pid = server.process.pid
+        start = proc_status(pid)
+        correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
+        time.sleep(baseline_s)
+        correct.phase = "during"
+        peak: dict[str, int] = {}
+        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate)
+        correct.phase = "after"
+        time.sleep(1.0)
+        correct.stop()
+        end = proc_status(pid)
+        alive = server.alive()
+        exit_code = server.stop()
+        output = server.output()
+    died = output.count("died:")
+    return {
+        "messages": attacker.get("sent", 0), "attacker": attacker, "correct_client": correct.summary(),
+        "server_alive_after": alive, "server_exit_code": exit_code, "process_exits": 0 if alive else 1,
+        "thread_deaths": died + max(0, start.get("Threads", 0) - end.get("Threads", 0)),
+        "threads": {"start": start.get("Threads"), "min_during": peak.get("threads_min"), "end": end.get("Threads")},
+        "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
+                    "peak_hwm": end.get("VmHWM", 0) / 1024},
+        "server_log_tail": output.splitlines()[-5:],
+    }
+
+
+class _HostileProcess:
+    """`python -m vla_async.fuzz.hostile_server` as a child process; `done` once it sent everything."""
+
+    def __init__(self, messages: int, seed: int, image_size: tuple[int, int], port: int = 0):
+        env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, "-m", "vla_async.fuzz.hostile_server", "--port", str(port), "--messages",
+               str(messages), "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1])]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.port = 0
+        self.report: dict[str, Any] | None = None
+        self.lines: list[str] = []
+        self._listening = threading.Event()
+        self._done = threading.Event()
+        threading.Thread(target=self._read, name="hostile-output", daemon=True).start()
+        if not self._listening.wait(30.0):
+            self.process.kill()
+            raise RuntimeError("hostile server did not start:\n" + "\n".join(self.lines[-20:]))
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if line.startswith("listening on "):
+                self.port = int(line.rsplit(":", 1)[1])
+                self._listening.set()
+            elif line.startswith("{"):
+                self.report = json.loads(line)
+                self._done.set()
+        self._listening.set()
+        self._done.set()
+
+    def wait_done(self, timeout_s: float) -> bool:
+        return self._done.wait(timeout_s) and self.report is not None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+FAST_NETWORK = {"heartbeat_interval_s": 0.1, "heartbeat_timeout_s": 0.5, "reconnect_min_s": 0.05,
+                "reconnect_max_s": 0.3, "request_timeout_s": 10.0}
+
+
+def client_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, image_size: tuple[int, int] = (8, 8),
+                    timeout_s: float = 300.0) -> dict[str, Any]:
+    """A correct PolicyClient against a hostile server that sends `messages` malformed messages around
+    correct replies; then the hostile server dies and a real server takes its port: the client must
+    have delivered every real chunk in order, counted the garbage, and reconnect to the real server."""
+    robot = reference_robot_spec(image_size=image_size)
+    hostile = _HostileProcess(messages, seed, image_size)
+    port = hostile.port
+    correct = CorrectClient(NetworkConfig(port=port, **FAST_NETWORK), robot, rate_hz)
+    try:
+        correct.start()
+        correct.phase = "during"
+        finished = hostile.wait_done(timeout_s)
+        time.sleep(1.0)
+        during = len(correct.replies)
+        hostile.kill()
+        correct.phase = "after"
+        args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
+                "--log_level=warning"]
+        with LocalServer(args, port=port):
+            end = time.monotonic() + 30.0
+            while time.monotonic() < end and sum(
+                    1 for r in correct.replies[during:] if r.latency_s is not None) < 5:
+                time.sleep(0.1)
+            correct.stop()
+    finally:
+        hostile.kill()
+        correct.stop()
+    summary = correct.summary()
+    after = correct.replies[during:]
+    return {"messages": (hostile.report or {}).get("sent", 0), "hostile_finished": finished,
+            "hostile": hostile.report, "correct_client": summary,
+            "during": {"requests": during, "chunks": sum(1 for r in correct.replies[:during] if r.latency_s)},
+            "after_real_server": {"requests": len(after), "chunks": sum(1 for r in after if r.latency_s)}}
