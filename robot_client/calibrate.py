@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from vla_async.robot import Robot
 from vla_async.config import ClientConfig, ConfigError, config_from_cli
 from vla_async.config.loader import deep_merge
 from vla_async.messages import Observation
+from vla_async.robot import Robot
 from vla_async.safety import SafetyLayer
 from vla_async.transport import PolicyClient, ReceivedChunk
 

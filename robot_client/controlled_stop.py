@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_async.robot import Robot
 from vla_async.config import ClientConfig
+from vla_async.robot import Robot
 from vla_async.safety import SafetyLayer
 
 

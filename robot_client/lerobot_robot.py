@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from robot_client.lerobot_units import JointUnits, UnitsError, joint_units
-from vla_async.robot import Robot, RobotObservation
 from robot_client.robots import RobotUnavailableError
 from vla_async.config import ConfigError, RobotConfig
 from vla_async.extras import install_hint
+from vla_async.robot import Robot, RobotObservation
 from vla_async.specs import ActionKind, CameraSpec, RobotSpec
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ pytest.importorskip("mujoco")
 from robot_client.controlled_stop import ServerLostError  # noqa: E402
 from robot_client.dry_run import DryRunRobot  # noqa: E402
 from robot_client.loop import RealTimeClient  # noqa: E402
-from vla_async.robot import Robot, RobotObservation  # noqa: E402
 from robot_client.robots import make_robot_from_config  # noqa: E402
 from vla_async.config import ClientConfig, RobotConfig, build_config  # noqa: E402
 from vla_async.local_server import LocalServer, backend_args  # noqa: E402
+from vla_async.robot import Robot, RobotObservation  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
