@@ -86,7 +86,7 @@ def _split_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
                 raise ValueError(f"{name}: {raw!r} is not a {_FLAGS[name].__name__}") from None
         else:
             rest.append(arg)
-    if opts.get("--requests", 1) < 3:
+    if opts.get("--requests", 3) < 3:
         raise ValueError("--requests must be at least 3")
     return opts, rest
 

@@ -74,7 +74,7 @@ class RunSummary:
             ("request latency", f"p50 {self.request_latency_p50_ms:.1f} ms  p95 {self.request_latency_p95_ms:.1f} ms  "
                                 f"p99 {self.request_latency_p99_ms:.1f} ms"),
             ("stalls", f"{self.stalls} ticks ({self.stall_time_s:.2f} s) in {self.stall_events} stalls, "
-                       f"{self.stalls_after_first_chunk} ticks after the first chunk"),
+                       f"{self.stalls_after_first_chunk} after the first chunk"),
             ("watchdog", f"{self.watchdog_ticks} ticks in {self.watchdog_events} events"),
             ("observation age", f"p50 {self.observation_age_p50_ticks:.1f}  p95 {self.observation_age_p95_ticks:.1f} ticks"),
             ("delay estimate d̂", f"{self.final_delay_ticks:.2f} ticks (last)"),

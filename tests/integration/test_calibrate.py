@@ -57,6 +57,10 @@ def test_settings_follow_the_measurements() -> None:
     assert len(why) == 6
 
 
-def test_bad_flags_are_one_line(capsys) -> None:
+def test_bad_flags_are_one_line_and_help_works(capsys) -> None:
     assert calibrate_main(["--requests", "x"]) == 2
     assert "--requests: 'x' is not a int" in capsys.readouterr().err
+    assert calibrate_main(["--requests=2"]) == 2
+    assert "at least 3" in capsys.readouterr().err
+    assert calibrate_main(["--help"]) == 0
+    assert "usage: vla-async calibrate" in capsys.readouterr().out

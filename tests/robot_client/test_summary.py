@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -49,6 +50,23 @@ def test_counts_and_rates() -> None:
     assert s.gap_p95_ms == pytest.approx(20.0)
     table = s.format_table()
     assert "38 ticks" in table and "1 after the first chunk" in table
+
+
+def test_request_latency_quantiles_and_stall_and_watchdog_events() -> None:
+    stats = RunStats(50.0)
+    records = run_records()
+    for r in records:  # the watchdog fires twice: ticks 10-11 and 25
+        stats.add(dataclasses.replace(r, watchdog=r.tick in (10, 11, 25)))
+    for ms in range(1, 101):
+        stats.add_request_latency(ms / 1e3)
+    s = stats.finish()
+    assert s.stall_events == 2 and s.stalls == 6  # ticks 0-4, then tick 30
+    assert s.watchdog_events == 2 and s.watchdog_ticks == 3
+    assert s.request_latency_p50_ms == pytest.approx(50.5)
+    assert s.request_latency_p95_ms == pytest.approx(95.05) and s.request_latency_p99_ms == pytest.approx(99.01)
+    table = s.format_table()
+    assert "p99 99.0 ms" in table and "in 2 stalls" in table and "3 ticks in 2 events" in table
+    assert math.isnan(RunStats(50.0).finish().request_latency_p99_ms)
 
 
 def test_summary_from_the_log_file_matches(tmp_path: Path) -> None:
