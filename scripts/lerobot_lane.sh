@@ -5,7 +5,8 @@
 # on PYTHONPATH (the project is not installed there, so the cached venv always tests the code at hand).
 #
 # Cost measured on the 2-core dev machine: building the venv takes ~493 s and leaves 8.6 GB on disk
-# (`du -sh ~/.cache/vla-async/venv-lerobot`; torch 2.10 brings the CUDA wheels from PyPI); the tests ~25 s.
+# (`du -sh ~/.cache/vla-async/venv-lerobot`; torch 2.10 brings the CUDA wheels from PyPI); the tests ~90 s (16 tests:
+# backends, export, and robot.kind=lerobot on the simulated arm as a LeRobot robot, which needs mujoco there too).
 # pip's progress is shown as one line per package. By default the venv is built when missing and reused
 # after that. VLA_ASYNC_LEROBOT_LANE=0 skips the lane; =reuse runs it only when the venv already exists.
 set -euo pipefail
@@ -44,6 +45,11 @@ if ! have_venv; then
   # mujoco: the simulated arm as a LeRobot robot (lerobot_robot_vla_sim) in tests/lerobot
   quiet "${PIP[@]}" -q "mujoco>=3.1" "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
   say "venv ready in $(( $(date +%s) - start )) s"
+fi
+
+if ! "$VENV/bin/python" -c "import mujoco" >/dev/null 2>&1; then  # a venv built before the sim follower tests
+  say "adding mujoco to $VENV (tests/lerobot drive the simulated arm as a LeRobot robot)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mujoco>=3.1" 2> >(grep -v "is ignored: it is neither" >&2)
 fi
 
 say "running tests/lerobot with $("$VENV/bin/python" -c 'import lerobot, torch; print("lerobot", lerobot.__version__, "torch", torch.__version__)')"
