@@ -100,6 +100,8 @@ def _decelerate(robot: Robot, safety: SafetyLayer, max_ticks: int) -> tuple[int,
 
 
 def _torque(robot: Robot, on_stop: str) -> str:
+    if getattr(robot, "dry_run", False):
+        return "untouched (dry run)"
     if on_stop == "hold":
         return "held"
     release = getattr(robot, "release_torque", None)

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 class DryRunRobot(Robot):
     """Wraps a robot: observations pass through, commands are recorded instead of sent."""
 
+    dry_run = True  # the controlled stop leaves torque as it is
+
     def __init__(self, robot: Robot, keep: int = 1000) -> None:
         self.inner = robot
         self.would_send: deque[np.ndarray] = deque(maxlen=keep)  # the latest commands, clamped to the limits

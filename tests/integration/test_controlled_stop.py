@@ -133,5 +133,6 @@ def test_dry_run_never_sends(server: LocalServer) -> None:
     with robot:
         summary = client.run(duration_s=2.0)
     assert recording.sent == []  # nothing reached the robot, not even the controlled stop
+    assert client.stop_outcome is not None and client.stop_outcome.torque == "untouched (dry run)"
     assert summary.chunks_received >= 1 and robot.commands >= summary.ticks > 0
     assert len(robot.would_send) == min(robot.commands, 1000)
