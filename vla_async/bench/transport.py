@@ -4,8 +4,9 @@ Three 224×224×3 uint8 cameras + 14-D state → a 50×14 float32 chunk, through
 PolicyClient and a real PolicyServer (linear backend, images ignored so the model costs ~nothing)
 in a separate process, back-to-back and paced. The reference, measured in the same run on the same
 cores: a bare ZeroMQ DEALER/ROUTER exchange of the same frames (`vla_async.bench.raw_zmq`), so the
-printed ratio is what the protocol and the runtime cost on top of ZeroMQ. Prints numbers; never
-passes or fails on time.
+printed ratio is what the protocol and the runtime cost on top of ZeroMQ. Both run in alternating
+blocks (`--blocks`), so load that comes and goes on a shared machine hits both alike. Prints
+numbers; never passes or fails on time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.bench.raw_zmq import raw_round_trips
+from vla_async.bench.raw_zmq import RawDealer
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -85,6 +86,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--paced-n", type=int, default=250, help="round trips paced at --paced-hz")
     parser.add_argument("--paced-hz", type=float, default=50.0)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--blocks", type=int, default=10,
+                        help="alternate vla-async and the raw reference in this many blocks per mode")
     copy = parser.add_mutually_exclusive_group()
     copy.add_argument("--zero-copy", dest="zero_copy", action="store_true", help="send array frames without copying")
     copy.add_argument("--copy", dest="zero_copy", action="store_false", help="copy array frames (default)")
@@ -116,9 +119,8 @@ def main(argv: Sequence[str]) -> int:
         os.sched_setaffinity(0, {client_cpu})
         server_cpus = {server_cpu}
     try:
-        with LocalServer(server_args, cpus=server_cpus) as server:
-            _run_modes(args, server.port, spec, images, results)
-        _run_raw(args, images, server_cpus, results)
+        with LocalServer(server_args, cpus=server_cpus) as server, _RawEcho(server_cpus) as echo:
+            _run_modes(args, server.port, echo.port, spec, images, results)
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
@@ -130,43 +132,54 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _run_modes(args: argparse.Namespace, port: int, spec: Any, images: dict[str, np.ndarray],
+def _block_sizes(n: int, blocks: int) -> list[int]:
+    """`n` split into `blocks` near-equal positive parts (fewer when n < blocks)."""
+    blocks = max(1, min(blocks, n))
+    return [n // blocks + (1 if i < n % blocks else 0) for i in range(blocks)]
+
+
+def _run_modes(args: argparse.Namespace, port: int, echo_port: int, spec: Any, images: dict[str, np.ndarray],
                results: dict[str, Any]) -> None:
-    """Warm up, then the back-to-back and the paced runs, on one connected client."""
+    """Warm up, then the back-to-back and the paced runs: the real client and the raw reference in
+    alternating blocks, each on one connection kept for the whole run."""
     network = NetworkConfig(port=port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
-    with PolicyClient(network, "bench", spec) as client:
+    raw_frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
+    results["raw_zmq"] = {}
+    with PolicyClient(network, "bench", spec) as client, RawDealer(echo_port) as raw:
         client.connect(timeout_s=10.0)
         run_round_trips(client, images, args.warmup, first_id=1)
+        raw.round_trips(raw_frames, args.warmup)
         next_id = 1 + args.warmup
         for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-            t0 = time.perf_counter()
-            rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period,
-                                                      spin_s=args.spin_us * 1e-6)
-            wall = time.perf_counter() - t0
-            next_id += n
-            server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
-            results[mode] = {
-                "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts),
-                "server_ms": summarize_ms(server_total),
-                "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
-                "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"),
-                "rate_hz": (args.paced_hz if period else None),
-            }
+            rtts: list[float] = []
+            replies: list[ReceivedChunk] = []
+            raw_rtts: list[float] = []
+            failures = raw_failures = 0
+            wall = 0.0
+            for size in _block_sizes(n, args.blocks):
+                t0 = time.perf_counter()
+                got, answered, failed = run_round_trips(client, images, size, next_id, period_s=period,
+                                                        spin_s=args.spin_us * 1e-6)
+                wall += time.perf_counter() - t0
+                next_id += size
+                rtts += got
+                replies += answered
+                failures += failed
+                got, failed = raw.round_trips(raw_frames, size, period_s=period)
+                raw_rtts += got
+                raw_failures += failed
+            results[mode] = _mode_result(n, rtts, replies, failures, wall, args.paced_hz if period else None)
+            results["raw_zmq"][mode] = {"n": n, "failures": raw_failures, "rtt_ms": summarize_ms(raw_rtts)}
 
 
-def _run_raw(args: argparse.Namespace, images: dict[str, np.ndarray], cpus: set[int] | None,
-             results: dict[str, Any]) -> None:
-    """The reference: the same observation frames through a bare DEALER to a bare ROUTER echo."""
-    frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
-    echo = _RawEcho(cpus)
-    try:
-        raw_round_trips(echo.port, frames, args.warmup)
-        results["raw_zmq"] = {}
-        for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-            rtts, failures = raw_round_trips(echo.port, frames, n, period_s=period)
-            results["raw_zmq"][mode] = {"n": n, "failures": failures, "rtt_ms": summarize_ms(rtts)}
-    finally:
-        echo.stop()
+def _mode_result(n: int, rtts: list[float], replies: list[ReceivedChunk], failures: int, wall: float,
+                 rate_hz: float | None) -> dict[str, Any]:
+    server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
+    return {
+        "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts), "server_ms": summarize_ms(server_total),
+        "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
+        "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"), "rate_hz": rate_hz,
+    }
 
 
 class _RawEcho:
@@ -192,6 +205,12 @@ class _RawEcho:
             self.process.kill()
         self.process.wait(10)
 
+    def __enter__(self) -> _RawEcho:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def _print(results: dict[str, Any]) -> None:
     p = results["payload"]
@@ -208,7 +227,8 @@ def _print(results: dict[str, Any]) -> None:
               f"{rtt['max']:>9.3f}{r['server_ms']['p50']:>12.3f}{r['throughput_msg_s']:>9.1f}{r['failures']:>6}")
     raw = results.get("raw_zmq")
     if raw:
-        print("reference: bare ZeroMQ DEALER/ROUTER exchange of the same frames (same run, same cores)")
+        print("reference: bare ZeroMQ DEALER/ROUTER exchange of the same frames (same run, same cores, "
+              f"alternating blocks)")
         for mode in ("back_to_back", "paced"):
             r, rtt = raw[mode], raw[mode]["rtt_ms"]
             ratio = results[mode]["rtt_ms"]["p50"] / rtt["p50"] if rtt["p50"] > 0 else float("nan")
