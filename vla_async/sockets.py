@@ -21,6 +21,12 @@ from zmq.auth.thread import ThreadAuthenticator
 from vla_async.config import NetworkConfig
 
 CLIENT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # a client's frame cap when network.max_frame_bytes is 0
+# Plain ints: pyzmq's enum flags cost ~2-4 us per `|`/`&`/getsockopt, several times per message.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_FRAME_TYPES = (bytes, memoryview, zmq.Frame)
 
 
 class CurveSetupError(RuntimeError):
@@ -143,12 +149,12 @@ class SharedSocket:
                 return False, received
             if frames is not None:
                 try:
-                    self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+                    send_frames(self.socket, frames, copy)
                     sent = True
                 except zmq.ZMQError:  # no connected peer (IMMEDIATE) or queue full
                     sent = False
-            while len(received) < max_recv and self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                received.append(self.socket.recv_multipart(zmq.NOBLOCK, copy=False))
+            while len(received) < max_recv and self.socket.getsockopt(_EVENTS) & _POLLIN:
+                received.append(recv_frames(self.socket))
         return sent, received
 
     def send(self, frames: Sequence[Any], *, copy: bool = True) -> tuple[bool, bool]:
@@ -158,15 +164,40 @@ class SharedSocket:
             if self.socket.closed:
                 return False, False
             try:
-                self.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+                send_frames(self.socket, frames, copy)
                 sent = True
             except zmq.ZMQError:  # full queue or unroutable peer
                 sent = False
-            return sent, bool(self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+            return sent, bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
 
     def close(self) -> None:
         with self.lock:
             self.socket.close(linger=0)
+
+
+def send_frames(sock: zmq.Socket, frames: Sequence[Any], copy: bool = True) -> None:
+    """`sock.send_multipart(frames, NOBLOCK, copy)` with int flags. Raises zmq.Again (nothing sent)
+    when the first frame cannot be queued; ZeroMQ then queues the other parts atomically with it."""
+    last = len(frames) - 1
+    if last < 0:
+        raise ValueError("a message needs at least one frame")
+    for frame in frames:  # checked before the first part leaves: never half a message on the socket
+        if type(frame) not in _FRAME_TYPES:
+            memoryview(frame)  # TypeError unless bytes-like
+    send = sock.send
+    for i, frame in enumerate(frames):
+        send(frame, _MORE_NOBLOCK if i < last else _NOBLOCK, copy=copy)
+
+
+def recv_frames(sock: zmq.Socket) -> list[zmq.Frame]:
+    """`sock.recv_multipart(NOBLOCK, copy=False)` without a getsockopt(RCVMORE) per part (a part
+    knows whether more follow; ZeroMQ delivers the parts of a message together)."""
+    frame = sock.recv(_NOBLOCK, copy=False)
+    parts = [frame]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        parts.append(frame)
+    return parts
 
 
 def wait_readable(fds: Sequence[int], timeout_s: float) -> list[int]:

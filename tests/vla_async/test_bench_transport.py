@@ -24,5 +24,7 @@ def test_bench_transport_reports_every_round_trip(tmp_path, capsys, pin: bool) -
         assert result[mode]["server_ms"]["p50"] < rtt["p50"]  # the server's share is inside the round trip
         raw = result["raw_zmq"][mode]  # the bare ZeroMQ reference of the same frames, same run
         assert raw["failures"] == 0 and raw["n"] == n and 0 < raw["rtt_ms"]["p50"] <= raw["rtt_ms"]["max"]
+        for cpu in (result[mode]["cpu_us"], raw["cpu_us"]):  # CPU per round trip of both processes
+            assert cpu["client"] > 0 and (cpu["server"] is None or cpu["server"] >= 0)
     printed = capsys.readouterr().out
-    assert "back_to_back" in printed and "x raw" in printed
+    assert "back_to_back" in printed and "x raw" in printed and "CPU per round trip" in printed

@@ -37,17 +37,23 @@ def serve_echo() -> None:
         sock.send_multipart([identity, *reply])
 
 
-def raw_round_trips(port: int, frames: Sequence[Any], n: int, period_s: float = 0.0,
+class RawDealer:
+    """A bare DEALER connected to the echo server; `round_trips` may be called many times (the bench
+    interleaves blocks of it with blocks of the real client, so load drift hits both alike)."""
+
+    def __init__(self, port: int):
+        self._ctx = zmq.Context()
+        self.socket = self._ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(f"tcp://127.0.0.1:{port}")
+
+    def round_trips(self, frames: Sequence[Any], n: int, period_s: float = 0.0,
                     timeout_s: float = 5.0) -> tuple[list[float], int]:
-    """`n` exchanges of `frames` with the echo server (one in flight); returns (round trips in s, failures)."""
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    rtts: list[float] = []
-    failures = 0
-    start = time.perf_counter()
-    try:
+        """`n` exchanges of `frames` (one in flight); returns (round trips in s, failures)."""
+        sock = self.socket
+        rtts: list[float] = []
+        failures = 0
+        start = time.perf_counter()
         for i in range(n):
             if period_s > 0:
                 delay = start + i * period_s - time.perf_counter()
@@ -60,10 +66,24 @@ def raw_round_trips(port: int, frames: Sequence[Any], n: int, period_s: float = 
                 continue
             sock.recv_multipart(copy=False)
             rtts.append(time.perf_counter() - t0)
-    finally:
-        sock.close(0)
-        ctx.term()
-    return rtts, failures
+        return rtts, failures
+
+    def close(self) -> None:
+        self.socket.close(0)
+        self._ctx.term()
+
+    def __enter__(self) -> RawDealer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def raw_round_trips(port: int, frames: Sequence[Any], n: int, period_s: float = 0.0,
+                    timeout_s: float = 5.0) -> tuple[list[float], int]:
+    """`n` exchanges of `frames` with the echo server on a fresh DEALER; returns (round trips in s, failures)."""
+    with RawDealer(port) as dealer:
+        return dealer.round_trips(frames, n, period_s, timeout_s)
 
 
 if __name__ == "__main__":

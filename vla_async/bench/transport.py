@@ -4,8 +4,9 @@ Three 224×224×3 uint8 cameras + 14-D state → a 50×14 float32 chunk, through
 PolicyClient and a real PolicyServer (linear backend, images ignored so the model costs ~nothing)
 in a separate process, back-to-back and paced. The reference, measured in the same run on the same
 cores: a bare ZeroMQ DEALER/ROUTER exchange of the same frames (`vla_async.bench.raw_zmq`), so the
-printed ratio is what the protocol and the runtime cost on top of ZeroMQ. Prints numbers; never
-passes or fails on time.
+printed ratio is what the protocol and the runtime cost on top of ZeroMQ. Both run in alternating
+blocks (`--blocks`), so load that comes and goes on a shared machine hits both alike. Prints
+numbers; never passes or fails on time.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from vla_async.bench.raw_zmq import raw_round_trips
+from vla_async.bench.raw_zmq import RawDealer
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -57,8 +60,9 @@ def run_round_trips(client: PolicyClient, images: dict[str, np.ndarray], n: int,
             if delay > 0:
                 time.sleep(delay)
         rid = first_id + i
+        obs = reference_observation(rid, images)  # the caller's work, outside the timer (as for the raw frames)
         t0 = time.perf_counter()
-        client.submit(reference_observation(rid, images))
+        client.submit(obs)
         got = None
         while got is None and client.wait(timeout_s, spin_s=spin_s):
             for item in client.poll():
@@ -85,6 +89,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--paced-n", type=int, default=250, help="round trips paced at --paced-hz")
     parser.add_argument("--paced-hz", type=float, default=50.0)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--blocks", type=int, default=10,
+                        help="alternate vla-async and the raw reference in this many blocks per mode")
     copy = parser.add_mutually_exclusive_group()
     copy.add_argument("--zero-copy", dest="zero_copy", action="store_true", help="send array frames without copying")
     copy.add_argument("--copy", dest="zero_copy", action="store_false", help="copy array frames (default)")
@@ -116,9 +122,9 @@ def main(argv: Sequence[str]) -> int:
         os.sched_setaffinity(0, {client_cpu})
         server_cpus = {server_cpu}
     try:
-        with LocalServer(server_args, cpus=server_cpus) as server:
-            _run_modes(args, server.port, spec, images, results)
-        _run_raw(args, images, server_cpus, results)
+        with LocalServer(server_args, cpus=server_cpus) as server, _RawEcho(server_cpus) as echo:
+            _run_modes(args, server.port, (server.process.pid, echo.process.pid), echo.port, spec, images,
+                       results)
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
@@ -130,43 +136,93 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _run_modes(args: argparse.Namespace, port: int, spec: Any, images: dict[str, np.ndarray],
-               results: dict[str, Any]) -> None:
-    """Warm up, then the back-to-back and the paced runs, on one connected client."""
+def _block_sizes(n: int, blocks: int) -> list[int]:
+    """`n` split into `blocks` near-equal positive parts (fewer when n < blocks)."""
+    blocks = max(1, min(blocks, n))
+    return [n // blocks + (1 if i < n % blocks else 0) for i in range(blocks)]
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) process `pid` used so far; None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class _Tally:
+    """One side's samples of one mode, gathered over its blocks, with the CPU both processes spent."""
+
+    peer_pid: int
+    rtts: list[float] = field(default_factory=list)
+    replies: list[ReceivedChunk] = field(default_factory=list)
+    failures: int = 0
+    wall_s: float = 0.0
+    client_cpu_s: float = 0.0
+    peer_cpu_s: float | None = 0.0
+
+    def measure(self, block: Callable[[], Any]) -> Any:
+        """Run `block`, adding its wall time and the CPU time of this process and of the peer."""
+        peer0, cpu0, t0 = process_cpu_s(self.peer_pid), time.process_time(), time.perf_counter()
+        out = block()
+        self.wall_s += time.perf_counter() - t0
+        self.client_cpu_s += time.process_time() - cpu0
+        peer1 = process_cpu_s(self.peer_pid)
+        if peer0 is None or peer1 is None or self.peer_cpu_s is None:
+            self.peer_cpu_s = None
+        else:
+            self.peer_cpu_s += peer1 - peer0
+        return out
+
+    def cpu_us(self, n: int) -> dict[str, float | None]:
+        """CPU microseconds per round trip: this (client) process and the peer (server) process."""
+        n = max(1, n)
+        return {"client": self.client_cpu_s / n * 1e6,
+                "server": None if self.peer_cpu_s is None else self.peer_cpu_s / n * 1e6}
+
+
+def _run_modes(args: argparse.Namespace, port: int, pids: tuple[int, int], echo_port: int, spec: Any,
+               images: dict[str, np.ndarray], results: dict[str, Any]) -> None:
+    """Warm up, then the back-to-back and the paced runs: the real client and the raw reference in
+    alternating blocks, each on one connection kept for the whole run. `pids`: (server, raw echo)."""
     network = NetworkConfig(port=port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
-    with PolicyClient(network, "bench", spec) as client:
+    raw_frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
+    results["raw_zmq"] = {}
+    spin_s = args.spin_us * 1e-6
+    with PolicyClient(network, "bench", spec) as client, RawDealer(echo_port) as raw:
         client.connect(timeout_s=10.0)
         run_round_trips(client, images, args.warmup, first_id=1)
+        raw.round_trips(raw_frames, args.warmup)
         next_id = 1 + args.warmup
         for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-            t0 = time.perf_counter()
-            rtts, replies, failures = run_round_trips(client, images, n, next_id, period_s=period,
-                                                      spin_s=args.spin_us * 1e-6)
-            wall = time.perf_counter() - t0
-            next_id += n
-            server_total = [r.chunk.timing.total_ms / 1e3 for r in replies]
-            results[mode] = {
-                "n": n, "failures": failures, "rtt_ms": summarize_ms(rtts),
-                "server_ms": summarize_ms(server_total),
-                "transport_ms": summarize_ms([a - b for a, b in zip(rtts, server_total, strict=True)]),
-                "throughput_msg_s": len(rtts) / wall if wall > 0 else float("nan"),
-                "rate_hz": (args.paced_hz if period else None),
-            }
+            ours, ref = _Tally(pids[0]), _Tally(pids[1])
+            for size in _block_sizes(n, args.blocks):
+                got, answered, failed = ours.measure(partial(run_round_trips, client, images, size, next_id,
+                                                             period_s=period, spin_s=spin_s))
+                next_id += size
+                ours.rtts += got
+                ours.replies += answered
+                ours.failures += failed
+                got, failed = ref.measure(partial(raw.round_trips, raw_frames, size, period_s=period))
+                ref.rtts += got
+                ref.failures += failed
+            results[mode] = _mode_result(n, ours, args.paced_hz if period else None)
+            results["raw_zmq"][mode] = {"n": n, "failures": ref.failures, "rtt_ms": summarize_ms(ref.rtts),
+                                        "cpu_us": ref.cpu_us(len(ref.rtts))}
 
 
-def _run_raw(args: argparse.Namespace, images: dict[str, np.ndarray], cpus: set[int] | None,
-             results: dict[str, Any]) -> None:
-    """The reference: the same observation frames through a bare DEALER to a bare ROUTER echo."""
-    frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
-    echo = _RawEcho(cpus)
-    try:
-        raw_round_trips(echo.port, frames, args.warmup)
-        results["raw_zmq"] = {}
-        for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-            rtts, failures = raw_round_trips(echo.port, frames, n, period_s=period)
-            results["raw_zmq"][mode] = {"n": n, "failures": failures, "rtt_ms": summarize_ms(rtts)}
-    finally:
-        echo.stop()
+def _mode_result(n: int, tally: _Tally, rate_hz: float | None) -> dict[str, Any]:
+    server_total = [r.chunk.timing.total_ms / 1e3 for r in tally.replies]
+    return {
+        "n": n, "failures": tally.failures, "rtt_ms": summarize_ms(tally.rtts),
+        "server_ms": summarize_ms(server_total),
+        "transport_ms": summarize_ms([a - b for a, b in zip(tally.rtts, server_total, strict=True)]),
+        "throughput_msg_s": len(tally.rtts) / tally.wall_s if tally.wall_s > 0 else float("nan"),
+        "rate_hz": rate_hz, "cpu_us": tally.cpu_us(len(tally.rtts)),
+    }
 
 
 class _RawEcho:
@@ -192,6 +248,12 @@ class _RawEcho:
             self.process.kill()
         self.process.wait(10)
 
+    def __enter__(self) -> _RawEcho:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def _print(results: dict[str, Any]) -> None:
     p = results["payload"]
@@ -208,7 +270,8 @@ def _print(results: dict[str, Any]) -> None:
               f"{rtt['max']:>9.3f}{r['server_ms']['p50']:>12.3f}{r['throughput_msg_s']:>9.1f}{r['failures']:>6}")
     raw = results.get("raw_zmq")
     if raw:
-        print("reference: bare ZeroMQ DEALER/ROUTER exchange of the same frames (same run, same cores)")
+        print("reference: bare ZeroMQ DEALER/ROUTER exchange of the same frames (same run, same cores, "
+              "alternating blocks)")
         for mode in ("back_to_back", "paced"):
             r, rtt = raw[mode], raw[mode]["rtt_ms"]
             ratio = results[mode]["rtt_ms"]["p50"] / rtt["p50"] if rtt["p50"] > 0 else float("nan")
@@ -216,3 +279,13 @@ def _print(results: dict[str, Any]) -> None:
             print(f"{label:<14}{r['n']:>6}{rtt['p50']:>9.3f}{rtt['p90']:>9.3f}{rtt['p99']:>9.3f}"
                   f"{rtt['mean']:>9.3f}{rtt['max']:>9.3f}{'':>12}{'':>9}{r['failures']:>6}   "
                   f"vla-async p50 = {ratio:.2f}x raw")
+        print("CPU per round trip in us (user+system, all threads; /proc, 10 ms ticks): what each side costs "
+              "whatever the load")
+        for mode in ("back_to_back", "paced"):
+            ours, ref = results[mode]["cpu_us"], raw[mode]["cpu_us"]
+            print(f"{mode:<14}vla-async client {ours['client']:7.0f} server {_us(ours['server'])}   "
+                  f"raw client {ref['client']:7.0f} echo {_us(ref['server'])}")
+
+
+def _us(value: float | None) -> str:
+    return f"{value:7.0f}" if value is not None else "    n/a"
