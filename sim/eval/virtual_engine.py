@@ -44,6 +44,7 @@ def run_virtual_episode(
     max_duration_s: float = 30.0,
     safety: SafetyConfig | None = None,
     server_workers: int = 1,
+    policy_exec_offset: bool = False,
 ) -> EpisodeLog:
     """Run one episode in virtual time and return its per-tick log."""
     import sim
@@ -57,7 +58,7 @@ def run_virtual_episode(
     try:
         robot.reset(seed)
         spec = robot.spec
-        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
+        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
         sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety), timer=time.perf_counter)
         server = ServerModel(server_workers, sampler.sample_s)
@@ -115,6 +116,6 @@ def _plan_chunk(expert: ExpertPolicy, request: InferenceRequest, obs: RobotObser
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
                           state=obs.state, task=task, rollforward_state=request.rollforward_state,
                           environment_state=obs.environment_state)
-    inp = policy_input(message, fps)
+    inp = policy_input(message, fps, policy=expert.spec())
     actions = expert.plan(inp.state, inp.environment_state, inp.task, inp.exec_offset_s)
     return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))
