@@ -12,6 +12,7 @@ from typing import Any
 from sim.eval.episode_log import EpisodeLog
 from sim.eval.grid import Cell, Episode, EvalConfig, expand_cells, expand_episodes
 from sim.eval.metrics import aggregate, episode_metrics
+from vla_async.config import StrategyConfig
 
 
 @dataclass
@@ -59,7 +60,13 @@ def _progress(total: int, enabled: bool) -> Any:
 def row_for(cell: Cell, samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {"task": cell.task, "strategy": cell.strategy_name, "latency_ms": cell.latency.mean_ms,
             "jitter_ms": cell.latency.jitter_ms, "is_reference": cell.is_reference,
-            "max_in_flight": cell.strategy.max_in_flight, **aggregate(samples)}
+            "max_in_flight": cell.strategy.max_in_flight, "trigger": trigger_name(cell.strategy),
+            **aggregate(samples)}
+
+
+def trigger_name(strategy: StrategyConfig) -> str:
+    """The trigger a strategy runs with (`sync: true` always uses the synchronous one)."""
+    return "sync" if strategy.sync else strategy.trigger
 
 
 def run_grid(config: EvalConfig, *, progress: bool = True,

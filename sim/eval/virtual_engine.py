@@ -90,7 +90,7 @@ def run_virtual_episode(
                 tick=k, command=out.command, state=obs.state, commanded_tool=robot.tool_position_for(out.command),
                 measured_tool=robot.tool_position(), target=robot.target_position(), stalled=out.stalled,
                 watchdog=out.watchdog, source_request_id=out.source_request_id, delay_ticks=out.delay_ticks,
-                rollforward_error=out.rollforward_error, client_cost_s=step.cost,
+                rollforward_error=out.rollforward_error, client_cost_s=step.cost, planned=out.planned,
             )
             robot.step_tick()
             status = robot.task_status()
