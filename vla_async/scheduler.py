@@ -121,6 +121,7 @@ class ActionScheduler:
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = strategy.rollforward != "none"
+        self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sync = strategy.sync
         self._align = strategy.fuser.align and not strategy.sync
@@ -221,10 +222,11 @@ class ActionScheduler:
         self._next_request_id += 1
         exec_tick, rf_state = k, None
         if self._rolls_forward:
-            exec_tick = k + delay.delay_ticks_ceil
+            exec_tick = k + delay.delay_ticks_ceil if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
-            rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
+            committed = self._committed(k, exec_tick, command) if self._shifts_exec else command[None]
+            rf_state = self.rollforward.predict(s, committed, self._last_command)
             if rf_state is not None:
                 self._predictions[exec_tick] = (rid, rf_state)
         request = InferenceRequest(rid, k, exec_tick, rf_state)

@@ -152,7 +152,9 @@ class StrategyConfig(StrictModel):
     trigger_margin_ticks: int = Field(2, ge=0, le=1000, description="trigger when planned ticks left ≤ d̂ + this")
     lerobot_queue_threshold: float = Field(0.5, ge=0, le=1)
     max_in_flight: int = Field(1, ge=1, le=64)
-    rollforward: Literal["none", "commanded", "delta", "tracking"] = "commanded"
+    rollforward: Literal["none", "commanded", "delta", "tracking", "last_command"] = Field(
+        "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
+        "(no rollforward: shows the effect of conditioning on commanded state on its own)")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
