@@ -53,6 +53,12 @@ def run_virtual_episode(
     from vla_async.scheduler import ActionScheduler
     from vla_async.virtual import VirtualDriver
 
+    if strategy.emulate == "lerobot_0_4_4":
+        from sim.eval.lerobot_engine import run_lerobot_episode
+
+        return run_lerobot_episode(task, strategy, latency, seed, fps=fps, chunk_length=chunk_length,
+                                   max_duration_s=max_duration_s, safety=safety, policy_exec_offset=policy_exec_offset,
+                                   meta=episode_meta(task, strategy, latency, seed, fps, "virtual"))
     robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
     robot.connect()
     try:

@@ -151,6 +151,9 @@ class StrategyConfig(StrictModel):
     execution_horizon: int = Field(10, ge=1, le=10_000, description="s: actions executed per chunk")
     trigger_margin_ticks: int = Field(2, ge=0, le=1000, description="trigger when planned ticks left ≤ d̂ + this")
     lerobot_queue_threshold: float = Field(0.5, ge=0, le=1)
+    emulate: Literal["none", "lerobot_0_4_4"] = Field(
+        "none", description="virtual-time evaluation only: lerobot_0_4_4 runs LeRobot 0.4.4's client queue and "
+        "server filter (sim/eval/lerobot_emulation.py) instead of this scheduler; the robot client ignores it")
     max_in_flight: int = Field(1, ge=1, le=64)
     rollforward: Literal["none", "commanded", "delta", "tracking", "last_command"] = Field(
         "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
