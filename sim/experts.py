@@ -18,7 +18,7 @@ import numpy as np
 
 from sim import so101
 from sim.kinematics import PITCH_DOWN, roll_for_yaw, solve_ik, solve_reach, tool_position
-from sim.tasks.layout import CUBE, TARGET_POS, TARGET_PREV, TARGET_PREV2, TASK_ONE_HOT, TASKS, ZONE
+from sim.tasks.layout import CUBE, POLICY_TASKS, TARGET_POS, TARGET_PREV, TARGET_PREV2, TASK_ONE_HOT, ZONE
 from vla_async.policy_input import EXEC_OFFSET_KEY
 from vla_async.specs import ActionKind, PolicySpec, RobotSpec
 
@@ -94,7 +94,7 @@ def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | No
         action_kind=ActionKind.ABSOLUTE,
         fps=float(fps),
         environment_state_dim=robot.environment_state_dim,
-        extra={"kind": "scripted expert", "tasks": list(TASKS), EXEC_OFFSET_KEY: bool(exec_offset)},
+        extra={"kind": "scripted expert", "tasks": list(POLICY_TASKS), EXEC_OFFSET_KEY: bool(exec_offset)},
     )
 
 
@@ -127,7 +127,7 @@ class ExpertPolicy:
         env = np.asarray(environment_state, dtype=np.float64).reshape(-1)
         if q.shape != (6,) or not np.all(np.isfinite(q)):
             raise ValueError(f"state must be 6 finite values, got {q.tolist()}")
-        task = TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
+        task = POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
         if task == "pick_place":
             out = self._pick_place(q.copy(), env, instruction)
         else:

@@ -46,6 +46,7 @@ class TaskStatus:
 
 class Task(abc.ABC):
     name: str = ""
+    policy_task: str = ""  # what the policy is told (the one-hot); defaults to `name`
     duration_s: float = 20.0
 
     def __init__(self) -> None:
@@ -78,7 +79,7 @@ class Task(abc.ABC):
 
     def environment_state(self, physics: SimPhysics, t: float) -> np.ndarray:
         env = np.zeros(ENV_STATE_DIM)
-        env[TASK_ONE_HOT][task_index(self.name)] = 1.0
+        env[TASK_ONE_HOT][task_index(self.policy_task or self.name)] = 1.0
         target = self.target_position(physics)
         if target is not None:
             env[TARGET_POS] = target  # the earlier frames' positions are added by the world (SimWorld)

@@ -13,8 +13,10 @@ from __future__ import annotations
 from vla_async.config.schema import SIM_TASKS
 
 TASKS: tuple[str, ...] = SIM_TASKS  # the names live in the core config schema (robot.task)
+#: what the policy is told (the one-hot): a variant task looks like its base task to the policy
+POLICY_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
 #: tasks that always run their full duration and are judged at the end (no completion time)
-FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track")
+FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track", "reach_dodge")
 
 TASK_ONE_HOT = slice(0, 3)
 TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz
@@ -26,6 +28,7 @@ ENV_STATE_DIM = 26
 
 
 def task_index(name: str) -> int:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; available: {list(TASKS)}")
-    return TASKS.index(name)
+    """Index of a policy-visible task in the one-hot."""
+    if name not in POLICY_TASKS:
+        raise ValueError(f"unknown policy task {name!r}; available: {list(POLICY_TASKS)}")
+    return POLICY_TASKS.index(name)

@@ -81,3 +81,19 @@ def test_track_motion_is_inferred_from_frames_only():
     still = env.copy()
     still[TARGET_PREV] = still[TARGET_PREV2] = still[TARGET_POS]
     assert np.allclose(target_motion(still, dt), 0.0)
+
+
+@pytest.mark.parametrize("task", ["pick_place_push", "reach_dodge"])
+def test_feedback_tasks_change_the_scene_mid_motion_and_look_like_their_base_task(task):
+    """The push / dodge happens during the episode (an event after start-up) and the policy is told the base task."""
+    from sim.tasks.layout import POLICY_TASKS, TASK_ONE_HOT
+
+    cfg = EvalConfig(strategies=["vlash_rail"])
+    lat = InjectedLatencyConfig(distribution="constant", mean_ms=100.0, jitter_ms=0.0)
+    log = virtual_engine.run_virtual_episode(task, resolve_strategy(cfg, "vlash_rail"), lat, 1000, max_duration_s=8.0)
+    kinds = {"pick_place_push": "cube_pushed", "reach_dodge": "target_jump"}
+    assert any(ev.kind == kinds[task] and ev.time_s > 0.3 for ev in log.events)
+    robot = sim.make_robot(task, seed=1000, cameras=(), render=False)
+    env = robot.get_observation(with_images=False).environment_state
+    base = {"pick_place_push": "pick_place", "reach_dodge": "reach_jump"}[task]
+    assert POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))] == base
