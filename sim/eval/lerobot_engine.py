@@ -24,19 +24,12 @@ if TYPE_CHECKING:
 def run_lerobot_episode(task: str, strategy: StrategyConfig, latency: InjectedLatencyConfig, seed: int, *,
                         fps: float, chunk_length: int, max_duration_s: float, safety: SafetyConfig | None,
                         policy_exec_offset: bool, meta: dict) -> EpisodeLog:
-    import sim
-    from sim.experts import ExpertPolicy
-    from sim.injected_latency import LatencySampler
+    from sim.eval.virtual_engine import episode_world, step_world
     from vla_async.config import SafetyConfig
 
-    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
-    robot.connect()
-    try:
-        robot.reset(seed)
+    with episode_world(task, seed, fps, chunk_length, latency, policy_exec_offset) as (robot, expert, sampler):
         spec = robot.spec
-        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
         policy = expert.spec()
-        sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         layer = SafetyLayer(safety if safety is not None else SafetyConfig(enabled=False), spec)
 
         def plan(obs: LeRobotObservation, rid: int) -> np.ndarray:
@@ -74,14 +67,10 @@ def run_lerobot_episode(task: str, strategy: StrategyConfig, latency: InjectedLa
                      measured_tool=robot.tool_position(), target=robot.target_position(), stalled=item is None and k > 0,
                      source_request_id=item.source if item is not None else -1,
                      planned=item.action if item is not None else None)
-            robot.step_tick()
-            status = robot.task_status()
-            rec.add_events(status.events)
-            if status.success and completion is None:
-                success, completion = True, robot.time_s
-            if status.success or status.done:
+            ok, over, t = step_world(robot, rec)
+            if ok and completion is None:
+                success, completion = True, t
+            if over:
                 break
         rec.meta["filtered_observations"] = loop.server.filtered
         return rec.finish(success, completion)
-    finally:
-        robot.disconnect()

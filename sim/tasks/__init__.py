@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 def make_task(name: str) -> Task:
     """A fresh task object by name (imports MuJoCo)."""
+    from sim.tasks.feedback import PickPlacePush, ReachDodge
     from sim.tasks.pick_place import PickPlace
     from sim.tasks.reach_jump import ReachJump
-    from sim.tasks.feedback import PickPlacePush, ReachDodge
     from sim.tasks.track import Track
 
     classes = {"reach_jump": ReachJump, "track": Track, "pick_place": PickPlace, "pick_place_push": PickPlacePush,

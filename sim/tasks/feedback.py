@@ -22,7 +22,6 @@ from sim.tasks.pick_place import PickPlace
 from sim.tasks.reach_jump import ReachJump
 from sim.tasks.sampling import polar_point, sample_apart
 
-
 PUSH_BELOW_Z = 0.10  # the tool is reaching down for the cube (the home pose is at 0.14 m)
 
 

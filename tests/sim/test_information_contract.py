@@ -11,8 +11,7 @@ from sim.eval import virtual_engine
 from sim.eval.grid import EvalConfig, resolve_strategy
 from sim.experts import ExpertPolicy, target_motion
 from sim.tasks.layout import TARGET_POS, TARGET_PREV, TARGET_PREV2
-from vla_async.config import InjectedLatencyConfig
-from vla_async.config import strategy_names
+from vla_async.config import InjectedLatencyConfig, strategy_names
 from vla_async.messages import Observation
 from vla_async.policy_input import policy_input
 
