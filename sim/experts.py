@@ -1,7 +1,8 @@
 """Scripted experts: action chunks from (state, environment_state, instruction), standing in for a VLA.
 
 Stateless in time: a chunk depends only on the given state (measured, stale or rolled forward)
-and the privileged environment state, never on hidden memory. Every motion is the exact solution
+and the environment state (object poses and the target's last three frames: what cameras show,
+never an analytic velocity), never on hidden memory. Every motion is the exact solution
 of an autonomous ODE in the joint error (constant speed far from the goal, exponential approach
 near it), sampled at the control ticks. The flow property makes chunks line up: a chunk planned
 from a state on an earlier chunk continues that chunk exactly. Phases (approach, descend, close,
@@ -17,7 +18,8 @@ import numpy as np
 
 from sim import so101
 from sim.kinematics import PITCH_DOWN, roll_for_yaw, solve_ik, solve_reach, tool_position
-from sim.tasks.layout import CUBE, TARGET_ACC, TARGET_POS, TARGET_VEL, TASK_ONE_HOT, TASKS, ZONE
+from sim.tasks.layout import CUBE, POLICY_TASKS, TARGET_POS, TARGET_PREV, TARGET_PREV2, TASK_ONE_HOT, ZONE
+from vla_async.policy_input import EXEC_OFFSET_KEY
 from vla_async.specs import ActionKind, PolicySpec, RobotSpec
 
 MAX_JOINT_SPEED = 2.5  # rad/s, every arm joint
@@ -51,6 +53,13 @@ def flow(q: np.ndarray, goal: np.ndarray, dt: float, speed: float = MAX_JOINT_SP
     return goal - e * (u_next / u)
 
 
+def target_motion(env: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """(velocity, acceleration) of the target estimated from its last three frames `dt` apart
+    (second-order backward differences): all a policy with a 3-frame history can know of the motion."""
+    p0, p1, p2 = env[TARGET_POS], env[TARGET_PREV], env[TARGET_PREV2]
+    return (3 * p0 - 4 * p1 + p2) / (2 * dt), (p0 - 2 * p1 + p2) / (dt * dt)
+
+
 def extrapolate(position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray, dt: float) -> np.ndarray:
     """Where a moving point will be after `dt` at constant acceleration (what a policy can infer from
     a few frames). Beyond ~0.4 s the target's changing acceleration dominates the error (see
@@ -72,8 +81,10 @@ def parse_instruction(instruction: str) -> tuple[str, str]:
     return f"cube_{cube.group(1)}", f"zone_{zone.group(1)}"
 
 
-def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | None = None) -> PolicySpec:
-    """The expert's spec: the sim arm's names, no cameras, the full environment_state."""
+def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | None = None,
+                exec_offset: bool = False) -> PolicySpec:
+    """The expert's spec: the sim arm's names, no cameras, the full environment_state; `exec_offset`
+    declares it acts for `exec_offset_s` (a VLASH-fine-tuned policy), else it is never given one."""
     robot = robot or so101.robot_spec(fps, cameras=())
     return PolicySpec(
         name="expert",
@@ -83,22 +94,23 @@ def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | No
         action_kind=ActionKind.ABSOLUTE,
         fps=float(fps),
         environment_state_dim=robot.environment_state_dim,
-        extra={"kind": "scripted expert", "tasks": list(TASKS)},
+        extra={"kind": "scripted expert", "tasks": list(POLICY_TASKS), EXEC_OFFSET_KEY: bool(exec_offset)},
     )
 
 
 class ExpertPolicy:
     """One expert for every task; the task comes from environment_state, the goal from the instruction."""
 
-    def __init__(self, chunk_length: int = 50, fps: float = 30.0):
+    def __init__(self, chunk_length: int = 50, fps: float = 30.0, exec_offset: bool = False):
         if chunk_length < 1:
             raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
         self.chunk_length = int(chunk_length)
         self.fps = float(fps)
         self.dt = 1.0 / self.fps
+        self.exec_offset = bool(exec_offset)
 
     def spec(self, robot_spec: RobotSpec | None = None) -> PolicySpec:
-        return policy_spec(self.chunk_length, self.fps, robot_spec)
+        return policy_spec(self.chunk_length, self.fps, robot_spec, self.exec_offset)
 
     def plan(self, state: np.ndarray, environment_state: np.ndarray, instruction: str,
              exec_offset_s: float = 0.0) -> np.ndarray:
@@ -115,7 +127,7 @@ class ExpertPolicy:
         env = np.asarray(environment_state, dtype=np.float64).reshape(-1)
         if q.shape != (6,) or not np.all(np.isfinite(q)):
             raise ValueError(f"state must be 6 finite values, got {q.tolist()}")
-        task = TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
+        task = POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
         if task == "pick_place":
             out = self._pick_place(q.copy(), env, instruction)
         else:
@@ -125,7 +137,8 @@ class ExpertPolicy:
     # ---------------------------------------------------------------- reach_jump / track
     def _reach(self, q: np.ndarray, env: np.ndarray, moving: bool, offset_s: float = 0.0) -> np.ndarray:
         out = np.empty((self.chunk_length, 6))
-        target, velocity, acceleration = env[TARGET_POS], env[TARGET_VEL], env[TARGET_ACC]
+        target = env[TARGET_POS]
+        velocity, acceleration = target_motion(env, self.dt)
         goal = q[:5].copy()
         for i in range(self.chunk_length):
             aim = extrapolate(target, velocity, acceleration, offset_s + (i + 1) * self.dt + TRACK_LEAD_S) if moving else target

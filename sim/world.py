@@ -12,6 +12,7 @@ import numpy as np
 from sim.kinematics import PITCH_REACH, solve_ik
 from sim.physics import SimPhysics
 from sim.tasks import make_task
+from sim.tasks.layout import TARGET_POS, TARGET_PREV, TARGET_PREV2
 
 HOME_TOOL = (0.16, 0.0, 0.14)
 
@@ -30,6 +31,8 @@ class SimWorld:
         self.fps = float(fps)
         self.tick = 0
         self._substep = 0  # physics steps done inside the current tick
+        # the target's position in the last three frames (now first): a policy's observation history
+        self._target_frames: list[np.ndarray] = []
 
     @property
     def time_s(self) -> float:
@@ -43,6 +46,16 @@ class SimWorld:
         self.tick = self._substep = 0
         self.task.reset(p, np.random.default_rng(seed))
         p.forward()
+        self._target_frames = []
+        self._record_target_frame()
+
+    def _record_target_frame(self) -> None:
+        target = self.task.target_position(self.physics)
+        if target is None:
+            self._target_frames = []
+            return
+        frame = np.asarray(target, dtype=float).copy()
+        self._target_frames = [frame, *self._target_frames[:2]]
 
     def advance(self, nsteps: int) -> None:
         """Advance `nsteps` physics steps, running task hooks at every tick boundary."""
@@ -58,9 +71,17 @@ class SimWorld:
                 t = self.tick / self.fps
                 self.task.after_tick(p, t)
                 self.task.before_tick(p, t)
+                self._record_target_frame()
 
     def step_tick(self) -> None:
         self.advance(self.physics.substeps - self._substep)
 
     def environment_state(self) -> np.ndarray:
-        return self.task.environment_state(self.physics, self.time_s)
+        """The task's state plus the target's positions one and two frames earlier (the current one
+        repeated before there were earlier frames): motion is only inferable, never given."""
+        env = self.task.environment_state(self.physics, self.time_s)
+        frames = self._target_frames
+        if frames and env[TARGET_POS].any():
+            env[TARGET_PREV] = frames[min(1, len(frames) - 1)]
+            env[TARGET_PREV2] = frames[min(2, len(frames) - 1)]
+        return env

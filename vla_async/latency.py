@@ -2,8 +2,8 @@
 
 No clock synchronisation between machines is needed: both ends of every sample are client times.
 d̂ = quantile of the last `window` samples (after `warmup_samples` are skipped) + `margin_ticks`,
-clamped to `[min_ticks, max_ticks]`; `fixed_ticks` until the first usable sample, or always when
-`mode = fixed`. The estimate is recomputed when a sample arrives, so reading it per tick is free.
+clamped to `[min_ticks, max_ticks]`; `fixed_ticks` until the first sample (a warm-up sample seeds d̂ until the
+first usable one), or always when `mode = fixed`. The estimate is recomputed when a sample arrives, so reading it per tick is free.
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ class DelayEstimator:
         if not math.isfinite(latency_s) or latency_s < 0:
             return
         self.samples_seen += 1
-        if self._fixed or self.samples_seen <= self._warmup:
+        if self._fixed:
+            return
+        if self.samples_seen <= self._warmup:
+            if not self._window:  # no usable sample yet: a cold-start sample beats `fixed_ticks` (a 1-tick guess)
+                self._set(float(latency_s) * self.fps + self._margin)
             return
         window, ordered = self._window, self._sorted
         if len(window) == window.maxlen:

@@ -5,6 +5,9 @@ committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) fr
 - `none`: no rollforward (the policy sees the captured state);
 - `commanded`: absolute targets, ŝ = the last committed command (VLASH, ideal tracker);
 - `delta`: delta actions, ŝ = s_k + Σ committed deltas (VLASH);
+- `last_command` (an evaluation control, not VLASH): condition on the command sent at k, for a chunk
+  that still starts at the capture tick (exec_tick = k): the effect of conditioning on commanded
+  rather than measured state, without rollforward;
 - `tracking` (beyond VLASH): a real arm lags its command. A per-joint first-order servo model
   s_{t+1} = s_t + α_j (c_t − s_t) is identified online by recursive least squares from
   (command, measured) pairs, and the measured state is simulated forward over the committed
@@ -20,6 +23,7 @@ import numpy as np
 
 class RollForward(abc.ABC):
     last_only = False  # True: `predict` reads only the last committed command (the scheduler passes just that row)
+    shifts_exec = True  # False: the chunk still starts at the capture tick (exec_tick = k); only the state changes
 
     def observe(self, measured: np.ndarray, previous_command: np.ndarray | None) -> None:  # noqa: B027
         """Called every tick with s_k and c_{k-1} (the command sent at the previous tick)."""
@@ -43,6 +47,12 @@ class CommandedRollForward(RollForward):
         if len(committed):
             return np.array(committed[-1], dtype=float)
         return np.array(measured if previous_command is None else previous_command, dtype=float)
+
+
+class LastCommandRollForward(CommandedRollForward):
+    """The scheduler passes this tick's command as the only committed row (exec_tick = k)."""
+
+    shifts_exec = False
 
 
 class DeltaRollForward(RollForward):
@@ -96,6 +106,7 @@ def create_rollforward(mode: str, action_dim: int, forgetting: float = 0.99) -> 
         "none": NoRollForward,
         "commanded": CommandedRollForward,
         "delta": DeltaRollForward,
+        "last_command": LastCommandRollForward,
         "tracking": lambda: TrackingRollForward(action_dim, forgetting),
     }
     if mode not in factories:

@@ -57,6 +57,7 @@ class TickOutput(NamedTuple):
     rollforward_error: float | None  # ‖ŝ − s_k‖ when k is the exec_tick of a rolled-forward request
     ticks_left: int = 0  # planned ticks from k (inclusive) after this tick's decision
     in_flight: int = 0  # requests in flight after this tick
+    planned: np.ndarray | None = None  # the plan's action for tick k before the safety layer (None: held / watchdog)
 
 
 class ChunkReport(NamedTuple):
@@ -120,6 +121,7 @@ class ActionScheduler:
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = strategy.rollforward != "none"
+        self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sync = strategy.sync
         self._align = strategy.fuser.align and not strategy.sync
@@ -155,7 +157,7 @@ class ActionScheduler:
         rf_error = self._rollforward_error(k, s) if self._predictions else None
         plan.drop_before(k)
 
-        command, source, watchdog = self._command(k)
+        command, source, watchdog, planned = self._command(k)
         stalled = source < 0
         stats = self.stats
         stats.ticks += 1
@@ -168,11 +170,11 @@ class ActionScheduler:
         self._last_command = command
         return TickOutput(
             k, command, request, stalled, source, watchdog, self.delay.delay_ticks, rf_error,
-            plan.ticks_left(k), len(self._in_flight),
+            plan.ticks_left(k), len(self._in_flight), planned,
         )
 
-    def _command(self, k: int) -> tuple[np.ndarray, int, bool]:
-        """(safe command, source request id or -1, watchdog) for tick k."""
+    def _command(self, k: int) -> tuple[np.ndarray, int, bool, np.ndarray | None]:
+        """(safe command, source request id or -1, watchdog, the plan's action before safety) for tick k."""
         safety, plan = self.safety, self.plan
         watchdog = self._waiting_since is not None and k - self._waiting_since > self.watchdog_ticks
         if watchdog:
@@ -180,12 +182,13 @@ class ActionScheduler:
                 self.stats.watchdog_events += 1
                 plan.clear(k)
             self.stats.watchdog_ticks += 1
-            command, source = safety.come_to_rest(), -1
+            command, source, planned = safety.come_to_rest(), -1, None
         else:
             source = plan.source_at(k)
-            command = safety.apply(plan.position(k)) if source >= 0 else safety.hold()
+            planned = plan.position(k) if source >= 0 else None
+            command = safety.apply(planned) if planned is not None else safety.hold()
         self._watchdog = watchdog
-        return command, source, watchdog
+        return command, source, watchdog, planned
 
     def _action_state(self, measured_state: np.ndarray) -> np.ndarray:
         """The measured state of the action joints (a view of `measured_state` when it already is exactly that)."""
@@ -219,10 +222,11 @@ class ActionScheduler:
         self._next_request_id += 1
         exec_tick, rf_state = k, None
         if self._rolls_forward:
-            exec_tick = k + delay.delay_ticks_ceil
+            exec_tick = k + delay.delay_ticks_ceil if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
-            rf_state = self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
+            committed = self._committed(k, exec_tick, command) if self._shifts_exec else command[None]
+            rf_state = self.rollforward.predict(s, committed, self._last_command)
             if rf_state is not None:
                 self._predictions[exec_tick] = (rid, rf_state)
         request = InferenceRequest(rid, k, exec_tick, rf_state)

@@ -48,7 +48,7 @@ class EpisodeLog:
     fps: float
     gradual_mask: np.ndarray  # [A] bool: joints (True) vs stepwise gripper (False)
     tick: np.ndarray  # [T] int
-    command: np.ndarray  # [T, A]
+    command: np.ndarray  # [T, A] after the safety layer (what the robot was sent)
     state: np.ndarray  # [T, S]
     commanded_tool: np.ndarray  # [T, 3]
     measured_tool: np.ndarray  # [T, 3]
@@ -59,6 +59,7 @@ class EpisodeLog:
     delay_ticks: np.ndarray  # [T] float
     rollforward_error: np.ndarray  # [T] float, nan when not measured
     client_cost_s: np.ndarray  # [T] float: scheduler time spent for this tick
+    planned: np.ndarray | None = None  # [T, A] the plan's action before the safety layer (= command when held)
     requests: list[RequestRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     success: bool = False
@@ -97,6 +98,7 @@ class EpisodeLog:
             "stalled": bool(self.stalled[i]), "watchdog": bool(self.watchdog[i]),
             "source_request_id": int(self.source_request_id[i]), "delay_ticks": float(self.delay_ticks[i]),
             "rollforward_error": None if np.isnan(rf) else rf, "client_cost_s": float(self.client_cost_s[i]),
+            "planned": (self.planned if self.planned is not None else self.command)[i].tolist(),
         }
 
     @classmethod
@@ -127,10 +129,12 @@ class EpisodeRecorder:
         self, *, tick: int, command: Any, state: Any, commanded_tool: Any = _NAN3, measured_tool: Any = _NAN3,
         target: Any = None, stalled: bool = False, watchdog: bool = False, source_request_id: int = -1,
         delay_ticks: float = 0.0, rollforward_error: float | None = None, client_cost_s: float = 0.0,
+        planned: Any = None,
     ) -> None:
         r = self.rows
         r["tick"].append(int(tick))
         r["command"].append(np.asarray(command, dtype=float))
+        r["planned"].append(np.array(command if planned is None else planned, dtype=float))  # a copy: plan rows change
         r["state"].append(np.asarray(state, dtype=float))
         r["commanded_tool"].append(np.asarray(commanded_tool, dtype=float))
         r["measured_tool"].append(np.asarray(measured_tool, dtype=float))
@@ -173,7 +177,7 @@ class EpisodeRecorder:
             source_request_id=np.asarray(r["source_request_id"], dtype=int),
             delay_ticks=np.asarray(r["delay_ticks"], dtype=float),
             rollforward_error=np.asarray(r["rollforward_error"], dtype=float),
-            client_cost_s=np.asarray(r["client_cost_s"], dtype=float),
+            client_cost_s=np.asarray(r["client_cost_s"], dtype=float), planned=stack("planned", a_dim),
             requests=sorted(self.requests.values(), key=lambda q: q.request_id),
             events=sorted(self._events.values(), key=lambda e: e.time_s),
             success=bool(success), completion_time_s=completion_time_s,
@@ -182,5 +186,5 @@ class EpisodeRecorder:
 
 _COLUMNS = (
     "tick", "command", "state", "commanded_tool", "measured_tool", "target", "stalled", "watchdog",
-    "source_request_id", "delay_ticks", "rollforward_error", "client_cost_s",
+    "source_request_id", "delay_ticks", "rollforward_error", "client_cost_s", "planned",
 )

@@ -87,6 +87,8 @@ class EvalConfig(StrictModel):
     chunk_length: int = Field(50, ge=1, le=10_000)
     max_duration_s: float = Field(30.0, gt=0, le=3600, description="episode timeout")
     server_workers: int = Field(1, ge=1, le=64, description="requests the server computes in parallel")
+    policy_exec_offset: bool = Field(False, description="the expert declares it was trained for exec_offset_s "
+                                     "(VLASH fine-tuning): every strategy's requests then carry it (virtual engine)")
     workers: int = Field(1, ge=1, le=64, description="episodes run in parallel (processes)")
     strategy_overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every strategy")
     safety: SafetyConfig = SafetyConfig()

@@ -9,8 +9,14 @@ Definitions (also in docs/metrics.md):
   p95 |Δ³p| while moving: the switch itself, not the speed of the motion.
 - stall: a tick with no fresh planned action (last command held), after the first chunk arrived;
   the wait for the very first chunk is start-up, reported separately.
-- reaction latency: event time → first tick whose *commanded* tool position has closed at least
-  `distance` on the new target since the event while moving toward it at ≥ `speed`.
+- reaction latency: event time → first tick whose *measured* tool position has closed at least
+  `distance` on the new target since the event while moving toward it at ≥ `speed` (`reaction_s`);
+  the same on the *commanded* tool is `reaction_cmd_s`. A miss is censored at the end of its window
+  (the next event or the episode's end), never dropped; `time_to_hit_s` likewise.
+- junction metrics on the command after the safety layer (`junction_*`) and on the plan before it
+  (`junction_pre_*`); `clip_ticks`: ticks where the safety layer changed a planned action.
+- completion: over all episodes, a failure counting as its full duration (the timeout); successes only
+  as `completion_ok_s`.
 - TTFA: capture tick of a request → first tick executed from its chunk.
 - staleness: age of the observation behind each executed action (tick − capture tick of its chunk).
 """
@@ -215,6 +221,42 @@ def reversal_lag_s(
     return None
 
 
+def censored(value: float | None, event: EventRecord, until_tick: int | None, last_tick: int, fps: float) -> float:
+    """`value`, or for a miss the time from the event to the end of its window (a lower bound, not dropped)."""
+    if value is not None:
+        return value
+    end = (until_tick if until_tick is not None else last_tick + 1) / fps
+    return max(0.0, end - event.time_s)
+
+
+def clipped_ticks(planned: np.ndarray, command: np.ndarray, source_request_id: np.ndarray,
+                  mask: np.ndarray | None = None, tol: float = 1e-9) -> int:
+    """Ticks whose planned action the safety layer changed (held and watchdog ticks excluded)."""
+    diff = np.abs(_gradual(planned, mask) - _gradual(command, mask))
+    changed = diff.max(axis=1) > tol if diff.size else np.zeros(0, dtype=bool)
+    return int(np.count_nonzero(changed & (np.asarray(source_request_id) >= 0)))
+
+
+def _event_metrics(log: EpisodeLog, events: list[EventRecord], distance_m: float, speed_mps: float,
+                   hit_radius_m: float) -> dict[str, list[float | None]]:
+    """Per event: reaction on the measured and the commanded tool, time to hit, reversal lag (None: miss)."""
+    fps = log.fps
+    out: dict[str, list[float | None]] = {"reaction": [], "reaction_cmd": [], "hit": [], "lag": [], "window": []}
+    for n, ev in enumerate(events):
+        nxt = event_tick(events[n + 1].time_s, fps) if n + 1 < len(events) else None
+        if ev.kind == "direction_change":
+            out["lag"].append(reversal_lag_s(log.tick, log.commanded_tool, log.target, ev, fps, until_tick=nxt))
+            continue
+        out["reaction"].append(reaction_latency_s(log.tick, log.measured_tool, ev, fps, distance_m, speed_mps,
+                                                  until_tick=nxt))
+        out["reaction_cmd"].append(reaction_latency_s(log.tick, log.commanded_tool, ev, fps, distance_m, speed_mps,
+                                                      until_tick=nxt))
+        out["hit"].append(time_to_hit_s(log.tick, log.measured_tool, ev, fps, hit_radius_m, until_tick=nxt))
+        last = int(log.tick[-1]) if log.num_ticks else 0
+        out["window"].append(censored(None, ev, nxt, last, fps))
+    return out
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     return values[np.isfinite(values)]
@@ -241,18 +283,11 @@ def episode_metrics(
     stalls = stall_stats(log.stalled, log.source_request_id)
     capture = log.capture_ticks()
     ttfa = ttfa_ticks(log.tick, log.source_request_id, log.requests)
-    reactions: list[float | None] = []
-    hits: list[float | None] = []
-    lags: list[float | None] = []
     events = steady_events(log)
-    for n, ev in enumerate(events):
-        nxt = event_tick(events[n + 1].time_s, fps) if n + 1 < len(events) else None
-        if ev.kind == "direction_change":
-            lags.append(reversal_lag_s(log.tick, log.commanded_tool, log.target, ev, fps, until_tick=nxt))
-            continue
-        reactions.append(reaction_latency_s(log.tick, log.commanded_tool, ev, fps, reaction_distance_m,
-                                            reaction_speed_mps, until_tick=nxt))
-        hits.append(time_to_hit_s(log.tick, log.measured_tool, ev, fps, hit_radius_m, until_tick=nxt))
+    per_event = _event_metrics(log, events, reaction_distance_m, reaction_speed_mps, hit_radius_m)
+    reactions, hits, lags, windows = per_event["reaction"], per_event["hit"], per_event["lag"], per_event["window"]
+    planned = log.planned if log.planned is not None else log.command
+    pre = junction_jumps(planned, log.source_request_id, fps, mask)
     event_ttfa: list[float] = []
     for ev in events:
         ke = event_tick(ev.time_s, fps)
@@ -263,17 +298,24 @@ def episode_metrics(
     return {
         "success": bool(log.success),
         "completion_time_s": log.completion_time_s,
+        # over all episodes: a failure counts as its whole duration (the timeout), never dropped
+        "completion_all_s": log.completion_time_s if log.success and log.completion_time_s is not None
+        else log.duration_s,
         "duration_s": log.duration_s,
         "rms_jerk": rms_jerk(log.command, fps, mask),
         "junction_dp": jumps["dp"].tolist(), "junction_dv": jumps["dv"].tolist(), "junction_da": jumps["da"].tolist(),
         "junction_disc": jumps["disc"].tolist(),
+        "junction_pre_dp": pre["dp"].tolist(), "junction_pre_dv": pre["dv"].tolist(),
+        "junction_pre_da": pre["da"].tolist(),
+        "clip_ticks": clipped_ticks(planned, log.command, log.source_request_id, mask),
         "steps": steps.tolist(),
         "moving_third_diffs": _finite(third[1:][steps > MOVING_STEP]).tolist(),
         **stalls,
         "stall_time_s": stalls["stall_ticks"] / fps,
-        "reaction_s": [r for r in reactions if r is not None],
+        "reaction_s": [r if r is not None else w for r, w in zip(reactions, windows, strict=True)],
         "reaction_missed": sum(r is None for r in reactions),
-        "time_to_hit_s": [h for h in hits if h is not None],
+        "reaction_cmd_s": [r if r is not None else w for r, w in zip(per_event["reaction_cmd"], windows, strict=True)],
+        "time_to_hit_s": [h if h is not None else w for h, w in zip(hits, windows, strict=True)],
         "hit_missed": sum(h is None for h in hits),
         "reversal_lag_s": [g for g in lags if g is not None],
         "events": len(events),
@@ -318,7 +360,9 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
     moving = [s for s in steps if s > MOVING_STEP]
     row: dict[str, object] = {
         "episodes": n, "successes": wins, "success_rate": wins / n if n else 0.0, "success_ci95": [lo, hi],
-        "completion_time_s": float(np.mean(completion)) if completion else None,
+        "completion_ok_s": float(np.mean(completion)) if completion else None,
+        "completion_time_s": mean_of("completion_all_s"),
+        "clip_ticks": mean_of("clip_ticks"),
         "throughput_per_min": 60.0 * wins / total_time if total_time > 0 else 0.0,
         "rms_jerk": mean_of("rms_jerk"),
         "stall_ticks": mean_of("stall_ticks"), "stall_runs": mean_of("stall_runs"),
@@ -334,7 +378,8 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
     for key, stats in {
         "junction_dp": ("p95", "max"), "junction_dv": ("p95", "max"), "junction_da": ("p95", "max"),
         "junction_disc": ("p95", "max"),
-        "reaction_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"), "reversal_lag_s": ("mean", "max"),
+        "junction_pre_dp": ("p95", "max"), "junction_pre_dv": ("p95", "max"), "junction_pre_da": ("p95", "max"),
+        "reaction_s": ("mean", "p95", "max"), "reaction_cmd_s": ("mean", "p95", "max"), "time_to_hit_s": ("mean", "max"), "reversal_lag_s": ("mean", "max"),
         "ttfa_s": ("mean", "p95"), "event_ttfa_s": ("mean", "max"), "staleness_s": ("mean", "p95", "max"),
         "rollforward_error": ("mean", "p95"), "client_cost_s": ("mean", "p95"),
         "latency_s": ("p50", "p95", "p99"),

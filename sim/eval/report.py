@@ -23,14 +23,20 @@ class Column:
 # None values print as "–".
 COLUMNS: list[Column] = [
     Column("success", "success_rate", 100.0, "{:.0f}%", "share of seeds whose task succeeded (Wilson 95% CI in 'succ CI95')"),
+    Column("req/ep", "requests", 1.0, "{:.0f}", "inference requests per episode (the trigger's budget)"),
     Column("done s", "completion_time_s", 1.0, "{:.2f}",
-           f"seconds to task success, mean over successes ('–' for {', '.join(FIXED_LENGTH_TASKS)}: fixed length, "
-           "judged at the end)"),
+           f"seconds to task success over ALL episodes, a failure counting as the episode timeout ('–' for "
+           f"{', '.join(FIXED_LENGTH_TASKS)}: fixed length, judged at the end)"),
+    Column("done ok s", "completion_ok_s", 1.0, "{:.2f}", "the same, mean over successes only"),
     Column("thr/min", "throughput_per_min", 1.0, "{:.1f}", "successes per minute of robot time"),
     Column("react ms", "reaction_s_mean", 1000.0, "{:.0f}",
-           "target jump → commanded tool moving toward the new target, mean ('–': the task has no target jumps)"),
-    Column("react max", "reaction_s_max", 1000.0, "{:.0f}", "the same, worst case"),
-    Column("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}", "target jump → measured tool on the target (reach_jump)"),
+           "target jump → MEASURED tool moving toward the new target, mean; a miss counts as its whole window "
+           "(to the next jump or the end) ('–': the task has no target jumps)"),
+    Column("react cmd", "reaction_cmd_s_mean", 1000.0, "{:.0f}", "the same on the commanded tool"),
+    Column("react max", "reaction_s_max", 1000.0, "{:.0f}", "measured reaction, worst case"),
+    Column("miss", "reaction_missed", 1.0, "{:.0f}", "target jumps with no measured reaction (all seeds)"),
+    Column("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}",
+           "target jump → measured tool on the target (reach_jump); a miss counts as its whole window"),
     Column("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}", "track: target reversal → commanded reversal"),
     Column("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}",
            "time to first action: observation captured → first command from its chunk"),
@@ -42,12 +48,19 @@ COLUMNS: list[Column] = [
            "at chunk junctions (the command switches to a new chunk): 95th percentile of the absolute jump of position, rad"),
     Column("Δv p95", "junction_dv_p95", 1.0, "{:.3f}", "... of velocity, rad/s"),
     Column("Δa p95", "junction_da_p95", 1.0, "{:.1f}", "... of acceleration, rad/s²"),
+    Column("pre Δv p95", "junction_pre_dv_p95", 1.0, "{:.3f}",
+           "junction velocity jump of the PLAN before the safety layer, rad/s (what the method asked for)"),
+    Column("pre Δa p95", "junction_pre_da_p95", 1.0, "{:.1f}", "... of acceleration, rad/s², before safety"),
+    Column("clips", "clip_ticks", 1.0, "{:.1f}", "ticks per episode the safety layer changed a planned action"),
     Column("stale ms", "staleness_s_mean", 1000.0, "{:.0f}", "age of the observation behind each executed command"),
     Column("rf err", "rollforward_error_mean", 1.0, "{:.4f}",
            "rollforward error: predicted vs measured joint state at a chunk's first tick, rad"),
     Column("δ p95 ms", "latency_s_p95", 1000.0, "{:.0f}", "observation captured → chunk usable, 95th percentile"),
     Column("client µs", "client_cost_s_mean", 1e6, "{:.0f}", "client (scheduler) time per control tick"),
 ]
+
+
+_COMPLETION_KEYS = ("completion_time_s", "completion_ok_s")
 
 
 def select_columns(headers: Sequence[str]) -> list[Column]:
@@ -57,18 +70,19 @@ def select_columns(headers: Sequence[str]) -> list[Column]:
 
 def _fmt(row: Mapping[str, Any], col: Column) -> str:
     value = row.get(col.key)
-    if value is None or (col.key == "completion_time_s" and row["task"] in FIXED_LENGTH_TASKS):
+    if value is None or (col.key in _COMPLETION_KEYS and row["task"] in FIXED_LENGTH_TASKS):
         return "–"
     return col.fmt.format(float(value) * col.scale)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] = COLUMNS) -> str:
     """One line per cell: task, strategy, latency, episodes, the metric columns, success with Wilson CI."""
-    head = ["task", "strategy", "lat ms", "n"] + [c.header for c in columns] + ["succ CI95"]
+    head = ["task", "strategy", "trigger", "lat ms", "n"] + [c.header for c in columns] + ["succ CI95"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lo, hi = row["success_ci95"]
-        cells = [row["task"], row["strategy"], f"{row['latency_ms']:.0f}±{row['jitter_ms']:.0f}", str(row["episodes"])]
+        cells = [row["task"], row["strategy"], str(row.get("trigger", "")), f"{row['latency_ms']:.0f}±{row['jitter_ms']:.0f}",
+                 str(row["episodes"])]
         cells += [_fmt(row, c) for c in columns]
         cells.append(f"{100 * lo:.0f}–{100 * hi:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
@@ -77,7 +91,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] 
 
 def legend(columns: Sequence[Column] = COLUMNS, *, velocity_jump_cap: float | None = None) -> str:
     """One line per column. `velocity_jump_cap` (max_acceleration / fps) explains a |Δv| at that value."""
-    lines = ["columns: lat ms = injected model latency mean ± jitter; n = episodes (seeds)"]
+    lines = ["columns: trigger = when the strategy requests inference (compare methods at the same trigger); "
+             "lat ms = injected model latency mean ± jitter; n = episodes (seeds)"]
     for c in columns:
         text = c.legend
         if c.key == "junction_dv_p95" and velocity_jump_cap is not None:

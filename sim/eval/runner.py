@@ -12,6 +12,7 @@ from typing import Any
 from sim.eval.episode_log import EpisodeLog
 from sim.eval.grid import Cell, Episode, EvalConfig, expand_cells, expand_episodes
 from sim.eval.metrics import aggregate, episode_metrics
+from vla_async.config import StrategyConfig
 
 
 @dataclass
@@ -28,7 +29,8 @@ def run_episode(config: EvalConfig, episode: Episode) -> EpisodeLog:
     if config.engine == "virtual":
         from sim.eval.virtual_engine import run_virtual_episode
 
-        return run_virtual_episode(cell.task, cell.strategy, cell.latency, episode.seed, **kwargs)
+        return run_virtual_episode(cell.task, cell.strategy, cell.latency, episode.seed,
+                                   policy_exec_offset=config.policy_exec_offset, **kwargs)
     from sim.eval.realtime_engine import run_realtime_episode
 
     return run_realtime_episode(cell.task, cell.strategy, cell.latency, episode.seed, realtime=config.realtime,
@@ -58,7 +60,13 @@ def _progress(total: int, enabled: bool) -> Any:
 def row_for(cell: Cell, samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {"task": cell.task, "strategy": cell.strategy_name, "latency_ms": cell.latency.mean_ms,
             "jitter_ms": cell.latency.jitter_ms, "is_reference": cell.is_reference,
-            "max_in_flight": cell.strategy.max_in_flight, **aggregate(samples)}
+            "max_in_flight": cell.strategy.max_in_flight, "trigger": trigger_name(cell.strategy),
+            **aggregate(samples)}
+
+
+def trigger_name(strategy: StrategyConfig) -> str:
+    """The trigger a strategy runs with (`sync: true` always uses the synchronous one)."""
+    return "sync" if strategy.sync else strategy.trigger
 
 
 def run_grid(config: EvalConfig, *, progress: bool = True,

@@ -10,6 +10,8 @@ advances one control period. Deterministic for a given seed: no wall clock enter
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,21 +46,20 @@ def run_virtual_episode(
     max_duration_s: float = 30.0,
     safety: SafetyConfig | None = None,
     server_workers: int = 1,
+    policy_exec_offset: bool = False,
 ) -> EpisodeLog:
     """Run one episode in virtual time and return its per-tick log."""
-    import sim
-    from sim.experts import ExpertPolicy
-    from sim.injected_latency import LatencySampler
     from vla_async.scheduler import ActionScheduler
     from vla_async.virtual import VirtualDriver
 
-    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
-    robot.connect()
-    try:
-        robot.reset(seed)
+    if strategy.emulate == "lerobot_0_4_4":
+        from sim.eval.lerobot_engine import run_lerobot_episode
+
+        return run_lerobot_episode(task, strategy, latency, seed, fps=fps, chunk_length=chunk_length,
+                                   max_duration_s=max_duration_s, safety=safety, policy_exec_offset=policy_exec_offset,
+                                   meta=episode_meta(task, strategy, latency, seed, fps, "virtual"))
+    with episode_world(task, seed, fps, chunk_length, latency, policy_exec_offset) as (robot, expert, sampler):
         spec = robot.spec
-        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
-        sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety), timer=time.perf_counter)
         server = ServerModel(server_workers, sampler.sample_s)
         failed: list[int] = []
@@ -89,18 +90,40 @@ def run_virtual_episode(
                 tick=k, command=out.command, state=obs.state, commanded_tool=robot.tool_position_for(out.command),
                 measured_tool=robot.tool_position(), target=robot.target_position(), stalled=out.stalled,
                 watchdog=out.watchdog, source_request_id=out.source_request_id, delay_ticks=out.delay_ticks,
-                rollforward_error=out.rollforward_error, client_cost_s=step.cost,
+                rollforward_error=out.rollforward_error, client_cost_s=step.cost, planned=out.planned,
             )
-            robot.step_tick()
-            status = robot.task_status()
-            rec.add_events(status.events)
-            if status.success and completion is None:
-                success, completion = True, robot.time_s
-            if status.success or status.done:
+            ok, over, t = step_world(robot, rec)
+            if ok and completion is None:
+                success, completion = True, t
+            if over:
                 break
         return rec.finish(success, completion)
+
+
+@contextmanager
+def episode_world(task: str, seed: int, fps: float, chunk_length: int, latency: InjectedLatencyConfig,
+                  policy_exec_offset: bool) -> Iterator[tuple[Any, ExpertPolicy, Any]]:
+    """(connected virtual robot reset to `seed`, the expert, the episode's latency sampler); disconnects after."""
+    import sim
+    from sim.experts import ExpertPolicy
+    from sim.injected_latency import LatencySampler
+
+    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
+    robot.connect()
+    try:
+        robot.reset(seed)
+        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
+        yield robot, expert, LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
     finally:
         robot.disconnect()
+
+
+def step_world(robot: Any, rec: EpisodeRecorder) -> tuple[bool, bool, float]:
+    """Advance the sim one control period and log the task's events: (success, episode over, time)."""
+    robot.step_tick()
+    status = robot.task_status()
+    rec.add_events(status.events)
+    return status.success, status.success or status.done, robot.time_s
 
 
 def _send_started(driver: VirtualDriver, server: ServerModel, now_s: float) -> None:
@@ -115,6 +138,6 @@ def _plan_chunk(expert: ExpertPolicy, request: InferenceRequest, obs: RobotObser
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
                           state=obs.state, task=task, rollforward_state=request.rollforward_state,
                           environment_state=obs.environment_state)
-    inp = policy_input(message, fps)
+    inp = policy_input(message, fps, policy=expert.spec())
     actions = expert.plan(inp.state, inp.environment_state, inp.task, inp.exec_offset_s)
     return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))

@@ -1,4 +1,5 @@
-"""Simulated tasks: reach_jump, track, pick_place (one module each; the layout needs no MuJoCo)."""
+"""Simulated tasks: reach_jump, track, pick_place, and the feedback variants pick_place_push and reach_dodge
+(feedback.py); the layout needs no MuJoCo."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ if TYPE_CHECKING:
 
 def make_task(name: str) -> Task:
     """A fresh task object by name (imports MuJoCo)."""
+    from sim.tasks.feedback import PickPlacePush, ReachDodge
     from sim.tasks.pick_place import PickPlace
     from sim.tasks.reach_jump import ReachJump
     from sim.tasks.track import Track
 
-    classes = {"reach_jump": ReachJump, "track": Track, "pick_place": PickPlace}
+    classes = {"reach_jump": ReachJump, "track": Track, "pick_place": PickPlace, "pick_place_push": PickPlacePush,
+               "reach_dodge": ReachDodge}
     if name not in classes:
         raise ValueError(f"unknown task {name!r}; available: {list(TASKS)}")
     return classes[name]()

@@ -15,9 +15,7 @@ from sim.physics import CUBES, PARKED_TARGET, ZONES, SimPhysics
 from sim.tasks.layout import (
     CUBE,
     ENV_STATE_DIM,
-    TARGET_ACC,
     TARGET_POS,
-    TARGET_VEL,
     TASK_ONE_HOT,
     ZONE,
     task_index,
@@ -48,6 +46,7 @@ class TaskStatus:
 
 class Task(abc.ABC):
     name: str = ""
+    policy_task: str = ""  # what the policy is told (the one-hot); defaults to `name`
     duration_s: float = 20.0
 
     def __init__(self) -> None:
@@ -78,20 +77,12 @@ class Task(abc.ABC):
     def target_position(self, physics: SimPhysics) -> np.ndarray | None:
         return None
 
-    def target_velocity(self, t: float) -> np.ndarray:
-        return np.zeros(3)
-
-    def target_acceleration(self, t: float) -> np.ndarray:
-        return np.zeros(3)
-
     def environment_state(self, physics: SimPhysics, t: float) -> np.ndarray:
         env = np.zeros(ENV_STATE_DIM)
-        env[TASK_ONE_HOT][task_index(self.name)] = 1.0
+        env[TASK_ONE_HOT][task_index(self.policy_task or self.name)] = 1.0
         target = self.target_position(physics)
         if target is not None:
-            env[TARGET_POS] = target
-            env[TARGET_VEL] = self.target_velocity(t)
-            env[TARGET_ACC] = self.target_acceleration(t)
+            env[TARGET_POS] = target  # the earlier frames' positions are added by the world (SimWorld)
         for cube in CUBES:
             pos, yaw = physics.cube_pose(cube)
             env[CUBE[cube]] = (*pos, yaw, float(physics.grasped(cube)))

@@ -1,4 +1,8 @@
-"""Layout of `environment_state`, the privileged simulator state experts plan from.
+"""Layout of `environment_state`, the simulator state experts plan from.
+
+It holds only what a camera-and-proprioception policy could see: object poses now, and the target's
+position in the last three frames (a policy with a 3-frame observation history); never a velocity or an
+acceleration. See docs/metrics.md, "Information contract".
 
 The same size for every task (LeRobot's `observation.environment_state`), so one policy spec
 serves every task. Unused entries are zero.
@@ -9,19 +13,22 @@ from __future__ import annotations
 from vla_async.config.schema import SIM_TASKS
 
 TASKS: tuple[str, ...] = SIM_TASKS  # the names live in the core config schema (robot.task)
+#: what the policy is told (the one-hot): a variant task looks like its base task to the policy
+POLICY_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
 #: tasks that always run their full duration and are judged at the end (no completion time)
-FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track")
+FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track", "reach_dodge")
 
 TASK_ONE_HOT = slice(0, 3)
 TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz
-TARGET_VEL = slice(6, 9)  # track: target velocity (m/s)
+TARGET_PREV = slice(6, 9)  # reach_jump / track: target xyz one control tick (frame) earlier
 CUBE = {"cube_red": slice(9, 14), "cube_blue": slice(14, 19)}  # x, y, z, yaw, grasped (0/1)
 ZONE = {"zone_green": slice(19, 21), "zone_yellow": slice(21, 23)}  # x, y
-TARGET_ACC = slice(23, 26)  # track: target acceleration (m/s²), what a policy sees from a few frames
+TARGET_PREV2 = slice(23, 26)  # reach_jump / track: target xyz two frames earlier (motion only from frames)
 ENV_STATE_DIM = 26
 
 
 def task_index(name: str) -> int:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; available: {list(TASKS)}")
-    return TASKS.index(name)
+    """Index of a policy-visible task in the one-hot."""
+    if name not in POLICY_TASKS:
+        raise ValueError(f"unknown policy task {name!r}; available: {list(POLICY_TASKS)}")
+    return POLICY_TASKS.index(name)

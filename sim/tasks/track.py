@@ -59,10 +59,6 @@ class Track(Task):
         h = 1e-4
         return (self.path(t + h) - self.path(t - h)) / (2 * h)
 
-    def target_acceleration(self, t: float) -> np.ndarray:
-        h = 1e-3
-        return (self.path(t + h) - 2 * self.path(t) + self.path(t - h)) / (h * h)
-
     def before_tick(self, physics: SimPhysics, t: float) -> None:
         physics.set_mocap("target", self.path(t))
         v = self.target_velocity(t)

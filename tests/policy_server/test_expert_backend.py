@@ -47,6 +47,8 @@ def test_errors_are_backend_errors():
 
 def test_exec_offset_reaches_the_expert():
     robot = sim.make_robot("track", seed=3, cameras=(), render=False)
+    for _ in range(5):  # the target's motion is known only from earlier frames
+        robot.step_tick()
     obs = robot.get_observation(with_images=False)
     backend = create_backend(BackendConfig(name="expert", chunk_length=20))
     item = PolicyInput(state=obs.state, task=robot.instruction, environment_state=obs.environment_state)

@@ -16,14 +16,17 @@ def test_fixed_mode_ignores_samples():
     assert est.delay_ticks == 4 and est.delay_ticks_ceil == 4 and math.isclose(est.delay_s, 4 / 30)
 
 
-def test_warmup_samples_are_excluded_and_fixed_value_used_before():
+def test_warmup_samples_seed_the_estimate_but_stay_out_of_the_window():
+    """Before any sample, fixed_ticks; a warm-up sample then seeds d̂ (the first requests roll forward by
+    a measured latency, not a 1-tick guess) but is not kept: the first usable sample replaces it."""
     est = DelayEstimator(DelayConfig(fixed_ticks=3, warmup_samples=2, quantile=1.0), fps=10)
     assert est.delay_ticks == 3
-    est.add_sample(5.0)  # cold start: huge, ignored
-    est.add_sample(5.0)
-    assert est.delay_ticks == 3 and est.usable_samples == 0
+    est.add_sample(0.5)  # cold start: seeds d̂
+    assert math.isclose(est.delay_ticks, 5.0) and est.usable_samples == 0
+    est.add_sample(0.9)
+    assert math.isclose(est.delay_ticks, 9.0) and est.usable_samples == 0
     est.add_sample(0.2)
-    assert math.isclose(est.delay_ticks, 2.0)
+    assert math.isclose(est.delay_ticks, 2.0) and est.usable_samples == 1
 
 
 def test_quantile_margin_and_window_forgetting():

@@ -98,3 +98,19 @@ def test_a_non_finite_reading_neither_poisons_the_tracking_model_nor_the_predict
     committed = commands[-3:]
     pred = model.predict(np.array([np.inf, 0.0]), committed, commands[-4])
     np.testing.assert_array_equal(pred, committed[-1])  # falls back to the commanded state
+
+
+def test_last_command_conditions_on_the_command_without_shifting_the_chunk():
+    """`last_command`: the request's state is the previous command and its chunk still starts at the capture tick."""
+    from vla_async.messages import ActionChunk
+
+    cfg = strategy_config("aligned", rollforward="last_command", trigger="every_tick")
+    robot = make_robot()
+    sched = ActionScheduler(cfg, robot, 10)
+    first = sched.on_tick(0, np.zeros(6))
+    assert first.request is not None and first.request.exec_tick == 0
+    np.testing.assert_array_equal(first.request.rollforward_state, np.zeros(6))
+    sched.on_chunk(ActionChunk(first.request.request_id, 0, np.full((10, 6), 0.5)), k_now=3)
+    out = sched.on_tick(3, np.full(6, 0.1))
+    assert out.request is not None and out.request.exec_tick == 3
+    np.testing.assert_allclose(out.request.rollforward_state, np.full(6, 0.5))

@@ -15,8 +15,8 @@ from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_m
 #: The strategy a client runs when neither `--config` nor `--strategy.preset` names one.
 DEFAULT_STRATEGY = "vlash_rail"
 #: The simulated tasks (sim/tasks/*; a test checks the simulator has exactly these).
-SimTask = Literal["reach_jump", "track", "pick_place"]
-SIM_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
+SimTask = Literal["reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge"]
+SIM_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge")
 
 # ---------------------------------------------------------------- network
 
@@ -162,8 +162,13 @@ class StrategyConfig(StrictModel):
     execution_horizon: int = Field(10, ge=1, le=10_000, description="s: actions executed per chunk")
     trigger_margin_ticks: int = Field(2, ge=0, le=1000, description="trigger when planned ticks left ≤ d̂ + this")
     lerobot_queue_threshold: float = Field(0.5, ge=0, le=1)
+    emulate: Literal["none", "lerobot_0_4_4"] = Field(
+        "none", description="virtual-time evaluation only: lerobot_0_4_4 runs LeRobot 0.4.4's client queue and "
+        "server filter (sim/eval/lerobot_emulation.py) instead of this scheduler; the robot client ignores it")
     max_in_flight: int = Field(1, ge=1, le=64)
-    rollforward: Literal["none", "commanded", "delta", "tracking"] = "commanded"
+    rollforward: Literal["none", "commanded", "delta", "tracking", "last_command"] = Field(
+        "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
+        "(no rollforward: shows the effect of conditioning on commanded state on its own)")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )

@@ -23,14 +23,14 @@ def _log(step: float, chunk_every: int):
 
 
 def _row(strategy: str, lat: float, step: float) -> dict:
-    return {"task": "pick_place", "strategy": strategy, "latency_ms": lat, "jitter_ms": 0.0,
+    return {"task": "pick_place", "strategy": strategy, "trigger": "every_tick", "latency_ms": lat, "jitter_ms": 0.0,
             "is_reference": lat == 0, **aggregate([episode_metrics(_log(step, 10))])}
 
 
 def test_table_json_and_plots(tmp_path):
     rows = [_row("sync", 0, 0.01), _row("vlash_rail", 100, 0.01), _row("naive", 100, 0.03)]
     table = markdown_table(rows)
-    assert table.count("\n") == 4 and "| pick_place | vlash_rail | 100±0 | 1 | 100% |" in table
+    assert table.count("\n") == 4 and "| pick_place | vlash_rail | every_tick | 100±0 | 1 | 100% | 6 |" in table
     write_json(tmp_path / "r.json", {"a": 1}, rows, [])
     assert json.loads((tmp_path / "r.json").read_text())["rows"][1]["strategy"] == "vlash_rail"
     (png,) = plot_metrics_vs_latency(rows, tmp_path)
@@ -57,7 +57,7 @@ def test_legend_explains_every_column_and_the_velocity_cap():
 
 def test_fixed_length_tasks_show_no_completion_time():
     row = {**_row("vlash_rail", 100, 0.01), "task": "track"}
-    assert "| track | vlash_rail | 100±0 | 1 | 100% | – |" in markdown_table([row])
+    assert "| track | vlash_rail | every_tick | 100±0 | 1 | 100% | 6 | – | – |" in markdown_table([row])
 
 
 def test_demo_report_lists_misses_and_reads_the_result(tmp_path):
@@ -76,3 +76,24 @@ def test_demo_report_lists_misses_and_reads_the_result(tmp_path):
     assert "Reading: With a model that answers in 150 ms" in report.text and "3 held ticks" in report.text
     assert "columns: " in report.text and report.plot.stat().st_size > 10_000
     assert any(not c["passed"] for c in report.checks)
+
+
+def test_failures_count_at_the_timeout_and_misses_are_censored():
+    """Completion over all episodes counts a failure as its whole duration; a missed reaction counts as its
+    whole window instead of dropping out of the mean; clipped ticks are counted from plan vs command."""
+    from sim.eval.episode_log import EventRecord
+
+    ok = episode_metrics(_log(0.01, 10))
+    rec = EpisodeRecorder({}, 30.0, np.array([True, True, False]))
+    for k in range(90):  # never moves toward the target; the plan asks for more than was sent on tick 40
+        planned = [1.0, 0, 0] if k == 40 else [0.0, 0, 0]
+        rec.tick(tick=k, command=[0.0, 0, 0], state=[0, 0, 0], source_request_id=0, planned=planned,
+                 commanded_tool=(0.0, 0, 0), measured_tool=(0.0, 0, 0))
+    rec.request(0, 0, 0)
+    rec.add_events([EventRecord(1.0, "target_jump", (0.2, 0.0, 0.1))])
+    failed = episode_metrics(rec.finish(False, None))
+    assert failed["completion_all_s"] == 3.0 and failed["reaction_missed"] == 1
+    assert failed["reaction_s"] == [2.0] and failed["time_to_hit_s"] == [2.0]
+    assert failed["clip_ticks"] == 1
+    row = aggregate([ok, failed])
+    assert row["completion_time_s"] == (2.0 + 3.0) / 2 and row["completion_ok_s"] == 2.0
