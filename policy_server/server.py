@@ -429,7 +429,7 @@ class PolicyServer:
         spec = self.backend.spec
         inputs = []
         for session, req in live:
-            inputs.append(policy_input(req.obs, session.robot_spec.fps, session.session_id))
+            inputs.append(policy_input(req.obs, session.robot_spec.fps, session.session_id, policy=spec))
         t_pre = time.monotonic()
         try:
             outputs = self.backend.infer(inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import threading
@@ -16,6 +17,7 @@ from policy_server.backends.linear import LinearBackend
 from policy_server.server import PolicyServer
 from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
 from vla_async.messages import ErrorCode, ErrorMessage, Hello, Observation, Welcome
+from vla_async.policy_input import EXEC_OFFSET_KEY
 from vla_async.protocol import DecodeLimits, decode, encode
 from vla_async.reference_specs import reference_robot_spec
 from vla_async.transport import HandshakeError, PolicyClient, ReceivedChunk, wait_any
@@ -290,3 +292,30 @@ def test_a_send_that_sees_input_waiting_never_lets_the_io_thread_sleep_on_it():
     finally:
         os.close(srv._wake_r)
         os.close(srv._wake_w)
+
+
+class OffsetRecordingBackend(LinearBackend):
+    """Records the exec_offset_s the server hands the model; declares the offset input when asked to."""
+
+    def __init__(self, declares_offset: bool):
+        super().__init__(BackendConfig(options=SMALL))
+        if declares_offset:
+            self._spec = dataclasses.replace(self._spec, extra={**self._spec.extra, EXEC_OFFSET_KEY: True})
+        self.offsets: list[float] = []
+
+    def infer(self, batch):
+        self.offsets += [inp.exec_offset_s for inp in batch]
+        return super().infer(batch)
+
+
+@pytest.mark.parametrize("declares", [True, False])
+def test_exec_offset_reaches_the_model_only_when_the_policy_declares_it(server_for, declares):
+    backend = OffsetRecordingBackend(declares)
+    srv = server_for(backend)
+    with _client(srv) as client:
+        client.connect(5)
+        client.submit(_obs(3, exec_tick=9))  # 6 ticks ahead at the reference robot's fps
+        (got,) = _collect(client, 1)
+    assert isinstance(got, ReceivedChunk)
+    expected = 6 / float(ROBOT.fps) if declares else 0.0
+    assert backend.offsets[-1] == pytest.approx(expected)
