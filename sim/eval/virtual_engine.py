@@ -1,8 +1,9 @@
-"""Virtual-time engine: the real ActionScheduler, the simulated arm and the expert on a simulated clock.
+"""Virtual-time engine: the real ActionScheduler, the simulated arm and a policy on a simulated clock.
 
 Per tick k (time k/fps): deliver every chunk whose arrival time ≤ k/fps (`on_chunk` with k_now=k),
 read the state, `on_tick`, send the command, and if a request is due, capture the observation at k,
-plan the chunk with the in-process expert, and schedule its arrival at capture time + the injected
+plan the chunk with the in-process expert or the configured policy backend (rendering its cameras
+only then, see `policy_source`), and schedule its arrival at capture time + the injected
 latency — queued behind earlier requests when the (modelled) server is busy. Then the physics
 advances one control period. Deterministic for a given seed: no wall clock enters the trajectory.
 """
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
+from sim.eval.policy_source import Request, make_source
 from sim.eval.server_model import ServerModel
-from vla_async.config import InjectedLatencyConfig, SafetyConfig, StrategyConfig
+from vla_async.config import BackendConfig, InjectedLatencyConfig, SafetyConfig, StrategyConfig
 from vla_async.messages import ActionChunk
 
 _EPS = 1e-9
@@ -49,19 +52,23 @@ def run_virtual_episode(
     max_duration_s: float = 30.0,
     safety: SafetyConfig | None = None,
     server_workers: int = 1,
+    policy: BackendConfig | None = None,
+    cameras: Sequence[str] | None = None,
+    image_size: int | None = None,
 ) -> EpisodeLog:
-    """Run one episode in virtual time and return its per-tick log."""
+    """Run one episode in virtual time and return its per-tick log (chunks from `policy`, see policy_source)."""
     import sim
-    from sim.experts import ExpertPolicy
     from sim.injected_latency import LatencySampler
     from vla_async.scheduler import ActionScheduler
 
-    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
+    source = make_source(policy, chunk_length=chunk_length, fps=fps, cameras=cameras, image_size=image_size)
+    chunk_length = source.chunk_length
+    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=source.cameras,
+                           image_size=source.image_size, render=source.needs_images)
     robot.connect()
     try:
         robot.reset(seed)
         spec = robot.spec
-        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
         sampler = LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
         sched = ActionScheduler(strategy, spec, chunk_length, safety)
         sched.prepare()  # as the real-time client does: no tick pays for building an operator
@@ -96,8 +103,9 @@ def run_virtual_episode(
             if out.request is not None:
                 q = out.request
                 cond = obs.state if q.rollforward_state is None else q.rollforward_state
-                actions = expert.plan(np.asarray(cond, dtype=np.float32), obs.environment_state, robot.instruction,
-                                      (q.exec_tick - q.tick) / fps)
+                seen = robot.get_observation() if source.needs_images else obs  # render only for requests
+                actions = source.plan(Request(cond, obs.environment_state, robot.instruction,
+                                              (q.exec_tick - q.tick) / fps, seen.images))
                 chunk = ActionChunk(q.request_id, q.exec_tick, np.asarray(actions, dtype=np.float32))
                 rec.request(q.request_id, k, q.exec_tick)
                 failed += server.submit(now, q.request_id, chunk)
@@ -119,3 +127,4 @@ def run_virtual_episode(
         return rec.finish(success, completion)
     finally:
         robot.disconnect()
+        source.close()

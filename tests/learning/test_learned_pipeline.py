@@ -121,3 +121,16 @@ def test_an_unknown_instruction_is_a_clear_error_and_the_server_survives(dataset
     got_bad, got_good = served(onnx_path, [bad, good], robot_spec)
     assert isinstance(got_bad, ErrorMessage) and "none of the words" in got_bad.message and got_bad.request_id == 1
     assert isinstance(got_good, ReceivedChunk) and got_good.chunk.request_id == 2
+
+
+@pytest.mark.timeout(240)
+def test_vla_async_eval_runs_a_learned_onnx_policy(dataset, tmp_path, capsys):
+    _, onnx_path = train_and_export(dataset, tmp_path / "run", "--head", "flow")
+    capsys.readouterr()
+    rc = cli_main(["eval", "--task", "reach_jump", "--strategy", "vlash_rail", "--latency_ms", "200", "--seeds", "0",
+                   "--quiet", "--max_duration_s=1.0", "--backend.name=onnx", f"--backend.path={onnx_path}",
+                   "--json", str(tmp_path / "eval.json")])
+    assert rc == 0
+    rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
+    assert {r["strategy"] for r in rows} == {"sync", "vlash_rail"} and all(r["episodes"] == 1 for r in rows)
+    assert "| reach_jump | vlash_rail |" in capsys.readouterr().out

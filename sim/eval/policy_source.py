@@ -1,0 +1,97 @@
+"""Where the virtual engine's chunks come from, and what it must render for them.
+
+Without `EvalConfig.backend` the scripted expert runs in process, as before (no cameras). With it,
+the named policy backend (onnx, torch, lerobot, expert, ...) is built once per episode and called with
+the observation its spec declares: the engine renders the policy's cameras at the policy's image size
+(or `EvalConfig.cameras` / `image_size` when set) only at ticks where it sends a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_async.config import BackendConfig, ConfigError
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the engine hands a chunk source at a request tick."""
+
+    state: np.ndarray  # conditioning state (rolled forward when the strategy does)
+    environment_state: np.ndarray
+    instruction: str
+    exec_offset_s: float
+    images: dict[str, np.ndarray]
+
+
+class ChunkSource:
+    cameras: tuple[str, ...] = ()
+    image_size: tuple[int, int] = (224, 224)
+    chunk_length: int = 50
+
+    @property
+    def needs_images(self) -> bool:
+        return bool(self.cameras)
+
+    def plan(self, request: Request) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model."""
+
+
+class ExpertSource(ChunkSource):
+    def __init__(self, chunk_length: int, fps: float):
+        from sim.experts import ExpertPolicy
+
+        self.chunk_length = chunk_length
+        self._expert = ExpertPolicy(chunk_length=chunk_length, fps=fps)
+
+    def plan(self, request: Request) -> np.ndarray:
+        return self._expert.plan(np.asarray(request.state, np.float32), request.environment_state,
+                                 request.instruction, request.exec_offset_s)
+
+
+class BackendSource(ChunkSource):
+    """A policy backend; its spec fixes the chunk length, the cameras and (by default) the image size."""
+
+    def __init__(self, config: BackendConfig, cameras: Sequence[str] | None, image_size: int | None, fps: float):
+        from policy_server.backend import BackendError, create_backend
+
+        try:
+            self._backend = create_backend(config)
+        except BackendError as exc:
+            raise ConfigError(f"eval backend {config.name!r}: {exc}") from None
+        spec = self._backend.spec
+        if spec.fps is not None and abs(spec.fps - fps) > 1e-6:
+            raise ConfigError(f"eval backend {config.name!r} was made for {spec.fps:g} fps; the eval runs at {fps:g}")
+        declared = {c.name: (c.height, c.width) for c in spec.cameras}
+        self.cameras = tuple(declared if cameras is None else cameras)
+        missing = sorted(set(declared) - set(self.cameras))
+        if missing:
+            raise ConfigError(f"eval backend {config.name!r} needs camera(s) {missing}; cameras={list(self.cameras)}")
+        sizes = set(declared.values())
+        self.image_size = (image_size, image_size) if image_size else (sizes.pop() if sizes else (224, 224))
+        self.chunk_length = spec.chunk_length
+        self._uses_env = spec.environment_state_dim > 0
+
+    def plan(self, request: Request) -> np.ndarray:
+        from policy_server.backend import PolicyInput
+
+        item = PolicyInput(state=np.asarray(request.state, np.float32), images=request.images, task=request.instruction,
+                           environment_state=request.environment_state if self._uses_env else None,
+                           exec_offset_s=request.exec_offset_s)
+        return self._backend.infer([item])[0]
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def make_source(backend: BackendConfig | None, *, chunk_length: int, fps: float,
+                cameras: Sequence[str] | None = None, image_size: int | None = None) -> ChunkSource:
+    if backend is None:
+        return ExpertSource(chunk_length, fps)
+    return BackendSource(backend, cameras, image_size, fps)
