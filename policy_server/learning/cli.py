@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--chunk-length", type=int, default=50, help="H, actions per chunk")
     p.add_argument("--flow-steps", type=int, default=10, help="Euler steps at inference (flow head)")
+    p.add_argument("--flow-target", choices=["data", "velocity"], default="data",
+                   help="flow head: the MLP predicts the clean chunk (data) or the velocity (pi0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--labels", choices=["expert", "recorded"], default="expert",
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = TrainConfig(
         dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        chunk_length=args.chunk_length, flow_steps=args.flow_steps, seed=args.seed, threads=args.threads,
+        chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target, seed=args.seed, threads=args.threads,
         labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
         time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,

@@ -4,10 +4,13 @@ Per camera a small conv encoder ending in a spatial softmax (keypoints, as in Le
 diffusion policy's ResNet head), the normalised state, a learned embedding of the instruction's bag
 of words and, when declared, `exec_offset_s` are concatenated and mixed by an MLP into a condition.
 Two action heads predict the chunk as offsets from the current state (normalised per step and joint):
-- `flow`: flow matching (as pi0 / SmolVLA): a velocity MLP v(x_τ, τ, cond) trained on
-  x_τ = (1-τ)·noise + τ·target, integrated from τ=0 to 1 with `flow_steps` Euler steps at inference,
-  unrolled in the graph. The starting noise is one fixed N(0, I) draw stored in the model, so chunks
-  are deterministic and the ONNX export needs no random op.
+- `flow`: flow matching (as pi0 / SmolVLA) on x_τ = (1-τ)·noise + τ·target, integrated from τ=0
+  to 1 with `flow_steps` Euler steps at inference, unrolled in the graph. The MLP f(x_τ, τ, cond)
+  predicts either the velocity (`flow_target="velocity"`, pi0's parameterisation, loss
+  ‖f − (target − noise)‖²) or the clean chunk (`"data"`, x-prediction: v = (f − x_τ)/(1 − τ), loss
+  ‖f − target‖², free of the noise's variance, so it learns as fast as regression on this budget).
+  The starting noise is one fixed N(0, I) draw stored in the model, so chunks are deterministic and
+  the ONNX export needs no random op.
 - `regression`: one linear layer from the condition (the baseline).
 `forward(state, *images, [task], [exec_offset_s])` returns absolute joint targets [B, H, A].
 """
@@ -22,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 HEADS = ("flow", "regression")
+FLOW_TARGETS = ("data", "velocity")
 
 
 class SpatialSoftmax(nn.Module):
@@ -74,10 +78,13 @@ def time_embedding(tau: torch.Tensor, dim: int = 32) -> torch.Tensor:
 class VisuomotorPolicy(nn.Module):
     def __init__(self, state_dim: int = 6, chunk_length: int = 50, cameras: Sequence[str] = ("front", "wrist"),
                  image_size: int = 64, vocab_size: int = 0, exec_offset: bool = False, head: str = "flow",
-                 flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0):
+                 flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
+                 flow_target: str = "data"):
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if head not in HEADS or flow_target not in FLOW_TARGETS:
+            raise ValueError(f"head must be one of {HEADS} and flow_target one of {FLOW_TARGETS}, "
+                             f"got {head!r}, {flow_target!r}")
+        self.flow_target = flow_target
         torch.manual_seed(seed)
         self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
@@ -136,7 +143,8 @@ class VisuomotorPolicy(nn.Module):
         dt = 1.0 / self.flow_steps
         for k in range(self.flow_steps):
             tau = torch.full((cond.shape[0],), k * dt, dtype=cond.dtype, device=cond.device)
-            x = x + dt * self.velocity_at(x, tau, cond)
+            f = self.velocity_at(x, tau, cond)
+            x = x + dt * (f if self.flow_target == "velocity" else (f - x) / (1.0 - k * dt))
         return x
 
     def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
@@ -149,7 +157,8 @@ class VisuomotorPolicy(nn.Module):
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         tau = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
         x_tau = (1 - tau[:, None]) * x0 + tau[:, None] * x1
-        return F.mse_loss(self.velocity_at(x_tau, tau, cond), x1 - x0)
+        f = self.velocity_at(x_tau, tau, cond)
+        return F.mse_loss(f, x1 - x0 if self.flow_target == "velocity" else x1)
 
 
 def build_policy(**kwargs) -> VisuomotorPolicy:

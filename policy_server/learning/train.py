@@ -40,6 +40,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     chunk_length: int = 50
     flow_steps: int = 10
+    flow_target: str = "data"
     seed: int = 0
     threads: int = 1
     labels: str = "expert"
@@ -81,7 +82,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     prep_s = time.perf_counter() - t0
     kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
                   image_size=demos.image_size, vocab_size=len(vocab), exec_offset=cfg.exec_offset_input,
-                  head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed)
+                  head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target)
     model = VisuomotorPolicy(**kwargs)
     _normalise(model, train_set)
     print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
@@ -230,6 +231,7 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
     val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
                 "labels": cfg.labels, "head": cfg.head, "flow_steps": cfg.flow_steps if cfg.head == "flow" else None,
+                "flow_target": cfg.flow_target if cfg.head == "flow" else None,
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
                 "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
