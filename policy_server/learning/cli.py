@@ -54,18 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from policy_server.learning.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target, seed=args.seed, threads=args.threads,
-        labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
-        time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
-        progress=not args.no_progress,
-    )
-    if cfg.steps < 1 or cfg.batch_size < 1:
-        print("vla-async train: --steps and --batch-size must be >= 1", file=sys.stderr)
-        return 2
     try:
+        cfg = TrainConfig(
+            dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size,
+            lr=args.lr, chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target,
+            seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
+            time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+            vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
+            progress=not args.no_progress,
+        )
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:
         print(f"vla-async train: {exc}", file=sys.stderr)

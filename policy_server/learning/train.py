@@ -56,6 +56,12 @@ class TrainConfig:
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
+            raise ValueError("steps, batch_size and threads must be >= 1")
+        if self.exec_offset_input and self.vlash_latency_s is None:
+            raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
+
 
 @dataclass
 class TrainResult:
@@ -68,9 +74,7 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    if cfg.exec_offset_input and cfg.vlash_latency_s is None:
-        raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
-    torch.set_num_threads(max(1, cfg.threads))
+    torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

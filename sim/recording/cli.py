@@ -69,6 +69,8 @@ def record(args: argparse.Namespace) -> Path:
     from sim.recording.lerobot_v3 import LeRobotV3Writer
     from sim.tasks.layout import ENV_STATE_DIM
 
+    if args.episodes < 1 or args.image_size < 8 or args.replan_every < 1:
+        raise ValueError("--episodes and --replan-every must be >= 1, --image-size >= 8")
     cameras = tuple(c for c in args.cameras.split(",") if c)
     so101.robot_spec(args.fps, cameras, (args.image_size, args.image_size))  # validates the camera names
     noise = NoiseConfig(std_rad=args.noise_std, rate_hz=args.noise_rate, episode_fraction=args.noise_fraction)
@@ -118,9 +120,6 @@ def _progress(iterable, total: int):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.episodes < 1 or args.image_size < 8 or args.replan_every < 1:
-        print("vla-async record: --episodes and --replan-every must be >= 1, --image-size >= 8", file=sys.stderr)
-        return 2
     try:
         record(args)
     except (ValueError, FileExistsError) as exc:
