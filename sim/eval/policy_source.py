@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,10 @@ class ChunkSource:
     @property
     def needs_images(self) -> bool:
         return bool(self.cameras)
+
+    def render(self, robot: Any) -> dict[str, np.ndarray]:
+        """The camera images this source needs, rendered now (none for the expert: no rendering cost)."""
+        return robot.get_observation().images if self.needs_images else {}
 
     def plan(self, request: Request) -> np.ndarray:
         raise NotImplementedError

@@ -103,9 +103,8 @@ def run_virtual_episode(
             if out.request is not None:
                 q = out.request
                 cond = obs.state if q.rollforward_state is None else q.rollforward_state
-                seen = robot.get_observation() if source.needs_images else obs  # render only for requests
                 actions = source.plan(Request(cond, obs.environment_state, robot.instruction,
-                                              (q.exec_tick - q.tick) / fps, seen.images))
+                                              (q.exec_tick - q.tick) / fps, source.render(robot)))
                 chunk = ActionChunk(q.request_id, q.exec_tick, np.asarray(actions, dtype=np.float32))
                 rec.request(q.request_id, k, q.exec_tick)
                 failed += server.submit(now, q.request_id, chunk)
