@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from policy_server.model_io import METADATA_KEY, OUTPUT_NAME, ModelCard, standard_inputs, write_card
+from policy_server.model_io import (
+    METADATA_KEY,
+    OUTPUT_NAME,
+    ModelCard,
+    example_arrays,
+    standard_inputs,
+    write_card,
+)
 from vla_async.specs import PolicySpec
 
 DEFAULT_OPSET = 17
@@ -57,9 +64,7 @@ def export_module_to_onnx(module: Any, card: ModelCard, path: str | Path, opset:
     import onnx
     import torch
 
-    from policy_server.tiny_models import example_inputs
-
-    args = example_inputs(card.spec, batch=2)
+    args = tuple(torch.from_numpy(a) for a in example_arrays(card, 2, np.random.default_rng(0)))
     names = [t.name for t in card.inputs]
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -119,6 +124,11 @@ def load_source(kind: str, path: Path) -> tuple[Any, ModelCard]:
     raise ValueError(f"unknown source kind {kind!r}; use torch or lerobot")
 
 
+def _portable(model: Any) -> dict[str, Any]:
+    """The card's loader details minus what only the torch file needs (the ONNX graph replaces it)."""
+    return {k: v for k, v in dict(model or {}).items() if k not in ("factory", "kwargs")}
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="vla-async export-onnx", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["torch", "lerobot"], default="torch", help="what --path holds")
@@ -136,7 +146,8 @@ def main(argv: Sequence[str]) -> int:
     except BackendError as exc:
         print(f"export-onnx: {exc}", file=sys.stderr)
         return 2
-    card = ModelCard(spec=card.spec, inputs=card.inputs or standard_inputs(card.spec), output=card.output)
+    card = ModelCard(spec=card.spec, inputs=card.inputs or standard_inputs(card.spec), output=card.output,
+                     model=_portable(card.model))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -146,6 +157,10 @@ def main(argv: Sequence[str]) -> int:
               f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         return 2
     write_card(out, card)
+    if card.model.get("training"):
+        from policy_server.learning.model_card import write_model_card_md
+
+        write_model_card_md(out, card)
     diff = max_difference(_torch_reference(module), out, card)
     ok = diff <= args.atol
     result = {"out": str(out), "max_abs_diff": diff, "atol": args.atol, "match": ok}

@@ -8,12 +8,19 @@ Input convention (LeRobot's names, so exported LeRobot policies and our own look
   observation.state              [B, state_dim] float32
   observation.images.<camera>    [B, C, H, W] float32 in [0, 1]  (robot sends HWC uint8)
   observation.environment_state  [B, env_dim] float32
-and one output `action` [B, H, action_dim]. The task text is not a tensor; generic models ignore it.
+and one output `action` [B, H, action_dim]. Two optional inputs, declared in the card:
+  task                           [B, len(vocab)] float32: bag of words of the instruction over the
+                                 input's `vocab` (1 where the word occurs; other words are ignored)
+  exec_offset_s                  [B, 1] float32: seconds from the observation's capture to the
+                                 chunk's first action (PolicyInput.exec_offset_s; 0 without rollforward)
+A model without a `task` input ignores the task text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from policy_server.backend import BackendError, PolicyInput
+from vla_async.policy_input import EXEC_OFFSET_KEY as POLICY_EXEC_OFFSET_KEY
 from vla_async.specs import PolicySpec, SpecError
 
 CARD_FORMAT = "vla-async-model/1"
@@ -30,6 +38,8 @@ STATE_KEY = "observation.state"
 ENV_KEY = "observation.environment_state"
 IMAGE_PREFIX = "observation.images."
 OUTPUT_NAME = "action"
+TASK_KEY = "task"
+EXEC_OFFSET_KEY = "exec_offset_s"
 
 
 @dataclass(frozen=True)
@@ -37,12 +47,14 @@ class TensorSpec:
     """One model input: its name, where its values come from, and its shape without the batch dim."""
 
     name: str
-    source: str  # "state" | "environment_state" | "image:<camera>"
+    source: str  # "state" | "environment_state" | "image:<camera>" | "task" | "exec_offset_s"
     shape: tuple[int, ...]
     dtype: str = "float32"
+    vocab: tuple[str, ...] = ()  # source "task": the words, in tensor order
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "shape": list(self.shape), "dtype": self.dtype}
+        out = {"name": self.name, "source": self.source, "shape": list(self.shape), "dtype": self.dtype}
+        return out | ({"vocab": list(self.vocab)} if self.vocab else {})
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,14 @@ class ModelCard:
     inputs: tuple[TensorSpec, ...]
     output: str = OUTPUT_NAME
     model: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The information contract: a model with an exec_offset_s input declares it in its spec, so the
+        # server (and the evaluator) send the offset to it, and never to a model without that input.
+        takes_offset = any(t.source == EXEC_OFFSET_KEY for t in self.inputs)
+        if bool(self.spec.extra.get(POLICY_EXEC_OFFSET_KEY, False)) != takes_offset:
+            spec = dataclasses.replace(self.spec, extra={**self.spec.extra, POLICY_EXEC_OFFSET_KEY: takes_offset})
+            object.__setattr__(self, "spec", spec)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -79,13 +99,41 @@ class ModelCard:
             spec = PolicySpec.from_dict(data["policy_spec"])
             inputs = tuple(
                 TensorSpec(str(t["name"]), str(t["source"]), tuple(int(d) for d in t["shape"]),
-                           str(t.get("dtype", "float32")))
+                           str(t.get("dtype", "float32")), tuple(str(w) for w in t.get("vocab", ())))
                 for t in data["inputs"]
             )
+            for t in inputs:
+                _check_special_input(t)
         except (KeyError, TypeError, ValueError, SpecError) as exc:
             raise BackendError(f"{origin}: malformed card: {exc}") from exc
         return cls(spec=spec, inputs=inputs, output=str(data.get("output", OUTPUT_NAME)),
                    model=dict(data.get("model") or {}))
+
+
+def _check_special_input(t: TensorSpec) -> None:
+    if t.source == TASK_KEY and (not t.vocab or t.shape != (len(t.vocab),)):
+        raise ValueError(f"input {t.name!r}: a task input needs a vocab and shape [len(vocab)], got "
+                         f"shape {list(t.shape)} with {len(t.vocab)} words")
+    if t.source == EXEC_OFFSET_KEY and t.shape != (1,):
+        raise ValueError(f"input {t.name!r}: exec_offset_s has shape [1], got {list(t.shape)}")
+
+
+def task_words(text: str) -> list[str]:
+    """Lower-case words of an instruction (what a task input's vocab is made of)."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def encode_task(text: str, vocab: Sequence[str]) -> np.ndarray:
+    """Bag of words of `text` over `vocab`; a BackendError when none of its words is known."""
+    index = {w: i for i, w in enumerate(vocab)}
+    out = np.zeros(len(vocab), np.float32)
+    for word in task_words(text):
+        if word in index:
+            out[index[word]] = 1.0
+    if not out.any():
+        raise BackendError(f"task {text!r} has none of the words this policy was trained on "
+                           f"({' '.join(vocab[:12])}{' ...' if len(vocab) > 12 else ''})")
+    return out
 
 
 def standard_inputs(spec: PolicySpec) -> tuple[TensorSpec, ...]:
@@ -161,28 +209,49 @@ def stack_inputs(card: ModelCard, batch: Sequence[PolicyInput]) -> dict[str, np.
         raise BackendError("empty batch")
     arrays: dict[str, np.ndarray] = {}
     for t in card.inputs:
-        if t.source == "state":
-            values = [np.asarray(p.state, dtype=np.float32) for p in batch]
-        elif t.source == "environment_state":
-            if any(p.environment_state is None for p in batch):
-                raise BackendError(f"input {t.name!r} needs environment_state, which the robot did not send")
-            values = [np.asarray(p.environment_state, dtype=np.float32) for p in batch]
-        elif t.source.startswith("image:"):
-            cam = t.source.partition(":")[2]
-            if any(cam not in p.images for p in batch):
-                raise BackendError(f"input {t.name!r} needs camera {cam!r}, which the robot did not send")
-            hwc = np.stack([np.asarray(p.images[cam]) for p in batch])
-            if hwc.ndim == 3:  # grayscale without channel axis
-                hwc = hwc[..., None]
-            scale = np.float32(1.0 / 255.0) if hwc.dtype == np.uint8 else np.float32(1.0)
-            arrays[t.name] = np.ascontiguousarray(hwc.transpose(0, 3, 1, 2), dtype=np.float32) * scale
-            _check_shape(t, arrays[t.name])
-            continue
-        else:
-            raise BackendError(f"input {t.name!r}: unknown source {t.source!r}")
-        arrays[t.name] = np.stack(values)
+        arrays[t.name] = _stack_images(t, batch) if t.source.startswith("image:") else _stack_values(t, batch)
         _check_shape(t, arrays[t.name])
     return arrays
+
+
+def _environment_state(t: TensorSpec, p: PolicyInput) -> np.ndarray:
+    if p.environment_state is None:
+        raise BackendError(f"input {t.name!r} needs environment_state, which the robot did not send")
+    return np.asarray(p.environment_state, dtype=np.float32)
+
+
+_VALUE_SOURCES = {
+    "state": lambda t, p: np.asarray(p.state, dtype=np.float32),
+    "environment_state": _environment_state,
+    TASK_KEY: lambda t, p: encode_task(p.task, t.vocab),
+    EXEC_OFFSET_KEY: lambda t, p: np.array([p.exec_offset_s], dtype=np.float32),
+}
+
+
+def _stack_values(t: TensorSpec, batch: Sequence[PolicyInput]) -> np.ndarray:
+    read = _VALUE_SOURCES.get(t.source)
+    if read is None:
+        raise BackendError(f"input {t.name!r}: unknown source {t.source!r}")
+    return np.stack([read(t, p) for p in batch])
+
+
+def _stack_images(t: TensorSpec, batch: Sequence[PolicyInput]) -> np.ndarray:
+    cam = t.source.partition(":")[2]
+    if any(cam not in p.images for p in batch):
+        raise BackendError(f"input {t.name!r} needs camera {cam!r}, which the robot did not send")
+    hwc = np.stack([np.asarray(p.images[cam]) for p in batch])
+    if hwc.ndim == 3:  # grayscale without channel axis
+        hwc = hwc[..., None]
+    scale = np.float32(1.0 / 255.0) if hwc.dtype == np.uint8 else np.float32(1.0)
+    return np.ascontiguousarray(hwc.transpose(0, 3, 1, 2), dtype=np.float32) * scale
+
+
+def example_arrays(card: ModelCard, batch: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Inputs in the card's order for tracing and checks: uniform [0, 1) (zeros without `rng`)."""
+    shapes = [(batch, *t.shape) for t in card.inputs]
+    if rng is None:
+        return [np.zeros(s, np.float32) for s in shapes]
+    return [rng.random(s, dtype=np.float32) for s in shapes]
 
 
 def _check_shape(t: TensorSpec, array: np.ndarray) -> None:

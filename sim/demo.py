@@ -160,7 +160,7 @@ def run_live(args: argparse.Namespace, config: EvalConfig, strategy: StrategyCon
 def _start_recorder(robot: Any) -> Any:
     from sim.video import LiveCameraRecorder
 
-    return LiveCameraRecorder(robot, camera="front").start()
+    return LiveCameraRecorder(robot, camera="film").start()
 
 
 def _save_video(recorder: Any, path: Path) -> Path | None:

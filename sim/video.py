@@ -20,7 +20,7 @@ from sim.robot import SimRobot
 class LiveCameraRecorder:
     """`start()` before the episode, `stop()` after it, then `save(path)` (MP4)."""
 
-    def __init__(self, robot: SimRobot, camera: str = "front", fps: float = 15.0,
+    def __init__(self, robot: SimRobot, camera: str = "film", fps: float = 15.0,
                  image_size: tuple[int, int] = (240, 320)) -> None:
         self.robot = robot
         self.camera = camera

@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("robot_client.calibrate:main", "measure round trip, server time and robot lag; write latency settings"),
     "roundtrip": ("robot_client.roundtrip:main", "start a server and a client on loopback and report round trips"),
     "export-onnx": ("policy_server.export_onnx:main", "export a torch/LeRobot policy to ONNX and check it"),
+    "record": ("sim.recording.cli:main", "record expert demonstrations as a LeRobotDataset v3"),
+    "train": ("policy_server.learning.cli:main", "train a small visuomotor policy on a recorded dataset"),
 }
 
 

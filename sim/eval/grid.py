@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vla_async.config import (
+    BackendConfig,
     ConfigError,
     InjectedLatencyConfig,
     SafetyConfig,
@@ -94,6 +95,17 @@ class EvalConfig(StrictModel):
     safety: SafetyConfig = SafetyConfig()
     metrics: MetricsConfig = MetricsConfig()
     realtime: RealtimeConfig = RealtimeConfig()
+    backend: BackendConfig | None = Field(
+        None, description="policy to evaluate (name, path, options); unset = the scripted expert in process")
+    cameras: list[str] | None = Field(None, description="cameras to render for the backend (default: its spec's)")
+    image_size: int | None = Field(None, ge=8, le=4096, description="rendered image side (default: the spec's)")
+
+    @model_validator(mode="after")
+    def _backend_engine(self) -> EvalConfig:
+        if self.backend is not None and self.engine == "realtime":
+            raise ValueError("backend: the realtime engine serves the scripted expert only so far; "
+                             "use engine=virtual to evaluate a policy backend")
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -24,20 +24,21 @@ if TYPE_CHECKING:
 def run_lerobot_episode(task: str, strategy: StrategyConfig, latency: InjectedLatencyConfig, seed: int, *,
                         fps: float, chunk_length: int, max_duration_s: float, safety: SafetyConfig | None,
                         policy_exec_offset: bool, meta: dict) -> EpisodeLog:
+    from sim.eval.policy_source import make_source
     from sim.eval.virtual_engine import episode_world, step_world
     from vla_async.config import SafetyConfig
 
-    with episode_world(task, seed, fps, chunk_length, latency, policy_exec_offset) as (robot, expert, sampler):
+    source = make_source(None, chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
+    with episode_world(task, seed, fps, latency, source) as (robot, sampler):
         spec = robot.spec
-        policy = expert.spec()
+        policy = source.spec
         layer = SafetyLayer(safety if safety is not None else SafetyConfig(enabled=False), spec)
 
         def plan(obs: LeRobotObservation, rid: int) -> np.ndarray:
             k, state, env = obs.payload
             msg = Observation(request_id=rid, tick=k, exec_tick=k, state=state, task=robot.instruction,
                               environment_state=env)
-            inp = policy_input(msg, fps, policy=policy)
-            return expert.plan(inp.state, inp.environment_state, inp.task, inp.exec_offset_s)
+            return source.plan(policy_input(msg, fps, policy=policy))
 
         loop = LeRobotLoop(strategy.lerobot_queue_threshold, strategy.fuser.lerobot_old_weight, fps, plan,
                            sampler.sample_s)

@@ -30,7 +30,8 @@ def run_episode(config: EvalConfig, episode: Episode) -> EpisodeLog:
         from sim.eval.virtual_engine import run_virtual_episode
 
         return run_virtual_episode(cell.task, cell.strategy, cell.latency, episode.seed,
-                                   policy_exec_offset=config.policy_exec_offset, **kwargs)
+                                   policy_exec_offset=config.policy_exec_offset, policy=config.backend,
+                                   cameras=config.cameras, image_size=config.image_size, **kwargs)
     from sim.eval.realtime_engine import run_realtime_episode
 
     return run_realtime_episode(cell.task, cell.strategy, cell.latency, episode.seed, realtime=config.realtime,

@@ -2,7 +2,8 @@
 
 Per tick k (time k/fps): deliver every chunk whose arrival time ≤ k/fps (`on_chunk` with k_now=k),
 read the state, `on_tick`, send the command, and if a request is due, capture the observation at k,
-plan the chunk with the in-process expert, and schedule its arrival at capture time + the injected
+plan the chunk with the in-process policy (the scripted expert, or `EvalConfig.backend` through
+sim/eval/policy_source.py, rendering its cameras only at request ticks), and schedule its arrival at capture time + the injected
 latency — queued behind earlier requests when the (modelled) server is busy. Then the physics
 advances one control period. Deterministic for a given seed: no wall clock enters the trajectory.
 """
@@ -10,20 +11,20 @@ advances one control period. Deterministic for a given seed: no wall clock enter
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
+from sim.eval.policy_source import ChunkSource, make_source
 from sim.eval.server_model import ServerModel
-from vla_async.config import InjectedLatencyConfig, SafetyConfig, StrategyConfig
+from vla_async.config import BackendConfig, ConfigError, InjectedLatencyConfig, SafetyConfig, StrategyConfig
 from vla_async.messages import ActionChunk, Observation
 from vla_async.policy_input import policy_input
 
 if TYPE_CHECKING:
-    from sim.experts import ExpertPolicy
     from vla_async.robot import RobotObservation
     from vla_async.scheduler import InferenceRequest
     from vla_async.virtual import VirtualDriver
@@ -47,19 +48,29 @@ def run_virtual_episode(
     safety: SafetyConfig | None = None,
     server_workers: int = 1,
     policy_exec_offset: bool = False,
+    policy: BackendConfig | None = None,
+    cameras: Sequence[str] | None = None,
+    image_size: int | None = None,
 ) -> EpisodeLog:
-    """Run one episode in virtual time and return its per-tick log."""
+    """Run one episode in virtual time and return its per-tick log (chunks from the scripted expert, declared
+    trained for exec_offset_s when `policy_exec_offset`, or from the `policy` backend)."""
     from vla_async.scheduler import ActionScheduler
     from vla_async.virtual import VirtualDriver
 
     if strategy.emulate == "lerobot_0_4_4":
         from sim.eval.lerobot_engine import run_lerobot_episode
 
+        if policy is not None:
+            raise ConfigError("the lerobot emulation (strategy lerobot) runs the scripted expert only; "
+                              "drop backend or use lerobot_lite")
         return run_lerobot_episode(task, strategy, latency, seed, fps=fps, chunk_length=chunk_length,
                                    max_duration_s=max_duration_s, safety=safety, policy_exec_offset=policy_exec_offset,
                                    meta=episode_meta(task, strategy, latency, seed, fps, "virtual"))
-    with episode_world(task, seed, fps, chunk_length, latency, policy_exec_offset) as (robot, expert, sampler):
+    source = make_source(policy, chunk_length=chunk_length, fps=fps, cameras=cameras, image_size=image_size,
+                         exec_offset=policy_exec_offset)
+    with episode_world(task, seed, fps, latency, source) as (robot, sampler):
         spec = robot.spec
+        chunk_length = source.chunk_length
         driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety), timer=time.perf_counter)
         server = ServerModel(server_workers, sampler.sample_s)
         failed: list[int] = []
@@ -82,7 +93,7 @@ def run_virtual_episode(
             out = step.output
             robot.send_action(out.command)
             if out.request is not None:
-                chunk = _plan_chunk(expert, out.request, obs, robot.instruction, fps)
+                chunk = _plan_chunk(source, out.request, obs, robot, fps)
                 rec.request(out.request.request_id, k, out.request.exec_tick)
                 failed += server.submit(now, out.request.request_id, chunk)
                 _send_started(driver, server, now)
@@ -101,21 +112,22 @@ def run_virtual_episode(
 
 
 @contextmanager
-def episode_world(task: str, seed: int, fps: float, chunk_length: int, latency: InjectedLatencyConfig,
-                  policy_exec_offset: bool) -> Iterator[tuple[Any, ExpertPolicy, Any]]:
-    """(connected virtual robot reset to `seed`, the expert, the episode's latency sampler); disconnects after."""
+def episode_world(task: str, seed: int, fps: float, latency: InjectedLatencyConfig,
+                  source: ChunkSource) -> Iterator[tuple[Any, Any]]:
+    """(connected virtual robot reset to `seed` with the cameras `source` needs, the episode's latency
+    sampler); disconnects the robot and closes `source` after."""
     import sim
-    from sim.experts import ExpertPolicy
     from sim.injected_latency import LatencySampler
 
-    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=(), render=False)
+    robot = sim.make_robot(task, mode="virtual", fps=fps, seed=seed, cameras=source.cameras,
+                           image_size=source.image_size, render=source.needs_images)
     robot.connect()
     try:
         robot.reset(seed)
-        expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
-        yield robot, expert, LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
+        yield robot, LatencySampler(latency.model_copy(update={"seed": latency.seed * 100_003 + seed}))
     finally:
         robot.disconnect()
+        source.close()
 
 
 def step_world(robot: Any, rec: EpisodeRecorder) -> tuple[bool, bool, float]:
@@ -132,12 +144,12 @@ def _send_started(driver: VirtualDriver, server: ServerModel, now_s: float) -> N
         driver.send(st.payload, st.arrival_s, latency_s=st.arrival_s - st.submit_s)
 
 
-def _plan_chunk(expert: ExpertPolicy, request: InferenceRequest, obs: RobotObservation, task: str,
+def _plan_chunk(source: ChunkSource, request: InferenceRequest, obs: RobotObservation, robot: Any,
                 fps: float) -> ActionChunk:
-    """The in-process expert's chunk for `request`, conditioned as the policy server conditions a backend."""
+    """The in-process policy's chunk for `request`, conditioned as the policy server conditions a backend
+    (the cameras the policy needs are rendered here, at the request tick, and nowhere else)."""
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
-                          state=obs.state, task=task, rollforward_state=request.rollforward_state,
-                          environment_state=obs.environment_state)
-    inp = policy_input(message, fps, policy=expert.spec())
-    actions = expert.plan(inp.state, inp.environment_state, inp.task, inp.exec_offset_s)
+                          state=obs.state, images=source.render(robot), task=robot.instruction,
+                          rollforward_state=request.rollforward_state, environment_state=obs.environment_state)
+    actions = source.plan(policy_input(message, fps, policy=source.spec))
     return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))

@@ -1,4 +1,4 @@
-"""The demo's MP4 is filmed from the live real-time arm (its own thread), with a backdrop, no black band."""
+"""The demo's MP4 is filmed from the live real-time arm (its own thread) by the film camera: no black band."""
 
 from __future__ import annotations
 
@@ -22,6 +22,6 @@ def test_recorder_films_the_running_arm(tmp_path: Path) -> None:
     assert recorder.error is None and len(recorder.frames) >= 3
     first, last = recorder.frames[0].astype(int), recorder.frames[-1].astype(int)
     assert np.abs(last - first).sum() > 0  # the arm moved on camera: live frames, not one repeated
-    assert first[:8].mean() > 60  # the top rows show the backdrop, not a black band
+    assert first[:8].mean() > 60  # the top rows show the table, not a black band
     path = recorder.save(tmp_path / "front.mp4")
     assert path.stat().st_size > 1000 and 0 < recorder.achieved_fps <= 10.5

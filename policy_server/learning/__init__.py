@@ -1,0 +1,1 @@
+"""Learning a small visuomotor policy from recorded demonstrations (torch, imported lazily by callers)."""

@@ -1,0 +1,74 @@
+"""`vla-async train`: train a small visuomotor policy on a dataset recorded by `vla-async record`.
+
+Writes into --out: policy.pt + policy.spec.json (serve with --backend.name=torch, or export with
+`vla-async export-onnx --path OUT/policy.pt --out policy.onnx`), checkpoint.pt, training_curve.png,
+train_log.json. Run it under `nice`; --threads sets torch's CPU threads (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _latency(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(",")
+    values = (float(lo), float(hi or lo))
+    if not 0 <= values[0] <= values[1] <= 2.0:
+        raise argparse.ArgumentTypeError(f"latency range must be 'lo,hi' seconds with 0 <= lo <= hi <= 2, got {text!r}")
+    return values
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vla-async train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, help="LeRobotDataset v3 folder from `vla-async record`")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--head", choices=["flow", "regression"], default="flow")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--chunk-length", type=int, default=50, help="H, actions per chunk")
+    p.add_argument("--flow-steps", type=int, default=10, help="Euler steps at inference (flow head)")
+    p.add_argument("--flow-target", choices=["data", "velocity"], default="data",
+                   help="flow head: the MLP predicts the clean chunk (data) or the velocity (pi0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--labels", choices=["expert", "recorded"], default="expert",
+                   help="expert: relabel chunks with the stateless expert; recorded: the next H recorded actions")
+    p.add_argument("--cameras", default=None, help="comma-separated subset of the dataset's cameras")
+    p.add_argument("--max-episodes", type=int, default=None)
+    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--vlash", type=_latency, default=None, metavar="LO,HI",
+                   help="VLASH training: condition on the state Δ later (Δ in [LO, HI] s), expert-relabelled")
+    p.add_argument("--vlash-copies", type=int, default=2, help="VLASH: offsets drawn per frame")
+    p.add_argument("--exec-offset-input", action="store_true", help="VLASH: exec_offset_s is a model input")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from policy_server.learning.train import TrainConfig, train
+
+    try:
+        cfg = TrainConfig(
+            dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size,
+            lr=args.lr, chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target,
+            seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
+            time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+            vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
+            progress=not args.no_progress,
+        )
+        train(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"vla-async train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Training targets: action chunks for each frame.
+
+- `expert`: relabel with the stateless scripted expert, `plan(state, env_t, instruction, Δ)`: the
+  chunk the expert would send from the conditioning state given what the frame shows. With Δ = 0
+  and the frame's own state this is the clean chunk; for VLASH training the conditioning state is
+  the recorded state Δ later and the labels are planned from it (never shifted recorded actions,
+  which are wrong when the target jumps inside Δ).
+- `recorded`: the next H recorded actions (LeRobot's convention), the last one repeated at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def expert_chunks(states: np.ndarray, envs: np.ndarray, instructions: Sequence[str], chunk_length: int,
+                  fps: float, offsets_s: np.ndarray | None = None) -> np.ndarray:
+    from sim.experts import ExpertPolicy
+
+    expert = ExpertPolicy(chunk_length, fps)
+    offsets = np.zeros(len(states)) if offsets_s is None else offsets_s
+    out = np.empty((len(states), chunk_length, states.shape[1]), np.float32)
+    for i in range(len(states)):
+        out[i] = expert.plan(states[i], envs[i], instructions[i], float(offsets[i]))
+    return out
+
+
+def recorded_chunks(actions: np.ndarray, episode_end: np.ndarray, chunk_length: int) -> np.ndarray:
+    n = len(actions)
+    idx = np.arange(n)[:, None] + np.arange(chunk_length)[None, :]
+    idx = np.minimum(idx, episode_end[:, None] - 1)
+    return actions[idx]
+

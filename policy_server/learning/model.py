@@ -1,0 +1,170 @@
+"""A small visuomotor policy: images + proprioception + task (+ exec_offset_s) → H joint targets.
+
+Per camera a small conv encoder ending in a spatial softmax (keypoints, as in Levine et al. and
+diffusion policy's ResNet head), the normalised state, a learned embedding of the instruction's bag
+of words and, when declared, `exec_offset_s` are concatenated and mixed by an MLP into a condition.
+Two action heads predict the chunk as offsets from the current state (normalised per step and joint):
+- `flow`: flow matching (as pi0 / SmolVLA) on x_τ = (1-τ)·noise + τ·target, integrated from τ=0
+  to 1 with `flow_steps` Euler steps at inference, unrolled in the graph. The MLP f(x_τ, τ, cond)
+  predicts either the velocity (`flow_target="velocity"`, pi0's parameterisation, loss
+  ‖f − (target − noise)‖²) or the clean chunk (`"data"`, x-prediction: v = (f − x_τ)/(1 − τ), loss
+  ‖f − target‖², free of the noise's variance, so it learns as fast as regression on this budget).
+  The starting noise is one fixed N(0, I) draw stored in the model, so chunks are deterministic and
+  the ONNX export needs no random op.
+- `regression`: one linear layer from the condition (the baseline).
+`forward(state, *images, [task], [exec_offset_s])` returns absolute joint targets [B, H, A].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+HEADS = ("flow", "regression")
+FLOW_TARGETS = ("data", "velocity")
+
+
+class SpatialSoftmax(nn.Module):
+    """[B, C, H, W] feature maps → [B, 2C] expected (x, y) of each channel's softmax."""
+
+    def __init__(self, height: int, width: int):
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1))  # [HW, 2]
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = features.shape
+        attention = F.softmax(features.reshape(b, c, h * w) / self.log_temperature.exp(), dim=-1)
+        return (attention @ self.coords).reshape(b, 2 * c)
+
+
+class CameraEncoder(nn.Module):
+    def __init__(self, image_size: int, channels: int = 32):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
+            nn.Conv2d(16, 16, 3), nn.ReLU(),
+            nn.Conv2d(16, channels, 3),
+        )
+        side = (image_size - 5) // 2 + 1 - 4
+        self.keypoints = SpatialSoftmax(side, side)
+        self.out_dim = 2 * channels
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.keypoints(self.convs(image * 2.0 - 1.0))
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+def time_embedding(tau: torch.Tensor, dim: int = 32) -> torch.Tensor:
+    """Sinusoidal embedding of the flow time τ ∈ [0, 1], [B] → [B, dim]."""
+    freqs = torch.exp(torch.arange(dim // 2, dtype=tau.dtype, device=tau.device) * (-math.log(1000.0) / (dim // 2)))
+    angles = tau[:, None] * 1000.0 * freqs[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class VisuomotorPolicy(nn.Module):
+    def __init__(self, state_dim: int = 6, chunk_length: int = 50, cameras: Sequence[str] = ("front", "wrist"),
+                 image_size: int = 64, vocab_size: int = 0, exec_offset: bool = False, head: str = "flow",
+                 flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
+                 flow_target: str = "data"):
+        super().__init__()
+        if head not in HEADS or flow_target not in FLOW_TARGETS:
+            raise ValueError(f"head must be one of {HEADS} and flow_target one of {FLOW_TARGETS}, "
+                             f"got {head!r}, {flow_target!r}")
+        self.flow_target = flow_target
+        torch.manual_seed(seed)
+        self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
+        self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
+        self.encoders = nn.ModuleList(CameraEncoder(image_size) for _ in self.cameras)
+        self.task_embedding = nn.Linear(vocab_size, task_dim, bias=False) if vocab_size else None
+        cond_in = sum(e.out_dim for e in self.encoders) + state_dim + (task_dim if vocab_size else 0) + int(exec_offset)
+        self.trunk = nn.Sequential(mlp([cond_in, width, width]), nn.SiLU())
+        out = chunk_length * state_dim
+        if head == "flow":
+            self.velocity = mlp([out + 32 + width, width, width, out])
+        else:
+            self.regressor = nn.Linear(width, out)
+        for name in ("state_mean", "offset_mean"):
+            self.register_buffer(name, torch.zeros(state_dim if name == "state_mean" else (chunk_length, state_dim)))
+        self.register_buffer("state_std", torch.ones(state_dim))
+        self.register_buffer("offset_std", torch.ones(chunk_length, state_dim))
+        self.register_buffer("noise", torch.randn(chunk_length * state_dim, generator=torch.Generator().manual_seed(seed)))
+
+    def set_normalisation(self, state_mean, state_std, offset_mean, offset_std, min_std: float = 1e-3) -> None:
+        self.state_mean.copy_(torch.as_tensor(state_mean))
+        self.state_std.copy_(torch.as_tensor(state_std).clamp_min(min_std))
+        self.offset_mean.copy_(torch.as_tensor(offset_mean))
+        self.offset_std.copy_(torch.as_tensor(offset_std).clamp_min(min_std))
+
+    def condition(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
+                  exec_offset: torch.Tensor | None) -> torch.Tensor:
+        parts = [enc(img) for enc, img in zip(self.encoders, images, strict=True)]
+        parts.append((state - self.state_mean) / self.state_std)
+        if self.task_embedding is not None:
+            parts.append(self.task_embedding(task))
+        if self.exec_offset:
+            parts.append(exec_offset * 5.0)  # seconds → O(1)
+        return self.trunk(torch.cat(parts, dim=1))
+
+    def split_inputs(self, state: torch.Tensor, rest: Sequence[torch.Tensor]):
+        n = len(self.cameras)
+        images, extra = list(rest[:n]), list(rest[n:])
+        task = extra.pop(0) if self.vocab_size else None
+        offset = extra.pop(0) if self.exec_offset else None
+        if extra:
+            raise ValueError(f"{len(extra)} unexpected input(s)")
+        return images, task, offset
+
+    def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        cond = self.condition(state, *self.split_inputs(state, rest))
+        normalised = self.sample(cond) if self.head == "flow" else self.regressor(cond)
+        offsets = normalised.reshape(-1, self.chunk_length, self.state_dim) * self.offset_std + self.offset_mean
+        return state[:, None, :] + offsets
+
+    def velocity_at(self, x: torch.Tensor, tau: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.velocity(torch.cat([x, time_embedding(tau), cond], dim=1))
+
+    def sample(self, cond: torch.Tensor) -> torch.Tensor:
+        """Euler integration of the learned flow from the stored noise (τ=0) to an action chunk (τ=1)."""
+        x = self.noise[None, :].expand(cond.shape[0], -1)
+        dt = 1.0 / self.flow_steps
+        for k in range(self.flow_steps):
+            tau = torch.full((cond.shape[0],), k * dt, dtype=cond.dtype, device=cond.device)
+            f = self.velocity_at(x, tau, cond)
+            x = x + dt * (f if self.flow_target == "velocity" else (f - x) / (1.0 - k * dt))
+        return x
+
+    def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
+             exec_offset: torch.Tensor | None, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training loss for absolute target chunks [B, H, A] (normalised offset space)."""
+        cond = self.condition(state, images, task, exec_offset)
+        x1 = ((target - state[:, None, :] - self.offset_mean) / self.offset_std).reshape(target.shape[0], -1)
+        if self.head == "regression":
+            return F.mse_loss(self.regressor(cond), x1)
+        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
+        tau = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
+        x_tau = (1 - tau[:, None]) * x0 + tau[:, None] * x1
+        f = self.velocity_at(x_tau, tau, cond)
+        return F.mse_loss(f, x1 - x0 if self.flow_target == "velocity" else x1)
+
+
+def build_policy(**kwargs) -> VisuomotorPolicy:
+    """Factory named in model cards (`policy_server.learning.model:build_policy`)."""
+    return VisuomotorPolicy(**kwargs)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

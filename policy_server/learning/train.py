@@ -1,0 +1,272 @@
+"""The training loop: deterministic seeds, one or a few torch threads, progress bar, checkpoints,
+a held-out validation error in joint units, a training-curve PNG, and a servable policy at the end
+(`policy.pt` + `policy.spec.json`, loadable by the torch backend and `vla-async export-onnx`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from policy_server.learning.demos import Demos, load_demos
+from policy_server.learning.model import VisuomotorPolicy, parameter_count
+from policy_server.learning.samples import Samples, build_samples, vocabulary
+from policy_server.model_io import (
+    EXEC_OFFSET_KEY,
+    IMAGE_PREFIX,
+    STATE_KEY,
+    TASK_KEY,
+    ModelCard,
+    TensorSpec,
+    write_card,
+)
+from vla_async.specs import ActionKind, CameraSpec, PolicySpec
+
+FACTORY = "policy_server.learning.model:build_policy"
+
+
+@dataclass
+class TrainConfig:
+    dataset: str
+    out: str
+    head: str = "flow"
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    chunk_length: int = 50
+    flow_steps: int = 10
+    flow_target: str = "data"
+    seed: int = 0
+    threads: int = 1
+    labels: str = "expert"
+    cameras: list[str] | None = None
+    max_episodes: int | None = None
+    val_fraction: float = 0.05
+    time_budget_s: float | None = None
+    checkpoint_every: int = 500
+    eval_every: int = 250
+    vlash_latency_s: tuple[float, float] | None = None
+    vlash_copies: int = 2
+    exec_offset_input: bool = False
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
+            raise ValueError("steps, batch_size and threads must be >= 1")
+        if self.exec_offset_input and self.vlash_latency_s is None:
+            raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
+
+
+@dataclass
+class TrainResult:
+    policy_path: Path
+    steps: int
+    train_seconds: float
+    final_loss: float
+    val_rmse_rad: float | None
+    parameters: int
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    demos = load_demos(cfg.dataset, cfg.cameras, cfg.max_episodes)
+    vocab = vocabulary(demos.instructions)
+    samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed)
+    train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
+    prep_s = time.perf_counter() - t0
+    kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
+                  image_size=demos.image_size, vocab_size=len(vocab), exec_offset=cfg.exec_offset_input,
+                  head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target)
+    model = VisuomotorPolicy(**kwargs)
+    _normalise(model, train_set)
+    print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
+          f"samples ({cfg.labels} labels{', VLASH' if cfg.vlash_latency_s else ''}), {parameter_count(model):,} "
+          f"parameters, head={cfg.head}; data ready in {prep_s:.1f} s")
+    history = _loop(model, demos, train_set, val_set, cfg, out)
+    model.eval()
+    policy_path = out / "policy.pt"
+    torch.save(model.state_dict(), policy_path)
+    write_card(policy_path, _card(model, demos, vocab, kwargs, cfg, history))
+    _plot(history, out / "training_curve.png", cfg.head)
+    (out / "train_log.json").write_text(json.dumps({"config": asdict(cfg), "history": history}, indent=1))
+    val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
+    print(f"train: {history['steps']} steps in {history['train_seconds']:.1f} s "
+          f"({history['train_seconds'] / max(1, history['steps']) * 1000:.0f} ms/step, {cfg.threads} thread(s)); "
+          f"final loss {history['loss'][-1][1]:.4f}; val chunk RMSE {val if val is None else round(val, 4)} rad → {policy_path}")
+    return TrainResult(policy_path, history["steps"], history["train_seconds"], history["loss"][-1][1], val,
+                       parameter_count(model))
+
+
+def _split(demos: Demos, samples: Samples, val_fraction: float, seed: int) -> tuple[Samples, Samples]:
+    episodes = demos.episodes()
+    n_val = int(round(len(episodes) * val_fraction)) if len(episodes) > 1 else 0
+    rng = np.random.default_rng([seed, 0x5A11])
+    val_eps = rng.choice(episodes, size=n_val, replace=False) if n_val else np.array([], np.int64)
+    is_val = np.isin(demos.episode[samples.frame], val_eps)
+    return samples.subset(~is_val), samples.subset(is_val)
+
+
+def _normalise(model: VisuomotorPolicy, s: Samples) -> None:
+    offsets = s.target - s.state[:, None, :]
+    model.set_normalisation(torch.from_numpy(s.state.mean(0)), torch.from_numpy(s.state.std(0)),
+                            torch.from_numpy(offsets.mean(0)), torch.from_numpy(offsets.std(0)))
+
+
+def batch_tensors(demos: Demos, s: Samples, idx: np.ndarray) -> tuple:
+    frames = s.frame[idx]
+    images = [torch.from_numpy(demos.images[c][frames]).permute(0, 3, 1, 2).float().div_(255.0) for c in demos.cameras]
+    return (torch.from_numpy(s.state[idx]), images, torch.from_numpy(s.task[idx]),
+            torch.from_numpy(s.exec_offset_s[idx])[:, None], torch.from_numpy(s.target[idx]))
+
+
+def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Samples, cfg: TrainConfig, out: Path) -> dict:
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    log = _Log(cfg, demos, val_set)
+    start = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        lr = learning_rate(cfg, step, time.perf_counter() - start)
+        loss = _train_step(model, opt, lr, batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen)), gen)
+        over_budget = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
+        log.step(model, step, loss, final=step == cfg.steps or over_budget)
+        if step % cfg.checkpoint_every == 0:
+            torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict()}, out / "checkpoint.pt")
+        if over_budget:
+            print(f"\ntrain: time budget {cfg.time_budget_s:.0f} s reached at step {step}")
+            break
+    log.close()
+    log.history["train_seconds"] = time.perf_counter() - start
+    return log.history
+
+
+def _batch_indices(n: int, cfg: TrainConfig, gen: torch.Generator) -> np.ndarray:
+    return torch.randint(n, (cfg.batch_size,), generator=gen).numpy()
+
+
+def _train_step(model: VisuomotorPolicy, opt: torch.optim.Optimizer, lr: float, batch: tuple,
+                gen: torch.Generator) -> float:
+    for group in opt.param_groups:
+        group["lr"] = lr
+    state, images, task, offset, target = batch
+    model.train()
+    loss = model.loss(state, images, task, offset, target, generator=gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.item())
+
+
+class _Log:
+    """Loss EMA, held-out error every `eval_every` steps and at the end, and the progress bar."""
+
+    def __init__(self, cfg: TrainConfig, demos: Demos, val_set: Samples):
+        self.cfg, self.demos, self.val_set = cfg, demos, val_set
+        self.history: dict = {"loss": [], "val_rmse_rad": [], "steps": 0, "train_seconds": 0.0}
+        self.ema: float | None = None
+        self.bar = _bar(cfg)
+
+    def step(self, model: VisuomotorPolicy, step: int, loss: float, final: bool) -> None:
+        self.ema = loss if self.ema is None else 0.95 * self.ema + 0.05 * loss
+        self.history["steps"] = step
+        if step % 10 == 0 or final:
+            self.history["loss"].append((step, self.ema))
+        if len(self.val_set) and (step % self.cfg.eval_every == 0 or final):
+            self.history["val_rmse_rad"].append((step, validate(model, self.demos, self.val_set)))
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 10 == 0:
+                val = self.history["val_rmse_rad"][-1][1] if self.history["val_rmse_rad"] else float("nan")
+                self.bar.set_postfix(loss=f"{self.ema:.4f}", val_rmse=f"{val:.4f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay over the run's progress: the larger of the step fraction and,
+    with a time budget, the time fraction (so a run cut by its budget still ends at a low rate)."""
+    progress = step / cfg.steps
+    if cfg.time_budget_s:
+        progress = max(progress, elapsed_s / cfg.time_budget_s)
+    warm = min(1.0, step / min(warmup, max(1, cfg.steps // 10)))
+    return cfg.lr * warm * 0.5 * (1.0 + np.cos(np.pi * min(1.0, progress)))
+
+
+def validate(model: VisuomotorPolicy, demos: Demos, val_set: Samples, max_samples: int = 256) -> float:
+    """RMSE (rad) between the chunks the model outputs (as served) and the labels, on held-out episodes."""
+    idx = np.linspace(0, len(val_set) - 1, min(len(val_set), max_samples)).round().astype(int)
+    state, images, task, offset, target = batch_tensors(demos, val_set, idx)
+    inputs = [state, *images]
+    if model.vocab_size:
+        inputs.append(task)
+    if model.exec_offset:
+        inputs.append(offset)
+    model.eval()
+    with torch.inference_mode():
+        pred = model(*inputs)
+    return float(torch.sqrt(torch.mean((pred - target) ** 2)))
+
+
+def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict, cfg: TrainConfig, history: dict) -> ModelCard:
+    size = demos.image_size
+    cameras = tuple(CameraSpec(c, size, size) for c in demos.cameras)
+    spec = PolicySpec(name=f"visuomotor-{cfg.head}", state_names=tuple(demos.state_names),
+                      action_names=tuple(demos.state_names), chunk_length=cfg.chunk_length,
+                      action_kind=ActionKind.ABSOLUTE, cameras=cameras, fps=demos.fps,
+                      extra={"kind": "learned visuomotor policy", "head": cfg.head,
+                             "tasks": sorted(set(demos.instructions)), "exec_offset_s_input": cfg.exec_offset_input})
+    inputs = [TensorSpec(STATE_KEY, "state", (len(demos.state_names),))]
+    inputs += [TensorSpec(IMAGE_PREFIX + c.name, f"image:{c.name}", (3, size, size)) for c in cameras]
+    inputs.append(TensorSpec(TASK_KEY, "task", (len(vocab),), vocab=tuple(vocab)))
+    if cfg.exec_offset_input:
+        inputs.append(TensorSpec(EXEC_OFFSET_KEY, "exec_offset_s", (1,)))
+    val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
+    training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
+                "labels": cfg.labels, "head": cfg.head, "flow_steps": cfg.flow_steps if cfg.head == "flow" else None,
+                "flow_target": cfg.flow_target if cfg.head == "flow" else None,
+                "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
+                "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
+                "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
+                "parameters": parameter_count(model)}
+    return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
+
+
+def _bar(cfg: TrainConfig):
+    if not cfg.progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ModuleNotFoundError:
+        return None
+    return tqdm(total=cfg.steps, desc=f"train {cfg.head}", unit="step", mininterval=2.0)
+
+
+def _plot(history: dict, path: Path, head: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    steps, loss = zip(*history["loss"], strict=True) if history["loss"] else ((), ())
+    ax[0].plot(steps, loss)
+    ax[0].set(xlabel="step", ylabel="training loss (EMA)", yscale="log", title=f"{head} head")
+    if history["val_rmse_rad"]:
+        vs, vr = zip(*history["val_rmse_rad"], strict=True)
+        ax[1].plot(vs, vr, marker="o")
+    ax[1].set(xlabel="step", ylabel="held-out chunk RMSE (rad)", title="validation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
