@@ -46,7 +46,7 @@ class PolicyBackend(abc.ABC):
 # name -> "module:factory"; factory(config: BackendConfig) -> PolicyBackend. Imported lazily.
 BACKENDS: dict[str, str] = {
     "linear": "policy_server.backends.linear:LinearBackend",
-    "expert": "policy_server.backends.expert:ExpertBackend",
+    "expert": "sim.expert_backend:ExpertBackend",  # the scripted expert, a backend the sim package provides
     "torch": "policy_server.backends.torch_backend:TorchBackend",
     "onnx": "policy_server.backends.onnx_backend:OnnxBackend",
     "lerobot": "policy_server.backends.lerobot_backend:LeRobotBackend",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("vla_async", "policy_server", "robot_client", "sim")
-REGISTRY_ENTRIES = ("policy_server/backends/",)  # backends registered by name may use sim (the expert)
+REGISTRY_ENTRIES = ("policy_server/backends/",)  # backends registered by name may use sim
 
 
 def imported_packages(source: str) -> set[str]:

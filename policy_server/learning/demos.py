@@ -81,7 +81,6 @@ def _read_episode(root: Path, info: dict, ep: dict, cameras: Sequence[str]) -> d
     """One episode's columns and decoded camera frames (keyed by feature name)."""
     import pyarrow.parquet as pq
 
-    from sim.recording.lerobot_v3 import decode_video
 
     table = pq.read_table(root / info["data_path"].format(chunk_index=ep["data/chunk_index"],
                                                          file_index=ep["data/file_index"]))
@@ -95,3 +94,14 @@ def _read_episode(root: Path, info: dict, ep: dict, cameras: Sequence[str]) -> d
             raise ValueError(f"{path} has {len(video)} frames, its episode {table.num_rows}")
         out[key] = video[: table.num_rows]
     return out
+
+
+def decode_video(path: Path) -> np.ndarray:
+    """All frames of an mp4 as [T, H, W, 3] uint8."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=["-threads", "1"])
+    meta = reader.__next__()
+    w, h = meta["size"]
+    frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in reader]
+    return np.stack(frames)

@@ -14,12 +14,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vla_async.registry import load
+
+# The labeller, by name (like the backends' registry): the sim's stateless scripted expert. Training
+# reads recorded demonstrations and never imports the simulator directly.
+EXPERT_PLANNER = "sim.experts:ExpertPolicy"
+
 
 def expert_chunks(states: np.ndarray, envs: np.ndarray, instructions: Sequence[str], chunk_length: int,
                   fps: float, offsets_s: np.ndarray | None = None) -> np.ndarray:
-    from sim.experts import ExpertPolicy
-
-    expert = ExpertPolicy(chunk_length, fps)
+    expert = load(EXPERT_PLANNER)(chunk_length, fps)
     offsets = np.zeros(len(states)) if offsets_s is None else offsets_s
     out = np.empty((len(states), chunk_length, states.shape[1]), np.float32)
     for i in range(len(states)):

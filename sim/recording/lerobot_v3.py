@@ -63,17 +63,6 @@ def encode_video(frames: np.ndarray, path: Path, fps: float) -> None:
     writer.close()
 
 
-def decode_video(path: Path) -> np.ndarray:
-    """All frames of an mp4 as [T, H, W, 3] uint8."""
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=["-threads", "1"])
-    meta = reader.__next__()
-    w, h = meta["size"]
-    frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in reader]
-    return np.stack(frames)
-
-
 @dataclass(eq=False)
 class EpisodeSummary:
     """What the dataset metadata needs from an episode once its videos are written (no images)."""
