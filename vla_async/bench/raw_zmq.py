@@ -20,6 +20,14 @@ from vla_async.messages import ActionChunk
 from vla_async.protocol import encode
 
 
+def wait_for_slot(start: float, i: int, period_s: float) -> None:
+    """Paced mode: sleep until request `i`'s slot (start + i·period); back-to-back when period_s <= 0."""
+    if period_s > 0:
+        delay = start + i * period_s - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def reference_chunk_frames() -> list[bytes]:
     return [bytes(f) for f in encode(ActionChunk(0, 0, np.zeros((50, 14), np.float32)))]
 
@@ -55,10 +63,7 @@ class RawDealer:
         failures = 0
         start = time.perf_counter()
         for i in range(n):
-            if period_s > 0:
-                delay = start + i * period_s - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+            wait_for_slot(start, i, period_s)
             t0 = time.perf_counter()
             sock.send_multipart(frames)
             if not sock.poll(int(timeout_s * 1000)):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.bench.raw_zmq import RawDealer
+from vla_async.bench.raw_zmq import RawDealer, wait_for_slot
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -55,10 +55,7 @@ def run_round_trips(client: PolicyClient, images: dict[str, np.ndarray], n: int,
     failures = 0
     start = time.perf_counter()
     for i in range(n):
-        if period_s > 0:
-            delay = start + i * period_s - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+        wait_for_slot(start, i, period_s)
         rid = first_id + i
         obs = reference_observation(rid, images)  # the caller's work, outside the timer (as for the raw frames)
         t0 = time.perf_counter()
