@@ -6,7 +6,7 @@
 #
 # torch (test profile only), first match wins:
 #   1. VLA_ASYNC_TORCH="<pip requirement>", e.g. "torch==2.13.0" or "torch --index-url <url>";
-#   2. a torch wheel already on this machine (pip --no-index: the find-links of its pip config); CI
+#   2. a torch wheel already on this machine (the find-links of its pip config), pinned to its version; CI
 #      machines keep their CPU build there, so CI never downloads CUDA;
 #   3. an NVIDIA GPU (nvidia-smi works): plain `torch` from PyPI, the CUDA build;
 #   4. otherwise the CPU build from https://download.pytorch.org/whl/cpu.
@@ -48,16 +48,23 @@ if [ ! -x "$VENV/bin/python" ] && [ "$PROFILE" != torch-plan ]; then
 fi
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 
+# The version of a torch wheel pip finds without an index (this machine's find-links), or nothing.
+local_torch_version() {
+  "$VENV/bin/python" -m pip install -q --dry-run --ignore-installed --no-deps --no-index --report - "torch>=2.2" \
+      2>/dev/null | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["install"][0]["metadata"]["version"])' \
+      2>/dev/null
+}
+
 # The torch requirement for this machine (see the header); prints pip arguments, one per line.
 torch_args() {
   if [ -n "${VLA_ASYNC_TORCH:-}" ]; then
     say "torch: VLA_ASYNC_TORCH=$VLA_ASYNC_TORCH" >&2
     # shellcheck disable=SC2086  # deliberately split: it may carry pip options
     printf '%s\n' $VLA_ASYNC_TORCH
-  elif "$VENV/bin/python" -m pip install -q --dry-run --ignore-installed --no-deps --no-index "torch>=2.2" \
-      >/dev/null 2>&1; then
-    say "torch: the build already on this machine (pip --no-index)" >&2
-    printf '%s\n' --no-index "torch>=2.2"
+  elif local=$(local_torch_version) && [ -n "$local" ]; then
+    # pinned to that version so pip takes the local wheel, while its dependencies come from the index
+    say "torch: the build already on this machine (torch==$local)" >&2
+    printf '%s\n' "torch==$local"
   elif command -v nvidia-smi >/dev/null && nvidia-smi >/dev/null 2>&1; then
     say "torch: NVIDIA GPU found, the CUDA build from PyPI" >&2
     printf '%s\n' "torch>=2.2"

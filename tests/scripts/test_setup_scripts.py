@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,13 @@ def test_torch_choice_per_machine(tmp_path: Path) -> None:
     (gpu / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
     (gpu / "nvidia-smi").chmod(0o755)
     assert _torch_plan({**no_local, "PATH": f"{gpu}:{os.environ['PATH']}"}) == ["torch>=2.2"]
+    # a wheel in this machine's find-links (as on CI machines): pinned to its version, so pip takes it and
+    # resolves its dependencies from the index (a bare --no-index install could not find them)
+    links = tmp_path / "wheels"
+    links.mkdir()
+    _fake_wheel(links, "torch", "9.9.9")
+    local = {**no_local, "PIP_FIND_LINKS": str(links)}
+    assert _torch_plan(local) == ["torch==9.9.9"]
 
 
 def test_demo_profile_installs_no_torch() -> None:
@@ -109,3 +117,12 @@ def test_readme_numbers_from_pytest_output(tmp_path: Path) -> None:
     out = readme_numbers.rewrite("a <!-- main-lane -->old<!-- /main-lane --> b", text)
     assert out == f"a <!-- main-lane -->{text}<!-- /main-lane --> b"
     assert "<!-- main-lane -->" in (ROOT / "README.md").read_text()
+def _fake_wheel(folder: Path, name: str, version: str) -> None:
+    """The smallest wheel pip accepts: metadata only."""
+    info = f"{name}-{version}.dist-info"
+    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as whl:
+        for path, text in files.items():
+            whl.writestr(path, text)
