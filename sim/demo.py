@@ -110,7 +110,7 @@ def main(argv: Sequence[str]) -> int:
     print(f"\nreport: {out / 'report.md'}\nplot: {report.plot}\nJSON: {out / 'report.json'}\n"
           f"real-time episode log: {out / 'live_episode.jsonl'}")
     if video is not None:
-        print(f"video (front camera, filmed during the real-time run, {VIDEO_LINGER_S:.0f} s past its end): {video}")
+        print(f"video (a camera over the table, filmed during the real-time run, {VIDEO_LINGER_S:.0f} s past its end): {video}")
     return 0
 
 
