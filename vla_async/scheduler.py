@@ -57,7 +57,7 @@ class TickOutput(NamedTuple):
     rollforward_error: float | None  # ‖ŝ − s_k‖ when k is the exec_tick of a rolled-forward request
     ticks_left: int = 0  # planned ticks from k (inclusive) after this tick's decision
     in_flight: int = 0  # requests in flight after this tick
-    planned: np.ndarray | None = None  # the plan's action for tick k before the safety layer (None: held / watchdog)
+    planned: np.ndarray | None = None  # the plan's action for tick k before safety (a view into the plan: copy to keep; None: held / watchdog)
 
 
 class ChunkReport(NamedTuple):
