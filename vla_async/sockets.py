@@ -59,18 +59,29 @@ def client_frame_limit(network: NetworkConfig) -> int:
     return int(network.max_frame_bytes) or CLIENT_MAX_FRAME_BYTES
 
 
-def make_dealer(ctx: zmq.Context, network: NetworkConfig) -> zmq.Socket:
-    """Robot side: a DEALER connected to the server at network.host:network.port."""
+def make_dealer(ctx: zmq.Context, network: NetworkConfig, *, server_public_key: bytes | None = None) -> zmq.Socket:
+    """Robot side: a DEALER connected to the server at network.host:network.port. `server_public_key`
+    (Z85, e.g. from a fleet's route) replaces the network.curve.server_public_key file when given."""
     sock = ctx.socket(zmq.DEALER)
-    _common_options(sock, network, client_frame_limit(network))
-    sock.setsockopt(zmq.IMMEDIATE, 1)
-    curve = network.curve
-    if curve.enabled:
-        public, secret = _load_key(curve.client_secret_key, "client_secret_key", secret=True)
-        server_public, _ = _load_key(curve.server_public_key, "server_public_key", secret=False)
-        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
-    sock.connect(f"tcp://{network.host}:{network.port}")
+    try:
+        _common_options(sock, network, client_frame_limit(network))
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        curve = network.curve
+        if curve.enabled:
+            public, secret = _load_key(curve.client_secret_key, "client_secret_key", secret=True)
+            if server_public_key is None:
+                server_public_key, _ = _load_key(curve.server_public_key, "server_public_key", secret=False)
+            sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public_key
+        sock.connect(f"tcp://{network.host}:{network.port}")
+    except BaseException:
+        sock.close(linger=0)
+        raise
     return sock
+
+
+def load_public_key(path: str) -> bytes:
+    """The public key (Z85) of a key file made by `vla-async keys` (public or secret file)."""
+    return _load_key(path, "server_public_key", secret=False)[0]
 
 
 def _bind(sock: zmq.Socket, host: str, port: int) -> int:

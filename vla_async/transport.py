@@ -39,7 +39,15 @@ from vla_async.messages import (
     Welcome,
 )
 from vla_async.protocol import ArraySpec, DecodeLimits, ProtocolError, decode, encode, excerpt
-from vla_async.sockets import ServerEndpoint, SharedSocket, client_frame_limit, make_dealer, wait_readable
+from vla_async.route import ServerTarget
+from vla_async.sockets import (
+    ServerEndpoint,
+    SharedSocket,
+    client_frame_limit,
+    load_public_key,
+    make_dealer,
+    wait_readable,
+)
 from vla_async.specs import RobotSpec, spec_mismatches
 from vla_async.supervision import ThreadSupervisor
 
@@ -89,6 +97,12 @@ class PolicyClient:
         if network.port == 0:
             raise ValueError("network.port must name the server's port (0 is only for servers)")
         self._net = network
+        curve = network.curve
+        pinned = load_public_key(curve.server_public_key) if curve.enabled and curve.server_public_key else None
+        # with a fleet route: asked at start and after every lost connection (see vla_async/route.py)
+        self._target = ServerTarget(network.host, network.port, route_url=network.route_url, robot=client_name,
+                                    timeout_s=network.route_timeout_s, pinned_key=pinned)
+        self._monitor: zmq.Socket | None = None  # fleet clients: the DEALER's disconnect events
         self._hello = Hello(client_name=client_name, robot_spec=robot_spec)
         self._limits = DecodeLimits.from_network(network, client_frame_limit(network))
         self._ctx = zmq.Context()
@@ -106,6 +120,8 @@ class PolicyClient:
         self._handshake_since = 0.0
         self._last_heard = 0.0
         self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0, "garbage": 0}
+        if network.route_url:
+            self._stats.update(disconnects=0, route_asks=0, route_errors=0)
         self._wake_r, self._wake_w = os.pipe()  # wakes wait() when the transport thread delivers
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -131,7 +147,10 @@ class PolicyClient:
             "keys without a reply)" if self._net.curve.enabled else "server down or wrong address"
         if self._rejected_welcome is not None:
             hint = f"a server answered with a policy that does not fit this robot: {self._rejected_welcome}"
-        raise TimeoutError(f"no Welcome from tcp://{self._net.host}:{self._net.port} within {timeout_s} s — {hint}")
+        where = f"tcp://{self._target.address}"
+        if self._target.route_url:
+            where += f" (fleet route {self._target.route_url}: {self._target.last_error or 'answered'})"
+        raise TimeoutError(f"no Welcome from {where} within {timeout_s} s — {hint}")
 
     def submit(self, obs: Observation) -> None:
         """Send `obs` now if connected (else as soon as the handshake is done); never blocks."""
@@ -199,6 +218,11 @@ class PolicyClient:
     @property
     def welcome(self) -> Welcome | None:
         return self._welcome
+
+    @property
+    def server_address(self) -> str:
+        """host:port of the server this client connects to (a fleet's route may change it)."""
+        return self._target.address
 
     @property
     def stats(self) -> dict[str, int]:
@@ -351,6 +375,9 @@ class PolicyClient:
             self._stats["dropped_stale"] += 1
 
     def _drop_socket(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -366,10 +393,15 @@ class PolicyClient:
         link = _Link(backoff=self._net.reconnect_min_s)
         while not self._stop.is_set():
             now = time.monotonic()
+            if self._sock is None and now >= link.next_attempt:
+                self._ask_route()  # HTTP, outside the lock: submit/poll never wait for the route
+                now = time.monotonic()
             with self._lock:
                 if self._sock is None and now >= link.next_attempt:
                     self._open_socket(link, now)
-                if self._sock is not None and not self._ready:
+                if self._disconnected():
+                    self._reconnect_later(link, now, immediately=True)
+                elif self._sock is not None and not self._ready:
                     if self._handshake_step(link, now):
                         return  # refused at first contact: connect() raises HandshakeError
                 elif self._sock is not None:
@@ -381,10 +413,41 @@ class PolicyClient:
             # thread drains on its tick for heartbeats and for replies nobody is polling for.
             self._stop.wait(sleep_s)
 
+    def _ask_route(self) -> None:
+        target = self._target
+        if target.route_url is None:
+            return
+        if not target.refresh():
+            log.warning("%s; trying the last address %s", target.last_error, target.address)
+        with self._lock:
+            self._stats["route_asks"], self._stats["route_errors"] = target.asks, target.errors
+
     def _open_socket(self, link: _Link, now: float) -> None:
-        self._sock = SharedSocket(make_dealer(self._ctx, self._net))
+        target = self._target
+        net = self._net if target.route_url is None else self._net.model_copy(
+            update={"host": target.host, "port": target.port})
+        dealer = make_dealer(self._ctx, net, server_public_key=target.server_key)
+        if target.route_url is not None:  # a replica that dies is noticed at once, not after heartbeat silence
+            self._monitor = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._monitor.setsockopt(zmq.LINGER, 0)
+        self._sock = SharedSocket(dealer)
         self._handshake_since = self._last_heard = now
         link.hello_at = -1e9
+
+    def _disconnected(self) -> bool:
+        """Fleet clients: the server closed the connection (its process died or it stopped)."""
+        if self._monitor is None:
+            return False
+        lost = False
+        try:
+            while self._monitor.poll(0):
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+                lost = lost or int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED
+        except zmq.ZMQError:
+            return False
+        if lost:
+            self._stats["disconnects"] += 1
+        return lost
 
     def _handshake_step(self, link: _Link, now: float) -> bool:
         """Say Hello (at most 4 times a second); True when the server refused us at first contact."""
@@ -405,9 +468,10 @@ class PolicyClient:
         if now - self._last_heard > net.heartbeat_timeout_s:
             self._reconnect_later(link, now)
 
-    def _reconnect_later(self, link: _Link, now: float) -> None:
+    def _reconnect_later(self, link: _Link, now: float, *, immediately: bool = False) -> None:
         self._drop_socket()
-        link.next_attempt = now + link.backoff
+        self._target.mark_lost()
+        link.next_attempt = now if immediately else now + link.backoff
         link.backoff = min(self._net.reconnect_max_s, link.backoff * 2)
 
     def _expire_requests(self, now: float) -> None:

@@ -46,6 +46,12 @@ class NetworkConfig(StrictModel):
     image_encoding: Literal["raw", "jpeg"] = Field("raw", description="jpeg for Wi-Fi/WAN links")
     jpeg_quality: int = Field(90, ge=10, le=100)
     curve: CurveConfig = CurveConfig()
+    route_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$",
+        description="client in a fleet: the fleet's route (http://HEAD:8000/route, see docs/fleet.md); asked at "
+        "start and whenever the connection is lost, it names the replica (host:port, CURVE key); host/port are "
+        "then only the fallback when the route cannot be reached")
+    route_timeout_s: float = Field(1.0, gt=0, le=30, description="client in a fleet: longest wait for the route")
 
 
 # ---------------------------------------------------------------- server
