@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,11 +101,34 @@ class PolicyServer:
         self._io_input_ready = False  # the I/O thread's own send saw input waiting: do not sleep
         self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
         self._last_internal_log = float("-inf")
+        self._batch_ms: deque[float] = deque(maxlen=64)  # recent inference times (a fleet's load report)
 
     @property
     def fatal(self) -> str | None:
         """Why a server thread died (the server then stops serving), or None while healthy."""
         return self._supervisor.failure
+
+    def health(self) -> str | None:
+        """None while the server serves (running, its I/O thread and worker alive); else what is wrong.
+        A fleet's health checks call this (policy_server/fleet)."""
+        if self.fatal is not None:
+            return self.fatal
+        if not self._running or self._ctx is None:
+            return "the server is not running"
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        return f"server thread(s) not alive: {', '.join(dead)}" if dead else None
+
+    @property
+    def recent_batch_ms(self) -> float:
+        """Median time of the recent batches in the backend (0 before the first)."""
+        recent = sorted(self._batch_ms)
+        return recent[len(recent) // 2] if recent else 0.0
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for the inference worker (one per session at most)."""
+        with self._cond:
+            return sum(1 for s in self._sessions.values() if s.pending is not None)
 
     def _on_thread_death(self, reason: str) -> None:
         with self._cond:
@@ -443,6 +467,7 @@ class PolicyServer:
         if self._sampler is not None:
             time.sleep(max(0.0, float(self._sampler.sample_s())))
         t_model = time.monotonic()
+        self._batch_ms.append((t_model - t_pre) * 1e3)
         checked = [_checked_actions(actions, (spec.chunk_length, spec.action_dim)) for actions in outputs]
         t_post = time.monotonic()
         replies: list[tuple[Session, Message]] = []
