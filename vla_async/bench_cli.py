@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "client": ("robot_client.bench:main", "scheduler cost per tick and real-time loop lateness"),
     "sim": ("sim.bench:main", "physics steps/s and camera frames/s"),
     "server": ("policy_server.bench:main", "server overhead per chunk and batching throughput"),
+    "fleet": ("robot_client.fleet_bench:main", "N kinematic robots on M fleet replicas vs M plain servers; failover"),
     "fuzz": ("vla_async.bench.fuzz:main", "malformed messages vs a real server and client: deaths, exits, p99, RSS"),
 }
 

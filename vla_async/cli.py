@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("vla_async.bench_cli:main", "benchmarks: transport | client | sim | server | fuzz"),
     "sim": ("sim.cli:main", "simulation tools: snapshot (camera PNGs, episode MP4)"),
     "keys": ("vla_async.keys:main", "make CurveZMQ key pairs"),
+    "fleet": ("policy_server.fleet.cli:main", "policy server replicas on a Ray cluster: up | status | down (docs/fleet.md)"),
     "calibrate": ("robot_client.calibrate:main", "measure round trip, server time and robot lag; write latency settings"),
     "roundtrip": ("robot_client.roundtrip:main", "start a server and a client on loopback and report round trips"),
     "export-onnx": ("policy_server.export_onnx:main", "export a torch/LeRobot policy to ONNX and check it"),
@@ -33,7 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 #: optional top-level modules -> the extra that provides them (a missing one is a line, not a traceback)
 _OPTIONAL = {"mujoco": "sim", "matplotlib": "sim", "imageio": "sim", "tqdm": "sim", "torch": "server",
-             "onnxruntime": "server", "onnx": "server", "simplejpeg": "jpeg", "lerobot": "lerobot"}
+             "onnxruntime": "server", "onnx": "server", "simplejpeg": "jpeg", "lerobot": "lerobot", "ray": "ray"}
 
 
 def load_entry(target: str) -> Callable[[Sequence[str]], int]:
