@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up a fresh machine and run the main job (simulated pick-and-place, async vs sync report)
-#   make test   set up a fresh machine and run the whole test suite (+ the LeRobot lane, see scripts/lerobot_lane.sh)
+#   make test   set up a fresh machine and run the whole test suite (+ the LeRobot lane, see scripts/lerobot_lane.sh,
+#               and the fleet lane: Ray Serve, scripts/fleet_lane.sh)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
@@ -19,11 +20,12 @@ demo: setup-demo
 	$(VENV)/bin/vla-async demo
 
 test: setup
-	$(PY) -m pytest -q --ignore=tests/lerobot  # that lane runs in its own venv, next line
+	$(PY) -m pytest -q --ignore=tests/lerobot --ignore=tests/fleet  # those lanes: next lines
 	bash scripts/lerobot_lane.sh
+	bash scripts/fleet_lane.sh
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not integration and not slow" --ignore=tests/lerobot
+	$(PY) -m pytest -q -m "not integration and not slow" --ignore=tests/lerobot --ignore=tests/fleet
 
 lint: setup
 	$(VENV)/bin/ruff check vla_async policy_server robot_client sim tests
