@@ -99,19 +99,24 @@ class LocalRayHead:
             return ""
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """End this head and everything it started (its process group), then remove its temp dir."""
+        """End this head and everything it started (its process group and every descendant: some Ray
+        workers start their own process group), then remove its temp dir."""
+        started = _descendants(self.process.pid)  # before the head goes: orphans are re-parented
         try:
             pgid = os.getpgid(self.process.pid)
         except ProcessLookupError:
             pgid = None
         if pgid is not None:
             _signal_group(pgid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-            time.sleep(0.5)
-            _signal_group(pgid, signal.SIGKILL)  # workers that outlived the head
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        started |= _descendants(self.process.pid)
+        if pgid is not None:
+            _signal_group(pgid, signal.SIGKILL)  # whatever outlived the head
+        for pid in started:
+            _kill(pid)
         self.process.wait(timeout=10)
         self._log.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -121,6 +126,31 @@ class LocalRayHead:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal_group(pgid: int, sig: int) -> None:

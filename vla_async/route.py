@@ -63,16 +63,33 @@ def parse_route_answer(body: bytes) -> RouteAnswer:
         raise RouteError(f"route answer is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RouteError("route answer is not a JSON object")
-    host, port, replica, key = data.get("host"), data.get("port"), data.get("replica", ""), data.get("server_public_key")
+    return RouteAnswer(host=_checked_host(data.get("host")), port=_checked_port(data.get("port")),
+                       replica=_checked_replica(data.get("replica", "")),
+                       server_public_key=_checked_key(data.get("server_public_key")))
+
+
+def _checked_host(host: object) -> str:
     if not isinstance(host, str) or not _HOST.match(host):
         raise RouteError(f"route answer has no valid host: {str(host)[:80]!r}")
+    return host
+
+
+def _checked_port(port: object) -> int:
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise RouteError(f"route answer has no valid port: {str(port)[:80]!r}")
+    return port
+
+
+def _checked_replica(replica: object) -> str:
     if not isinstance(replica, str) or len(replica) > 256:
         raise RouteError("route answer has an invalid replica name")
+    return replica
+
+
+def _checked_key(key: object) -> str | None:
     if key is not None and (not isinstance(key, str) or not _Z85_KEY.match(key)):
         raise RouteError("route answer has an invalid server_public_key (want 40 Z85 characters)")
-    return RouteAnswer(host=host, port=port, replica=replica, server_public_key=key)
+    return key
 
 
 def ask_route(route_url: str, robot: str, *, failed: str | None = None, timeout_s: float = 1.0) -> RouteAnswer:

@@ -397,21 +397,26 @@ class PolicyClient:
                 self._ask_route()  # HTTP, outside the lock: submit/poll never wait for the route
                 now = time.monotonic()
             with self._lock:
-                if self._sock is None and now >= link.next_attempt:
-                    self._open_socket(link, now)
-                if self._disconnected():
-                    self._reconnect_later(link, now, immediately=True)
-                elif self._sock is not None and not self._ready:
-                    if self._handshake_step(link, now):
-                        return  # refused at first contact: connect() raises HandshakeError
-                elif self._sock is not None:
-                    self._heartbeat_step(link, now)
+                if self._connection_step(link, now):
+                    return  # refused at first contact: connect() raises HandshakeError
                 self._drain()
                 self._expire_requests(now)
                 sleep_s = _TICK_S if self._ready or self._sock is None else 0.005
             # Not waiting on the socket: callers receive their own replies (no hand-off); this
             # thread drains on its tick for heartbeats and for replies nobody is polling for.
             self._stop.wait(sleep_s)
+
+    def _connection_step(self, link: _Link, now: float) -> bool:
+        """Open, watch, handshake or heartbeat the connection (lock held); True when refused at first contact."""
+        if self._sock is None and now >= link.next_attempt:
+            self._open_socket(link, now)
+        if self._disconnected():
+            self._reconnect_later(link, now, immediately=True)
+        elif self._sock is not None and not self._ready:
+            return self._handshake_step(link, now)
+        elif self._sock is not None:
+            self._heartbeat_step(link, now)
+        return False
 
     def _ask_route(self) -> None:
         target = self._target
