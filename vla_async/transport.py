@@ -98,7 +98,8 @@ class PolicyClient:
             raise ValueError("network.port must name the server's port (0 is only for servers)")
         self._net = network
         curve = network.curve
-        pinned = load_public_key(curve.server_public_key) if curve.enabled and curve.server_public_key else None
+        pinned = (load_public_key(curve.server_public_key)  # a fleet route must name this key
+                  if network.route_url and curve.enabled and curve.server_public_key else None)
         # with a fleet route: asked at start and after every lost connection (see vla_async/route.py)
         self._target = ServerTarget(network.host, network.port, route_url=network.route_url, robot=client_name,
                                     timeout_s=network.route_timeout_s, pinned_key=pinned)

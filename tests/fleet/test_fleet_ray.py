@@ -57,6 +57,11 @@ def live(base: str) -> list[dict]:
     return [r for r in get(base + "/status")[1]["replicas"] if r["live"]]
 
 
+def reporting(base: str) -> int:
+    """Replicas whose last report is recent (a replica Serve removed unregisters; a killed one goes quiet)."""
+    return sum(1 for r in get(base + "/status")[1]["replicas"] if r["report_age_s"] < 3.0)
+
+
 def chunk_after(client: PolicyClient, rid: int, after: float, timeout_s: float) -> ReceivedChunk | None:
     """Submit requests from `rid` until a chunk received after `after` arrives."""
     end = time.monotonic() + timeout_s
@@ -121,8 +126,9 @@ def test_fleet_assigns_sticks_scales_up_fails_over_and_scales_down(head):
         for client in clients:
             client.close()
 
-    # scale back: the robots left; their sessions expire and the registry's load drops to 0
-    assert wait_until(lambda: len(get(base + "/status")[1]["replicas"]) >= 1 and len(live(base)) == 1,
+    # scale back: the robots left; their sessions expire, the registry's load drops to 0 and Serve removes a
+    # replica (it unregisters; the killed one's last report is old): one replica still reporting, twice in a row
+    assert wait_until(lambda: reporting(base) == 1 and time.sleep(3) is None and reporting(base) == 1,
                       timeout_s=240, interval_s=1.0), get(base + "/status")
     down = fleet(head, "down")
     assert down.returncode == 0, down.stdout + down.stderr

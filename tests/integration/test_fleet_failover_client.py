@@ -148,3 +148,58 @@ def test_a_robot_asking_again_keeps_its_replica(fleet):
             addresses.add(client.server_address)
     assert len(addresses) == 1
     assert wait_until(lambda: route.registry.counts["sticky"] >= 2, 1.0)
+
+
+class StaticRoute:
+    """An HTTP route that always gives the same answer."""
+
+    def __init__(self, answer: dict):
+        body = json.dumps(answer).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/route"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def test_the_route_hands_over_the_curve_key_and_a_pinned_key_refuses_another(tmp_path):
+    import shutil
+
+    import zmq.auth
+
+    from vla_async.keys import make_key_pair
+
+    for name in ("server", "robot", "other"):
+        make_key_pair(tmp_path, name)
+    (tmp_path / "authorized").mkdir()
+    shutil.copy(tmp_path / "robot.key", tmp_path / "authorized" / "robot.key")
+    args = [*backend_args("linear", ROBOT), "--log_level=warning", "--network.curve.enabled=true",
+            f"--network.curve.server_secret_key={tmp_path / 'server.key_secret'}",
+            f"--network.curve.authorized_keys_dir={tmp_path / 'authorized'}"]
+    key = zmq.auth.load_certificate(str(tmp_path / "server.key"))[0].decode()
+    with LocalServer(args) as server:
+        route = StaticRoute({"host": "127.0.0.1", "port": server.port, "replica": "r", "server_public_key": key})
+        try:
+            curve = {"enabled": True, "client_secret_key": str(tmp_path / "robot.key_secret")}
+            with PolicyClient(NetworkConfig(route_url=route.url, port=1, curve=curve), "arm-5", ROBOT) as client:
+                client.connect(30)  # no server key file: the route's key
+                assert len(_chunks_after(client, 1, 1, 30)) == 1
+            pinned = {**curve, "server_public_key": str(tmp_path / "other.key")}
+            with PolicyClient(NetworkConfig(route_url=route.url, port=1, curve=pinned), "arm-6", ROBOT) as client:
+                with pytest.raises(TimeoutError, match="differs from network.curve.server_public_key"):
+                    client.connect(2)
+        finally:
+            route.close()
