@@ -205,13 +205,13 @@ class PolicyReplica:
         return {"replica": self.replica_id, "endpoint": self.server.endpoint, "stats": self.server.stats}
 
     def __del__(self) -> None:
-        self._stop.set()
-        try:
-            self.registry.unregister.remote(self.replica_id)
-        except Exception:  # noqa: BLE001 - shutting down: the registry times us out anyway
-            pass
-        self.server.stop()
-        self.server.backend.close()
+        """Serve's graceful shutdown (scale-down, `fleet down`): leave the registry, stop the server."""
+        if hasattr(self, "_stop"):
+            self._stop.set()
+            _try(lambda: self.registry.unregister.remote(self.replica_id))
+        if hasattr(self, "server"):
+            self.server.stop()
+            self.server.backend.close()
 
 
 def _try(fn: Any) -> Any:

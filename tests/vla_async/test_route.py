@@ -45,3 +45,12 @@ def test_an_unreachable_route_keeps_the_last_address():
 def test_without_a_route_nothing_is_asked():
     target = ServerTarget("127.0.0.1", 5999)
     assert target.refresh() is False and target.asks == 0
+
+
+def test_the_robot_side_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, vla_async.route, vla_async.transport, robot_client.loop, robot_client.fleet_robots; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
