@@ -29,6 +29,9 @@ GRIPPER_SPEED = 3.0  # normalised opening per second
 # ~2.5 ticks late and the exponential approach adds ~APPROACH_TAU_S, so the expert aims this far ahead
 # of where a moving target will be when each action executes.
 TRACK_LEAD_S = 0.11
+# The sim arm's measured joints trail a ramp command by 0.071–0.082 s (activation filter + PD; measured per
+# joint at 0.5 rad/s): the lag a lag-compensated expert (`lag_compensation_s`) adds back to a given state.
+ARM_LAG_S = 0.08
 
 GRASP_Z, PRE_Z, CARRY_Z, PLACE_Z, RETREAT_Z = 0.018, 0.08, 0.09, 0.022, 0.12
 XY_TOL, Z_TOL, ALIGN_TOL = 0.008, 0.008, 0.015
@@ -101,13 +104,19 @@ def policy_spec(chunk_length: int = 50, fps: float = 30.0, robot: RobotSpec | No
 class ExpertPolicy:
     """One expert for every task; the task comes from environment_state, the goal from the instruction."""
 
-    def __init__(self, chunk_length: int = 50, fps: float = 30.0, exec_offset: bool = False):
+    def __init__(self, chunk_length: int = 50, fps: float = 30.0, exec_offset: bool = False,
+                 lag_compensation_s: float = 0.0):
+        """`lag_compensation_s` > 0: plan from a lag-compensated estimate of the arm (`lag_compensated`),
+        the same for whatever state a strategy sends; 0 plans from the given state as it is."""
         if chunk_length < 1:
             raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
+        if not math.isfinite(lag_compensation_s) or not 0.0 <= lag_compensation_s <= 1.0:
+            raise ValueError(f"lag_compensation_s must be in [0, 1] s, got {lag_compensation_s!r}")
         self.chunk_length = int(chunk_length)
         self.fps = float(fps)
         self.dt = 1.0 / self.fps
         self.exec_offset = bool(exec_offset)
+        self.lag_compensation_s = float(lag_compensation_s)
 
     def spec(self, robot_spec: RobotSpec | None = None) -> PolicySpec:
         return policy_spec(self.chunk_length, self.fps, robot_spec, self.exec_offset)
@@ -128,11 +137,46 @@ class ExpertPolicy:
         if q.shape != (6,) or not np.all(np.isfinite(q)):
             raise ValueError(f"state must be 6 finite values, got {q.tolist()}")
         task = POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))]
+        if self.lag_compensation_s > 0:
+            q = self.lag_compensated(q, env, instruction, task, float(exec_offset_s))
         if task == "pick_place":
             out = self._pick_place(q.copy(), env, instruction)
         else:
             out = self._reach(q.copy(), env, moving=task == "track", offset_s=float(exec_offset_s))
         return out.astype(np.float32)
+
+    def lag_compensated(self, q: np.ndarray, env: np.ndarray, instruction: str, task: str,
+                        offset_s: float = 0.0) -> np.ndarray:
+        """Where the arm's command is, estimated from the given state alone: a servo-lagged arm that follows
+        this expert's motion trails its command by the lag, so the estimate is the state advanced
+        `lag_compensation_s` along the motion the expert would command from it (toward the same goal).
+        An arm at its goal stays where it is. The gripper is left as given. Measured, commanded or
+        rolled-forward states all get the same treatment: the expert cannot tell them apart."""
+        if task == "pick_place":
+            goal = self._pick_place_goal(q, env, instruction)
+        else:
+            goal = self._reach_goal(q, env, moving=task == "track", aim_s=offset_s + TRACK_LEAD_S)
+        out = q.copy()
+        out[:5] = flow(q[:5], goal, self.lag_compensation_s)
+        return out
+
+    def _reach_goal(self, q: np.ndarray, env: np.ndarray, moving: bool, aim_s: float) -> np.ndarray:
+        target = env[TARGET_POS]
+        if moving:
+            target = extrapolate(target, *target_motion(env, self.dt), aim_s)
+        sol = solve_reach(*target)
+        goal = q[:5].copy()
+        if sol is not None:
+            goal[:4] = sol
+        return goal
+
+    def _pick_place_goal(self, q: np.ndarray, env: np.ndarray, instruction: str) -> np.ndarray:
+        cube_name, zone_name = parse_instruction(instruction)
+        cx, cy, cz, yaw, flag = env[CUBE[cube_name]]
+        tool = tool_position(q)
+        held = flag > 0.5 and q[5] < RELEASED
+        cube = tool if held else np.array([cx, cy, cz])
+        return self._phase(q, tool, cube, yaw, env[ZONE[zone_name]], held)[0]
 
     # ---------------------------------------------------------------- reach_jump / track
     def _reach(self, q: np.ndarray, env: np.ndarray, moving: bool, offset_s: float = 0.0) -> np.ndarray:

@@ -90,6 +90,9 @@ class EvalConfig(StrictModel):
     server_workers: int = Field(1, ge=1, le=64, description="requests the server computes in parallel")
     policy_exec_offset: bool = Field(False, description="the expert declares it was trained for exec_offset_s "
                                      "(VLASH fine-tuning): every strategy's requests then carry it (virtual engine)")
+    expert_lag_s: float = Field(0.0, ge=0, le=1, description="the scripted expert plans from a lag-compensated "
+                                "estimate of the arm: the given state advanced this long along its own motion "
+                                "(the sim arm's servo lag is ~0.08 s, sim.experts.ARM_LAG_S); 0 = from the state as given")
     workers: int = Field(1, ge=1, le=64, description="episodes run in parallel (processes)")
     strategy_overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every strategy")
     safety: SafetyConfig = SafetyConfig()
@@ -105,6 +108,9 @@ class EvalConfig(StrictModel):
         if self.backend is not None and self.engine == "realtime":
             raise ValueError("backend: the realtime engine serves the scripted expert only so far; "
                              "use engine=virtual to evaluate a policy backend")
+        if self.expert_lag_s > 0 and (self.backend is not None or self.engine == "realtime"):
+            raise ValueError("expert_lag_s: only the virtual engine's in-process scripted expert is lag-compensated; "
+                             "drop backend / use engine=virtual, or set expert_lag_s=0")
         return self
 
     @field_validator("seeds", mode="before")

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 
 def run_lerobot_episode(task: str, strategy: StrategyConfig, latency: InjectedLatencyConfig, seed: int, *,
                         fps: float, chunk_length: int, max_duration_s: float, safety: SafetyConfig | None,
-                        policy_exec_offset: bool, meta: dict) -> EpisodeLog:
+                        policy_exec_offset: bool, meta: dict, expert_lag_s: float = 0.0) -> EpisodeLog:
     from sim.eval.policy_source import make_source
     from sim.eval.virtual_engine import episode_world, step_world
     from vla_async.config import SafetyConfig
 
-    source = make_source(None, chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset)
+    source = make_source(None, chunk_length=chunk_length, fps=fps, exec_offset=policy_exec_offset,
+                         expert_lag_s=expert_lag_s)
     with episode_world(task, seed, fps, latency, source) as (robot, sampler):
         spec = robot.spec
         policy = source.spec

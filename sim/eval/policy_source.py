@@ -46,13 +46,15 @@ class ChunkSource:
 
 
 class ExpertSource(ChunkSource):
-    """The scripted expert; `exec_offset` declares it was made for exec_offset_s (see sim.experts.policy_spec)."""
+    """The scripted expert; `exec_offset` declares it was made for exec_offset_s (see sim.experts.policy_spec);
+    `expert_lag_s` > 0 plans from a lag-compensated estimate of the arm (sim.experts.ExpertPolicy)."""
 
-    def __init__(self, chunk_length: int, fps: float, exec_offset: bool = False):
+    def __init__(self, chunk_length: int, fps: float, exec_offset: bool = False, expert_lag_s: float = 0.0):
         from sim.experts import ExpertPolicy
 
         self.chunk_length = chunk_length
-        self._expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=exec_offset)
+        self._expert = ExpertPolicy(chunk_length=chunk_length, fps=fps, exec_offset=exec_offset,
+                                    lag_compensation_s=expert_lag_s)
         self._spec = self._expert.spec()
 
     @property
@@ -101,8 +103,9 @@ class BackendSource(ChunkSource):
 
 def make_source(backend: BackendConfig | None, *, chunk_length: int, fps: float,
                 cameras: Sequence[str] | None = None, image_size: int | None = None,
-                exec_offset: bool = False) -> ChunkSource:
-    """The scripted expert (`exec_offset`: declared trained for exec_offset_s), or the configured backend."""
+                exec_offset: bool = False, expert_lag_s: float = 0.0) -> ChunkSource:
+    """The scripted expert (`exec_offset`: declared trained for exec_offset_s; `expert_lag_s`: lag-compensated),
+    or the configured backend."""
     if backend is None:
-        return ExpertSource(chunk_length, fps, exec_offset)
+        return ExpertSource(chunk_length, fps, exec_offset, expert_lag_s)
     return BackendSource(backend, cameras, image_size, fps)

@@ -51,9 +51,11 @@ def run_virtual_episode(
     policy: BackendConfig | None = None,
     cameras: Sequence[str] | None = None,
     image_size: int | None = None,
+    expert_lag_s: float = 0.0,
 ) -> EpisodeLog:
     """Run one episode in virtual time and return its per-tick log (chunks from the scripted expert, declared
-    trained for exec_offset_s when `policy_exec_offset`, or from the `policy` backend)."""
+    trained for exec_offset_s when `policy_exec_offset` and lag-compensated by `expert_lag_s`, or from the
+    `policy` backend)."""
     from vla_async.scheduler import ActionScheduler
     from vla_async.virtual import VirtualDriver
 
@@ -65,9 +67,10 @@ def run_virtual_episode(
                               "drop backend or use lerobot_lite")
         return run_lerobot_episode(task, strategy, latency, seed, fps=fps, chunk_length=chunk_length,
                                    max_duration_s=max_duration_s, safety=safety, policy_exec_offset=policy_exec_offset,
+                                   expert_lag_s=expert_lag_s,
                                    meta=episode_meta(task, strategy, latency, seed, fps, "virtual"))
     source = make_source(policy, chunk_length=chunk_length, fps=fps, cameras=cameras, image_size=image_size,
-                         exec_offset=policy_exec_offset)
+                         exec_offset=policy_exec_offset, expert_lag_s=expert_lag_s)
     with episode_world(task, seed, fps, latency, source) as (robot, sampler):
         spec = robot.spec
         chunk_length = source.chunk_length

@@ -3,7 +3,7 @@ import pytest
 
 import sim
 from sim.check_experts import run_expert_episode
-from sim.experts import ExpertPolicy, flow, parse_instruction
+from sim.experts import ARM_LAG_S, ExpertPolicy, flow, parse_instruction
 from sim.kinematics import tool_position
 from sim.tasks.layout import CUBE
 
@@ -101,3 +101,59 @@ def test_exec_offset_changes_nothing_for_static_goals_and_is_checked():
     np.testing.assert_array_equal(base, expert.plan(obs.state, obs.environment_state, robot.instruction, 0.4))
     with pytest.raises(ValueError, match="exec_offset_s"):
         expert.plan(obs.state, obs.environment_state, robot.instruction, float("nan"))
+
+
+def _follow_expert(task: str, seed: int, ticks: int):
+    """Run the sim arm on the expert's plan from its start state; (robot, command of the last tick, plan)."""
+    robot = sim.make_robot(task, seed=seed, cameras=(), render=False)
+    expert = ExpertPolicy(chunk_length=60)
+    obs = robot.get_observation(with_images=False)
+    plan = expert.plan(obs.state, obs.environment_state, robot.instruction)
+    for k in range(ticks):
+        robot.send_action(plan[k])
+        robot.step_tick()
+    return robot, plan[ticks - 1], plan
+
+
+@pytest.mark.parametrize(("task", "seed"), [("reach_jump", 0), ("reach_jump", 3), ("pick_place", 1)])
+def test_lag_compensated_estimate_finds_the_command_of_a_moving_arm(task, seed):
+    """Mid-motion the measured arm trails its command by the servo lag; the estimate closes most of that gap."""
+    robot, command, _ = _follow_expert(task, seed, 8)
+    obs = robot.get_observation(with_images=False)
+    expert = ExpertPolicy(lag_compensation_s=ARM_LAG_S)
+    estimate = expert.lag_compensated(np.asarray(obs.state, float), obs.environment_state, robot.instruction, task)
+    raw_gap = np.abs(obs.state[:5] - command[:5]).max()
+    assert raw_gap > 0.05  # the arm is moving: a real lag to compensate
+    assert np.abs(estimate[:5] - command[:5]).max() < 0.35 * raw_gap
+    assert estimate[5] == pytest.approx(obs.state[5])  # the gripper is left as given
+
+
+@pytest.mark.parametrize("task", ["reach_jump", "pick_place"])
+def test_lag_compensated_plan_continues_the_command_from_the_measured_state(task):
+    """Replanned from the measured state of an arm that follows the expert, the lag-compensated chunk starts
+    where the commands were going (no step back by the lag); the plain expert steps back."""
+    ticks = 8
+    robot, _, plan = _follow_expert(task, 0, ticks)
+    obs = robot.get_observation(with_images=False)
+    plain = ExpertPolicy(chunk_length=10).plan(obs.state, obs.environment_state, robot.instruction)
+    comp = ExpertPolicy(chunk_length=10, lag_compensation_s=ARM_LAG_S).plan(obs.state, obs.environment_state,
+                                                                             robot.instruction)
+    nxt = plan[ticks]  # the command the old plan would send next
+    assert np.abs(comp[0, :5] - nxt[:5]).max() < 0.35 * np.abs(plain[0, :5] - nxt[:5]).max()
+
+
+def test_lag_compensation_keeps_an_arm_at_its_goal_and_is_off_by_default():
+    robot = sim.make_robot("reach_jump", seed=0, cameras=(), render=False)
+    obs = robot.get_observation(with_images=False)
+    at_goal = ExpertPolicy(chunk_length=150).plan(obs.state, obs.environment_state, robot.instruction)[-1]
+    expert = ExpertPolicy(chunk_length=10, lag_compensation_s=ARM_LAG_S)
+    settled = expert.lag_compensated(at_goal.astype(float), obs.environment_state, robot.instruction, "reach_jump")
+    assert np.abs(settled - at_goal).max() < 1e-3
+    plain = ExpertPolicy(chunk_length=10)
+    assert plain.lag_compensation_s == 0.0
+    np.testing.assert_array_equal(plain.plan(obs.state, obs.environment_state, robot.instruction),
+                                  ExpertPolicy(chunk_length=10, lag_compensation_s=0.0).plan(
+                                      obs.state, obs.environment_state, robot.instruction))
+    for bad in (-0.1, float("nan"), 2.0):
+        with pytest.raises(ValueError, match="lag_compensation_s"):
+            ExpertPolicy(lag_compensation_s=bad)
