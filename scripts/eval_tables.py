@@ -2,6 +2,7 @@
 vlash_rail (or vlash_rail_delay) loses to another strategy at the same trigger.
 
     python scripts/eval_tables.py runs/full.json [runs/lerobot.json ...] > docs/results.md
+    python scripts/eval_tables.py runs/full.json.episodes.jsonl   # a run that died before writing its JSON
 
 Later files replace earlier rows of the same (task, strategy, latency). Nothing is typed in by hand.
 """
@@ -33,11 +34,18 @@ CRITERIA: tuple[tuple[str, str, bool, float], ...] = (
 
 
 def load_rows(paths: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of `--json` files, or rebuilt from `.episodes.jsonl` streams (a run that died before its JSON)."""
+    from sim.eval.runner import rows_from_stream
+
     rows: dict[tuple[str, str, float], dict[str, Any]] = {}
     for path in paths:
         with open(path) as fh:
-            for row in json.load(fh)["rows"]:
-                rows[(row["task"], row["strategy"], float(row["latency_ms"]))] = row
+            if path.endswith(".jsonl"):
+                found = rows_from_stream(json.loads(line) for line in fh if line.strip())
+            else:
+                found = json.load(fh)["rows"]
+        for row in found:
+            rows[(row["task"], row["strategy"], float(row["latency_ms"]))] = row
     return list(rows.values())
 
 

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="e.g. 0-9 or 0,3,5")
     p.add_argument("--engine", help="virtual | realtime")
     p.add_argument("--workers", help="episodes run in parallel (processes)")
-    p.add_argument("--json", help="write rows + per-episode results here")
+    p.add_argument("--json", help="write rows + per-episode results here (and, as episodes finish, every "
+                   "episode's metrics to <json>.episodes.jsonl: scripts/eval_tables.py reads either)")
     p.add_argument("--plots", help="write PNG plots into this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -74,7 +77,8 @@ def main(argv: Sequence[str]) -> int:
     from sim.eval.runner import run_grid
 
     try:
-        result = run_grid(config, progress=not args.quiet)
+        with episode_stream(args.json) as on_episode:
+            result = run_grid(config, progress=not args.quiet, on_episode=on_episode)
     except ConfigError as exc:
         print(f"vla-async eval: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +96,26 @@ def main(argv: Sequence[str]) -> int:
         written = write_plots(result, args.plots)
         print(f"plots: {', '.join(str(p) for p in written)}")
     return 0
+
+
+@contextmanager
+def episode_stream(json_path: str | None) -> Iterator[Callable[[Any, dict[str, Any]], None] | None]:
+    """With `--json X`: a callback appending each finished episode (its cell, seed and metrics) to
+    X.episodes.jsonl, flushed per line, so a run that dies before writing X keeps what it measured."""
+    if not json_path:
+        yield None
+        return
+    from sim.eval.runner import cell_fields
+
+    path = Path(f"{json_path}.episodes.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+
+        def write(episode: Any, metrics: dict[str, Any]) -> None:
+            fh.write(json.dumps({**cell_fields(episode.cell), "seed": episode.seed, "metrics": metrics}) + "\n")
+            fh.flush()
+
+        yield write
 
 
 def velocity_jump_cap(config: EvalConfig) -> float | None:

@@ -106,9 +106,14 @@ def legend(columns: Sequence[Column] = COLUMNS, *, velocity_jump_cap: float | No
 
 def write_json(path: str | Path, config: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
                episodes: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | None = None) -> None:
+    """Serialised first, then written to a temporary file and renamed: a failure leaves no half-written file."""
     doc = {"config": dict(config), "rows": list(rows), "episodes": list(episodes), **(extra or {})}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=1, default=_jsonable))
+    text = json.dumps(doc, indent=1, default=_jsonable)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _jsonable(value: Any) -> Any:

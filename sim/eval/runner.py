@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sim.eval.episode_log import EpisodeLog
-from sim.eval.grid import Cell, Episode, EvalConfig, expand_cells, expand_episodes
+from sim.eval.grid import Cell, Episode, EvalConfig, expand_cells
 from sim.eval.metrics import aggregate, episode_metrics
 from vla_async.config import StrategyConfig
 
@@ -31,6 +31,7 @@ def run_episode(config: EvalConfig, episode: Episode) -> EpisodeLog:
 
         return run_virtual_episode(cell.task, cell.strategy, cell.latency, episode.seed,
                                    policy_exec_offset=config.policy_exec_offset, policy=config.backend,
+                                   expert_lag_s=config.expert_lag_s,
                                    cameras=config.cameras, image_size=config.image_size, **kwargs)
     from sim.eval.realtime_engine import run_realtime_episode
 
@@ -58,11 +59,29 @@ def _progress(total: int, enabled: bool) -> Any:
                 disable=not enabled or not sys.stderr.isatty())
 
 
-def row_for(cell: Cell, samples: list[dict[str, Any]]) -> dict[str, Any]:
+def cell_fields(cell: Cell) -> dict[str, Any]:
+    """What names a report row (and each line of an episode stream)."""
     return {"task": cell.task, "strategy": cell.strategy_name, "latency_ms": cell.latency.mean_ms,
             "jitter_ms": cell.latency.jitter_ms, "is_reference": cell.is_reference,
-            "max_in_flight": cell.strategy.max_in_flight, "trigger": trigger_name(cell.strategy),
-            **aggregate(samples)}
+            "max_in_flight": cell.strategy.max_in_flight, "trigger": trigger_name(cell.strategy)}
+
+
+def row_for(cell: Cell, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**cell_fields(cell), **aggregate(samples)}
+
+
+def rows_from_stream(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Report rows from an episode stream (`vla-async eval --json X` writes X.episodes.jsonl as episodes
+    finish: one line = a cell's fields + `seed` + `metrics`), in first-seen order; a later line for the same
+    (cell, seed) replaces an earlier one. Rebuilds the rows of a run that did not get to write its JSON."""
+    cells: dict[tuple[str, str, float], dict[str, Any]] = {}
+    samples: dict[tuple[str, str, float], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for line in lines:
+        key = (line["task"], line["strategy"], float(line["latency_ms"]))
+        cells.setdefault(key, {k: line[k] for k in ("task", "strategy", "latency_ms", "jitter_ms", "is_reference",
+                                                     "max_in_flight", "trigger")})
+        samples[key][int(line["seed"])] = line["metrics"]
+    return [{**fields, **aggregate(list(samples[key].values()))} for key, fields in cells.items()]
 
 
 def trigger_name(strategy: StrategyConfig) -> str:
@@ -72,8 +91,10 @@ def trigger_name(strategy: StrategyConfig) -> str:
 
 def run_grid(config: EvalConfig, *, progress: bool = True,
              on_episode: Callable[[Episode, dict[str, Any]], None] | None = None) -> GridResult:
-    """Run all episodes (in `config.workers` processes for the virtual engine) and aggregate."""
-    episodes = expand_episodes(config)
+    """Run all episodes (in `config.workers` processes for the virtual engine) and aggregate. The cells
+    (strategies included) are resolved once, up front: a preset edited during a run changes nothing in it."""
+    cells = expand_cells(config)
+    episodes = [Episode(cell, seed) for cell in cells for seed in config.seeds]
     samples: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
     logs: dict[tuple[str, str, float], EpisodeLog] = {}
     scalars: list[dict[str, Any]] = []
@@ -101,5 +122,5 @@ def run_grid(config: EvalConfig, *, progress: bool = True,
                 collect(ep, metrics, log)
     finally:
         bar.close()
-    rows = [row_for(cell, samples[cell.key]) for cell in expand_cells(config) if samples[cell.key]]
+    rows = [row_for(cell, samples[cell.key]) for cell in cells if samples[cell.key]]
     return GridResult(rows, scalars, logs)
