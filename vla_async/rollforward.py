@@ -5,9 +5,10 @@ committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) fr
 - `none`: no rollforward (the policy sees the captured state);
 - `commanded`: absolute targets, ŝ = the last committed command (VLASH, ideal tracker);
 - `delta`: delta actions, ŝ = s_k + Σ committed deltas (VLASH);
-- `last_command` (an evaluation control, not VLASH): condition on the command sent at k, for a chunk
-  that still starts at the capture tick (exec_tick = k): the effect of conditioning on commanded
-  rather than measured state, without rollforward;
+- `last_command` (not VLASH; the default `vlash_rail`'s conditioning): condition on the command sent at
+  k, for a chunk that still starts at the capture tick (exec_tick = k): the state consistent with the
+  observation's time, for a policy not fine-tuned for `exec_offset_s`; the fuser drops the passed
+  actions (with rail, the C2 blend absorbs the jump ahead);
 - `tracking` (beyond VLASH): a real arm lags its command. A per-joint first-order servo model
   s_{t+1} = s_t + α_j (c_t − s_t) is identified online by recursive least squares from
   (command, measured) pairs, and the measured state is simulated forward over the committed

@@ -50,8 +50,8 @@ def test_every_strategy_sends_the_same_fields(monkeypatch, task, latency_ms):
 
 def test_offset_follows_the_policy_not_the_strategy(monkeypatch):
     """Declared by the policy, the offset reaches it from a rollforward strategy; never when undeclared."""
-    assert ("exec_offset_sent", True) in _request_fields(monkeypatch, "track", "vlash_rail", 200.0, True)
-    assert ("exec_offset_sent", True) not in _request_fields(monkeypatch, "track", "vlash_rail", 200.0, False)
+    assert ("exec_offset_sent", True) in _request_fields(monkeypatch, "track", "vlash", 200.0, True)
+    assert ("exec_offset_sent", True) not in _request_fields(monkeypatch, "track", "vlash", 200.0, False)
 
 
 def test_policy_input_offset_only_for_declaring_policies():

@@ -174,7 +174,7 @@ class StrategyConfig(StrictModel):
     max_in_flight: int = Field(1, ge=1, le=64)
     rollforward: Literal["none", "commanded", "delta", "tracking", "last_command"] = Field(
         "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
-        "(no rollforward: shows the effect of conditioning on commanded state on its own)")
+        "(no rollforward: the chunk starts at the capture tick; the vlash_rail default)")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
