@@ -19,6 +19,7 @@ from sim.tasks.layout import FIXED_LENGTH_TASKS
 
 TABLE = ("success", "req/ep", "done s", "done ok s", "react ms", "react cmd", "miss", "hit s", "stalls", "jerk",
          "Δv p95", "pre Δv p95", "pre Δa p95", "clips")
+COMPACT = ("success", "req/ep", "done s", "react ms", "hit s", "stalls", "jerk", "pre Δv p95", "clips")  # README
 OURS = ("vlash_rail", "vlash_rail_delay")
 
 
@@ -85,9 +86,10 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] | None = 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("json", nargs="+")
+    p.add_argument("--compact", action="store_true", help="the README's columns")
     args = p.parse_args(argv)
     rows = load_rows(args.json)
-    print(table(rows))
+    print(table(rows, select_columns(COMPACT) if args.compact else None))
     print()
     print("Cells where vlash_rail / vlash_rail_delay lose to a strategy with the same trigger:\n")
     print("\n".join(losses(rows)) or "- none")

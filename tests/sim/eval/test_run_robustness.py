@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from sim.eval.report import write_json
 from sim.eval.runner import rows_from_stream, run_grid
 from vla_async.config import ConfigError
 
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--task", "reach_jump", "--strategy", "sync,vlash_rail", "--latency_ms", "100", "--seeds", "0",
         "--reference=false", "--max_duration_s=2", "--quiet"]
 
@@ -28,6 +31,11 @@ def test_the_episode_stream_rebuilds_the_rows(tmp_path, capsys):
     for a, b in zip(rebuilt, rows, strict=True):
         for key in ("trigger", "max_in_flight", "success_rate", "requests", "rms_jerk", "junction_pre_da_p95"):
             assert a[key] == pytest.approx(b[key]), key
+    spec = importlib.util.spec_from_file_location("eval_tables", ROOT / "scripts" / "eval_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    from_stream = tables.load_rows([str(tmp_path / "run.json.episodes.jsonl")])  # what a dead run left
+    assert [(r["strategy"], r["rms_jerk"]) for r in from_stream] == [(r["strategy"], r["rms_jerk"]) for r in rebuilt]
 
 
 def test_a_preset_edited_mid_run_changes_nothing_in_it(monkeypatch):
