@@ -122,8 +122,8 @@ def _versus_reference(ours: Mapping[str, Any], ref: Mapping[str, Any], strategy:
 
     if pct <= 0 and resolve_strategy(config, strategy).rollforward != "none":
         text += (": the reference plans every chunk from the measured joint positions, which trail the commands by "
-                 "the servo's tracking lag, so each of its chunks restarts a little behind; the rollforward plans "
-                 "from where the command will be when the chunk starts, so the motion continues without restarts.")
+                 "the servo's tracking lag, so each of its chunks restarts a little behind; this strategy plans from the "
+                 "commanded state, so the motion continues without restarts.")
     elif pct > 0:
         text += ": the latency costs that much time even with the chunks overlapped."
     else:
