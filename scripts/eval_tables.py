@@ -19,7 +19,7 @@ from sim.tasks.layout import FIXED_LENGTH_TASKS
 
 TABLE = ("success", "req/ep", "done s", "done ok s", "react ms", "react cmd", "miss", "hit s", "stalls", "jerk",
          "Δv p95", "pre Δv p95", "pre Δa p95", "clips")
-COMPACT = ("success", "req/ep", "done s", "react ms", "hit s", "stalls", "jerk", "pre Δv p95", "clips")  # README
+COMPACT = ("success", "req/ep", "done s", "react ms", "hit s", "stalls", "jerk", "Δv p95", "pre Δv p95", "clips")  # README
 OURS = ("vlash_rail", "vlash_rail_delay")
 
 
