@@ -34,6 +34,7 @@ from robot_client.summary import RunStats, RunSummary
 from robot_client.tick_log import TickLogWriter, TickRecord
 from vla_async.config import ClientConfig
 from vla_async.messages import ActionChunk, ErrorMessage, Observation
+from vla_async.policy_input import prefix_fields
 from vla_async.robot import Robot, RobotObservation
 from vla_async.scheduler import ActionScheduler, InferenceRequest
 from vla_async.specs import PolicySpec
@@ -251,7 +252,7 @@ class RealTimeClient:
         policy.submit(Observation(
             request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick, state=obs.state,
             images=images, task=task, rollforward_state=request.rollforward_state,
-            environment_state=env_state, deadline_ms=deadline_ms,
+            environment_state=env_state, deadline_ms=deadline_ms, **prefix_fields(request, self.policy_spec),
         ))
         return request.request_id
 

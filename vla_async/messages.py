@@ -56,6 +56,12 @@ class Observation:
     `tick` without). `rollforward_state`, when present, replaces `state` as the policy's
     proprioceptive input (VLASH). `deadline_ms` is a relative budget: the server drops the request
     if it could not start it within that many milliseconds of receiving it.
+
+    `action_prefix` (real-time chunking, sent only to a policy whose spec accepts it): the client's
+    planned commands for ticks `prefix_tick + i` (`prefix_tick == exec_tick`, so row i is the new
+    chunk's row i), at most H rows. The first `prefix_frozen` rows are committed: the robot executes
+    them before the chunk can arrive (d̂ ticks from the plan); the rest is the overlap the new chunk
+    should stay close to (RTC's soft mask). Ticks are the client's: no clock sync.
     """
 
     request_id: int
@@ -67,6 +73,9 @@ class Observation:
     rollforward_state: np.ndarray | None = None
     environment_state: np.ndarray | None = None
     deadline_ms: float = 1000.0
+    action_prefix: np.ndarray | None = None
+    prefix_tick: int = 0
+    prefix_frozen: int = 0
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ class InferenceRequest(NamedTuple):
     tick: int  # capture tick k: the observation must be taken at this tick
     exec_tick: int  # tick the returned chunk's action 0 is meant for (k + d̂ with rollforward, else k)
     rollforward_state: np.ndarray | None
+    # strategy action_prefix=committed (real-time chunking): the plan for ticks exec_tick.. (≤ H rows, a copy),
+    # sent only to a policy whose spec accepts it; its first `prefix_frozen` rows run before the chunk can arrive
+    action_prefix: np.ndarray | None = None
+    prefix_frozen: int = 0
 
 
 class TickOutput(NamedTuple):
@@ -123,6 +127,7 @@ class ActionScheduler:
         self._rolls_forward = strategy.rollforward != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
+        self._sends_prefix = strategy.action_prefix == "committed"
         self._sync = strategy.sync
         self._align = strategy.fuser.align and not strategy.sync
         self.trigger = create_trigger(strategy)
@@ -229,13 +234,24 @@ class ActionScheduler:
             rf_state = self.rollforward.predict(s, committed, self._last_command)
             if rf_state is not None:
                 self._predictions[exec_tick] = (rid, rf_state)
-        request = InferenceRequest(rid, k, exec_tick, rf_state)
+        prefix, frozen = self._action_prefix(k, exec_tick) if self._sends_prefix else (None, 0)
+        request = InferenceRequest(rid, k, exec_tick, rf_state, prefix, frozen)
         in_flight[rid] = request
         self._last_request_tick = k
         if self._waiting_since is None:
             self._waiting_since = k
         self.stats.requests += 1
         return request
+
+    def _action_prefix(self, k: int, exec_tick: int) -> tuple[np.ndarray | None, int]:
+        """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, how many of them run before the chunk is
+        expected, k + d̂); (None, 0) when the plan does not cover exec_tick (start-up, watchdog)."""
+        plan = self.plan
+        if self._watchdog or plan.index(exec_tick) < 0:
+            return None, 0
+        rows = plan.positions(exec_tick, exec_tick + self.chunk_length).copy()
+        frozen = min(len(rows), max(0, k + self.delay.delay_ticks_ceil - exec_tick))
+        return rows, frozen
 
     def _committed(self, k: int, exec_tick: int, command: np.ndarray) -> np.ndarray:
         """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one

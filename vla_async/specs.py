@@ -146,6 +146,22 @@ class PolicySpec(_SpecAccessors):
             raise SpecError(f"policy {self.name!r}: chunk_length must be an int in 1..10000, got {self.chunk_length!r}")
 
 
+#: `PolicySpec.extra` key by which a policy declares it takes the committed action prefix (real-time chunking):
+#: "inpaint" (inference-time RTC: guided denoising toward it) or "trained" (trained with prefix conditioning).
+ACTION_PREFIX_KEY = "action_prefix"
+ACTION_PREFIX_MODES = ("inpaint", "trained")
+
+
+def action_prefix_mode(spec: PolicySpec | None) -> str | None:
+    """How the policy uses a committed action prefix ("inpaint" | "trained"), or None when it takes none."""
+    mode = spec.extra.get(ACTION_PREFIX_KEY) if spec is not None else None
+    return mode if mode in ACTION_PREFIX_MODES else None
+
+
+def accepts_action_prefix(spec: PolicySpec | None) -> bool:
+    """Whether requests to this policy may carry `Observation.action_prefix` (the spec decides, never the strategy)."""
+    return action_prefix_mode(spec) is not None
+
 
 def _validate_common(spec: RobotSpec | PolicySpec, owner: str) -> None:
     if not isinstance(spec.name, str) or not spec.name:

@@ -22,7 +22,7 @@ from sim.eval.policy_source import ChunkSource, make_source
 from sim.eval.server_model import ServerModel
 from vla_async.config import BackendConfig, ConfigError, InjectedLatencyConfig, SafetyConfig, StrategyConfig
 from vla_async.messages import ActionChunk, Observation
-from vla_async.policy_input import policy_input
+from vla_async.policy_input import policy_input, prefix_fields
 
 if TYPE_CHECKING:
     from vla_async.robot import RobotObservation
@@ -153,6 +153,7 @@ def _plan_chunk(source: ChunkSource, request: InferenceRequest, obs: RobotObserv
     (the cameras the policy needs are rendered here, at the request tick, and nowhere else)."""
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
                           state=obs.state, images=source.render(robot), task=robot.instruction,
-                          rollforward_state=request.rollforward_state, environment_state=obs.environment_state)
+                          rollforward_state=request.rollforward_state, environment_state=obs.environment_state,
+                          **prefix_fields(request, source.spec))
     actions = source.plan(policy_input(message, fps, policy=source.spec))
     return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))

@@ -181,6 +181,9 @@ class StrategyConfig(StrictModel):
     delay: DelayConfig = DelayConfig()
     smoother: SmootherConfig = SmootherConfig()
     fuser: FuserConfig = FuserConfig()
+    action_prefix: Literal["none", "committed"] = Field(
+        "none", description="committed: requests carry the plan from exec_tick (its first d̂ ticks committed) for "
+        "real-time chunking; sent only to a policy whose spec accepts an action prefix")
 
     @model_validator(mode="before")
     @classmethod

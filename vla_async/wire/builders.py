@@ -86,12 +86,29 @@ def _observation_extras(arrays: dict[str, np.ndarray], rid: int) -> dict[str, np
     return extra
 
 
+def _action_prefix(meta: Meta, arrays: dict[str, np.ndarray], exec_tick: int, rid: int) -> dict[str, Any]:
+    """The committed action prefix and its ticks (real-time chunking), checked; {} when absent."""
+    prefix = arrays.pop("action_prefix", None)
+    if prefix is None:
+        return {}
+    if prefix.ndim != 2 or prefix.dtype.kind != "f":
+        raise bad("Observation.action_prefix must be a 2-D float array [rows, action_dim]", rid)
+    tick, frozen = meta.int("prefix_tick"), meta.int("prefix_frozen")
+    if tick != exec_tick:
+        raise bad(f"Observation.prefix_tick {tick} must equal exec_tick {exec_tick} (row 0 of the prefix is the "
+                  "chunk's row 0)", rid)
+    if not 0 <= frozen <= prefix.shape[0]:
+        raise bad(f"Observation.prefix_frozen must be in 0..{prefix.shape[0]} (the prefix's rows), got {frozen}", rid)
+    return {"action_prefix": _finite("action_prefix", prefix, rid), "prefix_tick": tick, "prefix_frozen": frozen}
+
+
 def build_observation(meta: Meta, arrays: dict[str, np.ndarray]) -> Observation:
     rid = meta.int("request_id")
     state = arrays.pop("state", None)
     if state is None or state.ndim != 1 or state.dtype.kind != "f":
         raise bad("Observation needs a 1-D float array 'state'", rid)
     extra = _observation_extras(arrays, rid)
+    prefix = _action_prefix(meta, arrays, meta.int("exec_tick"), rid)
     images = {}
     for name, value in arrays.items():
         if not name.startswith(IMAGE_PREFIX) or value.dtype != np.uint8 or value.ndim != 3:
@@ -101,9 +118,10 @@ def build_observation(meta: Meta, arrays: dict[str, np.ndarray]) -> Observation:
     deadline = meta.float("deadline_ms", 1000.0)
     if deadline <= 0:
         raise bad("Observation.deadline_ms must be > 0", rid)
+    exec_tick = meta.int("exec_tick")
     return Observation(
-        request_id=rid, tick=meta.int("tick"), exec_tick=meta.int("exec_tick"), state=_finite("state", state, rid),
-        images=images, task=meta.str("task", ""), deadline_ms=deadline, **extra,
+        request_id=rid, tick=meta.int("tick"), exec_tick=exec_tick, state=_finite("state", state, rid),
+        images=images, task=meta.str("task", ""), deadline_ms=deadline, **extra, **prefix,
     )
 
 

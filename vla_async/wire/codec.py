@@ -44,6 +44,8 @@ JPEG = "jpeg"
 IMAGE_PREFIX = "images/"
 FLOAT_DTYPES = frozenset({"float32", "float64"})
 INT64_MAX = 2**63 - 1
+# Optional Observation arrays (attribute name = array name); `action_prefix` is 2-D [rows, action_dim].
+OPTIONAL_OBSERVATION_ARRAYS = ("rollforward_state", "environment_state", "action_prefix")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _array_entry(name: str, arr: np.ndarray, out: list[list[Any]], frames: list[
 def _observation_meta(msg: Observation, image_encoding: str, jpeg_quality: int, arrays: list[list[Any]],
                       frames: list[Any], copy: bool) -> dict[str, Any]:
     _array_entry("state", msg.state, arrays, frames, copy)
-    for key in ("rollforward_state", "environment_state"):
+    for key in OPTIONAL_OBSERVATION_ARRAYS:
         value = getattr(msg, key)
         if value is not None:
             _array_entry(key, value, arrays, frames, copy)
@@ -98,8 +100,11 @@ def _observation_meta(msg: Observation, image_encoding: str, jpeg_quality: int, 
             frames.append(encode_jpeg(img, jpeg_quality))
         else:
             _array_entry(IMAGE_PREFIX + cam, img, arrays, frames, copy)
-    return {"request_id": int(msg.request_id), "tick": int(msg.tick), "exec_tick": int(msg.exec_tick),
+    meta = {"request_id": int(msg.request_id), "tick": int(msg.tick), "exec_tick": int(msg.exec_tick),
             "task": msg.task, "deadline_ms": float(msg.deadline_ms)}
+    if msg.action_prefix is not None:
+        meta["prefix_tick"], meta["prefix_frozen"] = int(msg.prefix_tick), int(msg.prefix_frozen)
+    return meta
 
 
 def _control_meta(msg: Message) -> dict[str, Any]:

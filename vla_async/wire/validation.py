@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.specs import PolicySpec, RobotSpec
+from vla_async.specs import PolicySpec, RobotSpec, accepts_action_prefix
 from vla_async.wire.codec import DTYPES, FLOAT_DTYPES, IMAGE_PREFIX, JPEG, DecodeLimits
 from vla_async.wire.errors import bad, excerpt
 
@@ -24,6 +24,13 @@ class ExpectedArray:
     shape: tuple[int, ...]
     dtypes: frozenset[str]
     required: bool = True
+    up_to_rows: bool = False  # the first dimension may be 0..shape[0] (the action prefix)
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        if shape == self.shape:
+            return True
+        return self.up_to_rows and len(shape) == len(self.shape) and shape[1:] == self.shape[1:] \
+            and 0 <= shape[0] <= self.shape[0]
 
 
 _Layout = tuple  # (name, dtype or None for jpeg, shape, byte count or -1 for jpeg)
@@ -52,6 +59,9 @@ class ArraySpec:
             arrays["environment_state"] = ExpectedArray(
                 (robot.environment_state_dim,), FLOAT_DTYPES, required=policy.environment_state_dim > 0
             )
+        if accepts_action_prefix(policy):
+            arrays["action_prefix"] = ExpectedArray((policy.chunk_length, robot.action_dim), FLOAT_DTYPES,
+                                                    required=False, up_to_rows=True)
         needed = {c.name for c in policy.cameras}
         for cam in robot.cameras:
             arrays[IMAGE_PREFIX + cam.name] = ExpectedArray(
@@ -66,7 +76,9 @@ class ArraySpec:
 
 def largest_frame_bytes(policy: PolicySpec) -> int:
     """Bytes of the largest array frame a session with `policy` legitimately sends or receives."""
-    sizes = [policy.chunk_length * policy.action_dim * 4, 8 * max(policy.state_dim, policy.environment_state_dim)]
+    chunk_itemsize = 8 if accepts_action_prefix(policy) else 4  # a float64 action prefix is up to H rows
+    sizes = [policy.chunk_length * policy.action_dim * chunk_itemsize,
+             8 * max(policy.state_dim, policy.environment_state_dim)]
     sizes += [c.height * c.width * c.channels for c in policy.cameras]
     return max(sizes)
 
@@ -169,8 +181,9 @@ def _check_against_spec(name: str, dtype_name: str, shape: tuple[int, ...], expe
     if dtype_name not in want.dtypes:
         raise bad(f"array {excerpt(name)}: dtype {excerpt(dtype_name)} not allowed here "
                   f"(allowed: {sorted(want.dtypes)})", rid)
-    if shape != want.shape:
-        raise bad(f"array {excerpt(name)}: shape {excerpt(list(shape))} but the agreed spec says {want.shape}", rid)
+    if not want.fits(shape):
+        limit = f"up to {want.shape[0]} rows of {want.shape[1:]}" if want.up_to_rows else str(want.shape)
+        raise bad(f"array {excerpt(name)}: shape {excerpt(list(shape))} but the agreed spec says {limit}", rid)
 
 
 def _decode_one(name: str, dtype_name: str, shape_raw: list[Any], buf: memoryview, limits: DecodeLimits,
