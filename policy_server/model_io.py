@@ -13,7 +13,11 @@ and one output `action` [B, H, action_dim]. Two optional inputs, declared in the
                                  input's `vocab` (1 where the word occurs; other words are ignored)
   exec_offset_s                  [B, 1] float32: seconds from the observation's capture to the
                                  chunk's first action (PolicyInput.exec_offset_s; 0 without rollforward)
-A model without a `task` input ignores the task text.
+  action_prefix                  [B, H, action_dim] float32: the committed action prefix (real-time chunking),
+                                 row i for the chunk's row i; rows past the prefix are zeros
+  prefix_mask                    [B, H] float32: 1 for the committed rows (PolicyInput.prefix_frozen), else 0
+A model without a `task` input ignores the task text. A model with the two prefix inputs was trained with
+prefix conditioning: its card's spec declares `action_prefix: trained`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from policy_server.backend import BackendError, PolicyInput
 from vla_async.policy_input import EXEC_OFFSET_KEY as POLICY_EXEC_OFFSET_KEY
-from vla_async.specs import PolicySpec, SpecError
+from vla_async.specs import ACTION_PREFIX_KEY, PolicySpec, SpecError, action_prefix_mode
 
 CARD_FORMAT = "vla-async-model/1"
 METADATA_KEY = "vla_async.model_card"
@@ -40,6 +44,8 @@ IMAGE_PREFIX = "observation.images."
 OUTPUT_NAME = "action"
 TASK_KEY = "task"
 EXEC_OFFSET_KEY = "exec_offset_s"
+PREFIX_KEY = "action_prefix"
+PREFIX_MASK_KEY = "prefix_mask"
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,10 @@ class ModelCard:
         takes_offset = any(t.source == EXEC_OFFSET_KEY for t in self.inputs)
         if bool(self.spec.extra.get(POLICY_EXEC_OFFSET_KEY, False)) != takes_offset:
             spec = dataclasses.replace(self.spec, extra={**self.spec.extra, POLICY_EXEC_OFFSET_KEY: takes_offset})
+            object.__setattr__(self, "spec", spec)
+        # likewise a model with prefix inputs accepts the committed action prefix (trained for it)
+        if any(t.source == PREFIX_KEY for t in self.inputs) and action_prefix_mode(self.spec) is None:
+            spec = dataclasses.replace(self.spec, extra={**self.spec.extra, ACTION_PREFIX_KEY: "trained"})
             object.__setattr__(self, "spec", spec)
 
     def to_json(self) -> str:
@@ -116,6 +126,9 @@ def _check_special_input(t: TensorSpec) -> None:
                          f"shape {list(t.shape)} with {len(t.vocab)} words")
     if t.source == EXEC_OFFSET_KEY and t.shape != (1,):
         raise ValueError(f"input {t.name!r}: exec_offset_s has shape [1], got {list(t.shape)}")
+    if t.source in (PREFIX_KEY, PREFIX_MASK_KEY) and len(t.shape) != (2 if t.source == PREFIX_KEY else 1):
+        raise ValueError(f"input {t.name!r}: {t.source} has shape [H{', action_dim' if t.source == PREFIX_KEY else ''}], "
+                         f"got {list(t.shape)}")
 
 
 def task_words(text: str) -> list[str]:
@@ -220,11 +233,27 @@ def _environment_state(t: TensorSpec, p: PolicyInput) -> np.ndarray:
     return np.asarray(p.environment_state, dtype=np.float32)
 
 
+def padded_prefix(p: PolicyInput, rows: int, action_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the committed prefix padded with zeros to [rows, action_dim], the row mask [rows]: 1 on committed rows)."""
+    prefix = np.zeros((rows, action_dim), np.float32)
+    mask = np.zeros(rows, np.float32)
+    if p.action_prefix is not None:
+        given = np.asarray(p.action_prefix, dtype=np.float32)[:rows]
+        if given.ndim != 2 or given.shape[1] != action_dim:
+            raise BackendError(f"action_prefix has shape {list(given.shape)}, the policy takes [≤{rows}, {action_dim}]")
+        prefix[: len(given)] = given
+        mask[: min(p.prefix_frozen, len(given))] = 1.0
+    return prefix, mask
+
+
 _VALUE_SOURCES = {
     "state": lambda t, p: np.asarray(p.state, dtype=np.float32),
     "environment_state": _environment_state,
     TASK_KEY: lambda t, p: encode_task(p.task, t.vocab),
     EXEC_OFFSET_KEY: lambda t, p: np.array([p.exec_offset_s], dtype=np.float32),
+    PREFIX_KEY: lambda t, p: padded_prefix(p, *t.shape)[0],
+    PREFIX_MASK_KEY: lambda t, p: padded_prefix(p, t.shape[0], 1 if p.action_prefix is None
+                                                else np.shape(p.action_prefix)[-1])[1],
 }
 
 

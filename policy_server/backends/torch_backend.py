@@ -7,11 +7,15 @@ Formats (the model card next to the file says what the model takes, see `model_i
 
 Options (`backend.options`): `compile` (torch.compile the module), `compile_backend` (default
 inductor), `cuda_graphs` (capture one CUDA graph per batch size, fixed shapes), `warmup_iters`,
-`threads` (CPU intra-op threads).
+`threads` (CPU intra-op threads). Real-time chunking (policy_server/rtc.py): `action_prefix` = trained (the
+default for a model trained with prefix conditioning) | inpaint (guided denoising toward the committed prefix, a
+flow `VisuomotorPolicy`; `rtc_guidance_weight` β, inf = inpainting, and `rtc_schedule` of the soft mask) | none.
+The policy spec then declares `action_prefix`, so clients send the prefix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Sequence
@@ -22,9 +26,18 @@ import numpy as np
 import torch
 
 from policy_server.backend import BackendError, PolicyBackend, PolicyInput
-from policy_server.model_io import ModelCard, read_card, require_file, split_actions, stack_inputs
+from policy_server.model_io import (
+    PREFIX_KEY,
+    ModelCard,
+    padded_prefix,
+    read_card,
+    require_file,
+    split_actions,
+    stack_inputs,
+)
+from policy_server.rtc import RtcOptions, rtc_row_weights
 from vla_async.config import BackendConfig
-from vla_async.specs import PolicySpec
+from vla_async.specs import ACTION_PREFIX_KEY, PolicySpec
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -80,6 +93,8 @@ class TorchBackend(PolicyBackend):
         self.device = _device(config.device)
         self.dtype = DTYPES[config.dtype]
         module, self.card = load_torch_policy(path)
+        self.rtc = _rtc_options(options, self.card, module)
+        self._spec = _spec_with_prefix_mode(self.card.spec, self.rtc.mode)
         self.module = module.to(self.device, self.dtype) if self.dtype != torch.float32 else module.to(self.device)
         if options.get("compile"):
             self.module = torch.compile(self.module, backend=options.get("compile_backend", "inductor"), dynamic=False)
@@ -93,7 +108,7 @@ class TorchBackend(PolicyBackend):
 
     @property
     def spec(self) -> PolicySpec:
-        return self.card.spec
+        return self._spec
 
     def _check_load(self, path: Path) -> None:
         """One forward pass on zeros: wrong input names/shapes fail here, at load, with the model's message."""
@@ -112,8 +127,9 @@ class TorchBackend(PolicyBackend):
 
     def infer(self, batch: Sequence[PolicyInput]) -> list[np.ndarray]:
         arrays = stack_inputs(self.card, batch)
+        guided = self.rtc.mode == "inpaint" and any(p.action_prefix is not None for p in batch)
         try:
-            out = self._run(arrays)
+            out = self._run_guided(arrays, batch) if guided else self._run(arrays)
         except BackendError:
             raise
         except Exception as exc:
@@ -127,6 +143,27 @@ class TorchBackend(PolicyBackend):
             out = self._graphs(tensors) if self._graphs is not None else self._forward_tensors(tensors)
             return out.float().cpu().numpy()
 
+    def _run_guided(self, arrays: dict[str, np.ndarray], batch: Sequence[PolicyInput]) -> np.ndarray:
+        """Inference-time RTC: the flow's Euler steps guided toward each input's committed prefix."""
+        m = self.module
+        tensors = [torch.from_numpy(arrays[t.name]).to(self.device, self.dtype) for t in self.card.inputs]
+        state = tensors[0]
+        horizon, dim = self.spec.chunk_length, self.spec.action_dim
+        prefixes, weights = [], []
+        for p in batch:
+            prefixes.append(padded_prefix(p, horizon, dim)[0])
+            rows = 0 if p.action_prefix is None else min(horizon, len(p.action_prefix))
+            weights.append(rtc_row_weights(horizon, p.prefix_frozen, rows, self.rtc.schedule))
+        prefix = torch.from_numpy(np.stack(prefixes)).to(self.device, self.dtype)
+        rows_w = torch.from_numpy(np.stack(weights)).to(self.device, self.dtype)
+        with torch.no_grad():
+            images, task, offset, _ = m.split_inputs(state, tensors[1:])
+            cond = m.condition(state, images, task, offset)
+            y = m.normalise_chunk(prefix, state)
+        x = m.sample_guided(cond, y, m.row_mask(rows_w), self.rtc.guidance_weight)
+        with torch.no_grad():
+            return m.to_actions(x, state).float().cpu().numpy()
+
     def _forward_tensors(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         return self.module(*tensors)
 
@@ -135,6 +172,26 @@ class TorchBackend(PolicyBackend):
         self.module = None  # type: ignore[assignment]
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _rtc_options(options: dict[str, Any], card: ModelCard, module: Any) -> RtcOptions:
+    trained = any(t.source == PREFIX_KEY for t in card.inputs)
+    try:
+        rtc = RtcOptions.from_options(options, trained)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
+    if rtc.mode == "inpaint" and (not hasattr(module, "sample_guided") or getattr(module, "head", "") != "flow"):
+        raise BackendError("backend.options.action_prefix=inpaint needs a flow-head VisuomotorPolicy "
+                           "(policy_server.learning.model) loaded from a state dict, not an exported program")
+    return rtc
+
+
+def _spec_with_prefix_mode(spec: PolicySpec, mode: str | None) -> PolicySpec:
+    """`spec` declaring `mode` as its action-prefix use (or none)."""
+    extra = {k: v for k, v in spec.extra.items() if k != ACTION_PREFIX_KEY}
+    if mode is not None:
+        extra[ACTION_PREFIX_KEY] = mode
+    return dataclasses.replace(spec, extra=extra)
 
 
 def _device(name: str) -> torch.device:

@@ -20,6 +20,17 @@ def _latency(text: str) -> tuple[float, float]:
     return values
 
 
+def _ticks(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition(",")
+    try:
+        values = (int(lo), int(hi or lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"tick range must be 'lo,hi' integers, got {text!r}") from None
+    if not 0 <= values[0] <= values[1]:
+        raise argparse.ArgumentTypeError(f"tick range must have 0 <= lo <= hi, got {text!r}")
+    return values
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-async train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="VLASH training: condition on the state Δ later (Δ in [LO, HI] s), expert-relabelled")
     p.add_argument("--vlash-copies", type=int, default=2, help="VLASH: offsets drawn per frame")
     p.add_argument("--exec-offset-input", action="store_true", help="VLASH: exec_offset_s is a model input")
+    p.add_argument("--prefix-ticks", type=_ticks, default=None, metavar="LO,HI",
+                   help="prefix conditioning (training-time RTC, flow head): the first d rows of each target chunk "
+                        "are given clean, d drawn from LO..HI ticks (0 for --prefix-free-fraction of samples)")
+    p.add_argument("--prefix-free-fraction", type=float, default=0.25)
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -61,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
             time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
+            prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction,
             progress=not args.no_progress,
         )
         train(cfg)

@@ -12,7 +12,17 @@ Two action heads predict the chunk as offsets from the current state (normalised
   The starting noise is one fixed N(0, I) draw stored in the model, so chunks are deterministic and
   the ONNX export needs no random op.
 - `regression`: one linear layer from the condition (the baseline).
-`forward(state, *images, [task], [exec_offset_s])` returns absolute joint targets [B, H, A].
+`forward(state, *images, [task], [exec_offset_s], [action_prefix, prefix_mask])` returns absolute joint
+targets [B, H, A].
+
+Real-time chunking (sim-to-code notes in ../shared/papers.md, "Real-Time Chunking"):
+- training-time prefix conditioning (`prefix_conditioning=True`, Black et al. 2512.05964): rows with
+  `prefix_mask` 1 are given clean (the committed actions) at every flow step, the MLP also sees the mask,
+  the loss covers the other rows only, and those rows are returned exactly as given;
+- inference-time RTC (`sample_guided`, Black et al. 2506.07339): ΠGDM guidance of every Euler step toward
+  the prefix with per-row weights W (1 on committed rows, a decaying soft mask over the overlap) through a
+  vector-Jacobian product of the denoiser; `guidance_weight = inf` is its limit, the prefix's rows replaced in
+  the denoised estimate (inpainting), which makes the committed rows exact.
 """
 
 from __future__ import annotations
@@ -79,12 +89,14 @@ class VisuomotorPolicy(nn.Module):
     def __init__(self, state_dim: int = 6, chunk_length: int = 50, cameras: Sequence[str] = ("front", "wrist"),
                  image_size: int = 64, vocab_size: int = 0, exec_offset: bool = False, head: str = "flow",
                  flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
-                 flow_target: str = "data"):
+                 flow_target: str = "data", prefix_conditioning: bool = False):
         super().__init__()
         if head not in HEADS or flow_target not in FLOW_TARGETS:
             raise ValueError(f"head must be one of {HEADS} and flow_target one of {FLOW_TARGETS}, "
                              f"got {head!r}, {flow_target!r}")
-        self.flow_target = flow_target
+        if prefix_conditioning and head != "flow":
+            raise ValueError("prefix conditioning needs the flow head")
+        self.flow_target, self.prefix_conditioning = flow_target, prefix_conditioning
         torch.manual_seed(seed)
         self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
@@ -94,7 +106,7 @@ class VisuomotorPolicy(nn.Module):
         self.trunk = nn.Sequential(mlp([cond_in, width, width]), nn.SiLU())
         out = chunk_length * state_dim
         if head == "flow":
-            self.velocity = mlp([out + 32 + width, width, width, out])
+            self.velocity = mlp([out + 32 + width + (chunk_length if prefix_conditioning else 0), width, width, out])
         else:
             self.regressor = nn.Linear(width, out)
         for name in ("state_mean", "offset_mean"):
@@ -124,41 +136,114 @@ class VisuomotorPolicy(nn.Module):
         images, extra = list(rest[:n]), list(rest[n:])
         task = extra.pop(0) if self.vocab_size else None
         offset = extra.pop(0) if self.exec_offset else None
-        if extra:
-            raise ValueError(f"{len(extra)} unexpected input(s)")
-        return images, task, offset
+        prefix = (extra.pop(0), extra.pop(0)) if self.prefix_conditioning and len(extra) >= 2 else None
+        if extra or (self.prefix_conditioning and prefix is None):
+            raise ValueError(f"{len(extra)} unexpected input(s)" if extra else "missing action_prefix, prefix_mask")
+        return images, task, offset, prefix
 
     def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        cond = self.condition(state, *self.split_inputs(state, rest))
-        normalised = self.sample(cond) if self.head == "flow" else self.regressor(cond)
+        images, task, offset, prefix = self.split_inputs(state, rest)
+        cond = self.condition(state, images, task, offset)
+        if self.head != "flow":
+            return self.to_actions(self.regressor(cond), state)
+        known = None if prefix is None else (self.normalise_chunk(prefix[0], state), self.row_mask(prefix[1]))
+        return self.to_actions(self.sample(cond, known), state)
+
+    def to_actions(self, normalised: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         offsets = normalised.reshape(-1, self.chunk_length, self.state_dim) * self.offset_std + self.offset_mean
         return state[:, None, :] + offsets
 
-    def velocity_at(self, x: torch.Tensor, tau: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.velocity(torch.cat([x, time_embedding(tau), cond], dim=1))
+    def normalise_chunk(self, actions: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Absolute joint targets [B, H, A] → the flow's normalised space [B, H·A]."""
+        return ((actions - state[:, None, :] - self.offset_mean) / self.offset_std).reshape(actions.shape[0], -1)
 
-    def sample(self, cond: torch.Tensor) -> torch.Tensor:
-        """Euler integration of the learned flow from the stored noise (τ=0) to an action chunk (τ=1)."""
+    def row_mask(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per-row weights [B, H] → per-element [B, H·A]."""
+        return rows[:, :, None].expand(-1, -1, self.state_dim).reshape(rows.shape[0], -1)
+
+    def velocity_at(self, x: torch.Tensor, tau: torch.Tensor, cond: torch.Tensor,
+                    rows: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [x, time_embedding(tau), cond]
+        if self.prefix_conditioning:
+            parts.append(rows if rows is not None else torch.zeros(x.shape[0], self.chunk_length, dtype=x.dtype,
+                                                                   device=x.device))
+        return self.velocity(torch.cat(parts, dim=1))
+
+    def denoised(self, x: torch.Tensor, tau_value: float, cond: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean-chunk estimate x̂1 at flow time τ (x-prediction, or x + (1−τ)·velocity)."""
+        tau = torch.full((cond.shape[0],), tau_value, dtype=cond.dtype, device=cond.device)
+        f = self.velocity_at(x, tau, cond, rows)
+        return f if self.flow_target == "data" else x + (1.0 - tau_value) * f
+
+    def sample(self, cond: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Euler integration of the learned flow from the stored noise (τ=0) to an action chunk (τ=1).
+
+        `known` = (normalised prefix y, element mask m): with prefix conditioning the masked elements are held at
+        y (clean) at every step and in the result; the MLP sees the row mask."""
         x = self.noise[None, :].expand(cond.shape[0], -1)
+        rows = None
+        if known is not None:
+            y, m = known
+            rows = m.reshape(m.shape[0], self.chunk_length, self.state_dim)[:, :, 0]
+            x = m * y + (1 - m) * x
         dt = 1.0 / self.flow_steps
         for k in range(self.flow_steps):
-            tau = torch.full((cond.shape[0],), k * dt, dtype=cond.dtype, device=cond.device)
-            f = self.velocity_at(x, tau, cond)
-            x = x + dt * (f if self.flow_target == "velocity" else (f - x) / (1.0 - k * dt))
+            x1 = self.denoised(x, k * dt, cond, rows)
+            x = x + (x1 - x) / (self.flow_steps - k)  # Euler: dt · (x̂1 − x)/(1 − τ)
+            if known is not None:
+                x = m * y + (1 - m) * x
+        return x
+
+    def sample_guided(self, cond: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
+                      guidance_weight: float) -> torch.Tensor:
+        """Inference-time RTC: Euler steps with ΠGDM guidance toward the normalised prefix `y` [B, H·A] under
+        element weights `weights` [B, H·A] (Black et al. 2506.07339, Alg. 1): v + min(β, (1−τ)/(τ·r²))·
+        (y − x̂1)ᵀ diag(W) ∂x̂1/∂x, r² = (1−τ)²/(τ² + (1−τ)²). β = inf: x̂1 ← (1−W)·x̂1 + W·y (inpainting)."""
+        x = self.noise[None, :].expand(cond.shape[0], -1).clone()
+        cond = cond.detach()
+        hard = math.isinf(guidance_weight)
+        for k in range(self.flow_steps):
+            tau = k / self.flow_steps
+            if hard:
+                with torch.no_grad():
+                    x1 = self.denoised(x, tau, cond)
+                    x1 = x1 + weights * (y - x1)
+                x = x + (x1 - x) / (self.flow_steps - k)
+                continue
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_(True)
+                x1 = self.denoised(xg, tau, cond)
+                (vjp,) = torch.autograd.grad(x1, xg, grad_outputs=weights * (y - x1.detach()))
+            beta = guidance_weight
+            if tau > 0:
+                r2 = (1 - tau) ** 2 / (tau ** 2 + (1 - tau) ** 2)
+                beta = min(beta, (1 - tau) / (tau * r2))
+            x = (x + ((x1.detach() - x) / (1 - tau) + beta * vjp) / self.flow_steps).detach()
         return x
 
     def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
-             exec_offset: torch.Tensor | None, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Training loss for absolute target chunks [B, H, A] (normalised offset space)."""
+             exec_offset: torch.Tensor | None, target: torch.Tensor, generator: torch.Generator | None = None,
+             prefix_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss for absolute target chunks [B, H, A] (normalised offset space); `prefix_rows` [B] (prefix
+        conditioning): how many leading rows of each target are given clean as the committed prefix."""
         cond = self.condition(state, images, task, exec_offset)
-        x1 = ((target - state[:, None, :] - self.offset_mean) / self.offset_std).reshape(target.shape[0], -1)
+        x1 = self.normalise_chunk(target, state)
         if self.head == "regression":
             return F.mse_loss(self.regressor(cond), x1)
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         tau = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
         x_tau = (1 - tau[:, None]) * x0 + tau[:, None] * x1
-        f = self.velocity_at(x_tau, tau, cond)
-        return F.mse_loss(f, x1 - x0 if self.flow_target == "velocity" else x1)
+        rows = None
+        if self.prefix_conditioning and prefix_rows is not None:  # committed rows clean, loss on the others
+            rows = (torch.arange(self.chunk_length)[None, :] < prefix_rows[:, None]).to(x1.dtype)
+            m = self.row_mask(rows)
+            x_tau = m * x1 + (1 - m) * x_tau
+        f = self.velocity_at(x_tau, tau, cond, rows)
+        err = (f - (x1 - x0 if self.flow_target == "velocity" else x1)) ** 2
+        if rows is None:
+            return err.mean()
+        free = 1 - m
+        return (err * free).sum() / free.sum().clamp_min(1.0)
 
 
 def build_policy(**kwargs) -> VisuomotorPolicy:

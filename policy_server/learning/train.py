@@ -18,13 +18,15 @@ from policy_server.learning.samples import Samples, build_samples, vocabulary
 from policy_server.model_io import (
     EXEC_OFFSET_KEY,
     IMAGE_PREFIX,
+    PREFIX_KEY,
+    PREFIX_MASK_KEY,
     STATE_KEY,
     TASK_KEY,
     ModelCard,
     TensorSpec,
     write_card,
 )
-from vla_async.specs import ActionKind, CameraSpec, PolicySpec
+from vla_async.specs import ACTION_PREFIX_KEY, ActionKind, CameraSpec, PolicySpec
 
 FACTORY = "policy_server.learning.model:build_policy"
 
@@ -53,6 +55,8 @@ class TrainConfig:
     vlash_latency_s: tuple[float, float] | None = None
     vlash_copies: int = 2
     exec_offset_input: bool = False
+    prefix_ticks: tuple[int, int] | None = None  # prefix conditioning: committed rows d drawn from this range
+    prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -61,6 +65,11 @@ class TrainConfig:
             raise ValueError("steps, batch_size and threads must be >= 1")
         if self.exec_offset_input and self.vlash_latency_s is None:
             raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
+        if self.prefix_ticks is not None:
+            lo, hi = self.prefix_ticks
+            if self.head != "flow" or not 0 <= lo <= hi <= self.chunk_length - 1:
+                raise ValueError(f"prefix conditioning needs the flow head and 0 <= lo <= hi < chunk_length, "
+                                 f"got {self.prefix_ticks} with head {self.head!r}")
 
 
 @dataclass
@@ -86,7 +95,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     prep_s = time.perf_counter() - t0
     kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
                   image_size=demos.image_size, vocab_size=len(vocab), exec_offset=cfg.exec_offset_input,
-                  head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target)
+                  head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target,
+                  prefix_conditioning=cfg.prefix_ticks is not None)
     model = VisuomotorPolicy(**kwargs)
     _normalise(model, train_set)
     print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
@@ -136,7 +146,8 @@ def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Sa
     start = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         lr = learning_rate(cfg, step, time.perf_counter() - start)
-        loss = _train_step(model, opt, lr, batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen)), gen)
+        batch = batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen))
+        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen))
         over_budget = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
         log.step(model, step, loss, final=step == cfg.steps or over_budget)
         if step % cfg.checkpoint_every == 0:
@@ -153,13 +164,24 @@ def _batch_indices(n: int, cfg: TrainConfig, gen: torch.Generator) -> np.ndarray
     return torch.randint(n, (cfg.batch_size,), generator=gen).numpy()
 
 
+def prefix_rows(cfg: TrainConfig, batch: int, gen: torch.Generator) -> torch.Tensor | None:
+    """Committed rows per sample (prefix conditioning): 0 for a `prefix_free_fraction` share, else uniform in
+    the range (at least 1)."""
+    if cfg.prefix_ticks is None:
+        return None
+    lo, hi = cfg.prefix_ticks
+    d = torch.randint(max(1, lo), max(1, hi) + 1, (batch,), generator=gen)
+    free = torch.rand(batch, generator=gen) < cfg.prefix_free_fraction
+    return torch.where(free, torch.zeros_like(d), d)
+
+
 def _train_step(model: VisuomotorPolicy, opt: torch.optim.Optimizer, lr: float, batch: tuple,
-                gen: torch.Generator) -> float:
+                gen: torch.Generator, rows: torch.Tensor | None = None) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     state, images, task, offset, target = batch
     model.train()
-    loss = model.loss(state, images, task, offset, target, generator=gen)
+    loss = model.loss(state, images, task, offset, target, generator=gen, prefix_rows=rows)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -213,6 +235,8 @@ def validate(model: VisuomotorPolicy, demos: Demos, val_set: Samples, max_sample
         inputs.append(task)
     if model.exec_offset:
         inputs.append(offset)
+    if model.prefix_conditioning:  # held out without a prefix: the plain policy
+        inputs += [torch.zeros_like(target), torch.zeros(target.shape[:2])]
     model.eval()
     with torch.inference_mode():
         pred = model(*inputs)
@@ -226,12 +250,17 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                       action_names=tuple(demos.state_names), chunk_length=cfg.chunk_length,
                       action_kind=ActionKind.ABSOLUTE, cameras=cameras, fps=demos.fps,
                       extra={"kind": "learned visuomotor policy", "head": cfg.head,
-                             "tasks": sorted(set(demos.instructions)), "exec_offset_s_input": cfg.exec_offset_input})
+                             "tasks": sorted(set(demos.instructions)), "exec_offset_s_input": cfg.exec_offset_input,
+                             **({ACTION_PREFIX_KEY: "trained"} if cfg.prefix_ticks else {})})
     inputs = [TensorSpec(STATE_KEY, "state", (len(demos.state_names),))]
     inputs += [TensorSpec(IMAGE_PREFIX + c.name, f"image:{c.name}", (3, size, size)) for c in cameras]
     inputs.append(TensorSpec(TASK_KEY, "task", (len(vocab),), vocab=tuple(vocab)))
     if cfg.exec_offset_input:
         inputs.append(TensorSpec(EXEC_OFFSET_KEY, "exec_offset_s", (1,)))
+    if cfg.prefix_ticks:
+        a = len(demos.state_names)
+        inputs += [TensorSpec(PREFIX_KEY, PREFIX_KEY, (cfg.chunk_length, a)),
+                   TensorSpec(PREFIX_MASK_KEY, PREFIX_MASK_KEY, (cfg.chunk_length,))]
     val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
                 "labels": cfg.labels, "head": cfg.head, "flow_steps": cfg.flow_steps if cfg.head == "flow" else None,
@@ -239,6 +268,8 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
                 "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
+                "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None,
+                "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
                 "parameters": parameter_count(model)}
     return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
 

@@ -1,0 +1,159 @@
+"""Real-time chunking in the flow policy: the soft mask, guided denoising (inference-time RTC) through the torch
+backend, and training-time prefix conditioning on a task only the prefix reveals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from policy_server.backend import BackendError, PolicyInput  # noqa: E402
+from policy_server.backends.torch_backend import TorchBackend  # noqa: E402
+from policy_server.learning.model import VisuomotorPolicy  # noqa: E402
+from policy_server.learning.train import FACTORY  # noqa: E402
+from policy_server.model_io import PREFIX_KEY, PREFIX_MASK_KEY, STATE_KEY, ModelCard, TensorSpec, write_card  # noqa: E402
+from policy_server.rtc import rtc_row_weights  # noqa: E402
+from vla_async.config import BackendConfig  # noqa: E402
+from vla_async.specs import PolicySpec, accepts_action_prefix, action_prefix_mode  # noqa: E402
+
+H, A = 12, 3
+
+
+def test_soft_mask_is_one_on_committed_rows_then_the_papers_exponential_decay_then_zero():
+    w = rtc_row_weights(H, frozen=3, rows=9, schedule="exp")
+    np.testing.assert_array_equal(w[:3], 1.0)
+    np.testing.assert_array_equal(w[9:], 0.0)
+    c = (9 - 5) / (9 - 3 + 1)
+    assert w[5] == pytest.approx(c * (math.e ** c - 1) / (math.e - 1), rel=1e-6)
+    assert np.all(np.diff(w[3:9]) < 0) and 0 < w[8] < w[3] < 1
+    np.testing.assert_array_equal(rtc_row_weights(H, 3, 9, "frozen"), [1, 1, 1] + [0] * 9)
+    np.testing.assert_array_equal(rtc_row_weights(H, 0, 0), 0.0)
+    with pytest.raises(ValueError, match="schedule"):
+        rtc_row_weights(H, 1, 4, "cosine")
+
+
+def _save(tmp_path, model: VisuomotorPolicy, kwargs: dict, prefix_inputs: bool = False):
+    names = tuple(f"j{i}" for i in range(A))
+    spec = PolicySpec(name="tiny-flow", state_names=names, action_names=names, chunk_length=H, fps=30.0)
+    inputs = [TensorSpec(STATE_KEY, "state", (A,))]
+    if prefix_inputs:
+        inputs += [TensorSpec(PREFIX_KEY, PREFIX_KEY, (H, A)), TensorSpec(PREFIX_MASK_KEY, PREFIX_MASK_KEY, (H,))]
+    path = tmp_path / "policy.pt"
+    torch.save(model.state_dict(), path)
+    write_card(path, ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs}))
+    return path
+
+
+def _tiny(tmp_path, **extra):
+    kwargs = dict(state_dim=A, chunk_length=H, cameras=[], vocab_size=0, head="flow", flow_steps=6, width=48, seed=3,
+                  **extra)
+    model = VisuomotorPolicy(**kwargs)
+    model.set_normalisation(torch.zeros(A), torch.ones(A), torch.zeros(H, A), torch.full((H, A), 0.3))
+    return _save(tmp_path, model, kwargs, prefix_inputs=extra.get("prefix_conditioning", False))
+
+
+def _backend(path, **options) -> TorchBackend:
+    return TorchBackend(BackendConfig(name="torch", path=str(path), options={"threads": 1, **options}))
+
+
+PREFIX = np.linspace(-0.4, 0.6, 7 * A, dtype=np.float32).reshape(7, A)  # 7 rows of the client's plan
+STATE = np.array([0.1, -0.2, 0.05], np.float32)
+
+
+def _frozen_error(backend: TorchBackend, frozen: int = 4) -> float:
+    out = backend.infer([PolicyInput(state=STATE, action_prefix=PREFIX, prefix_frozen=frozen)])[0]
+    return float(np.abs(out[:frozen] - PREFIX[:frozen]).max())
+
+
+def test_inpaint_with_infinite_guidance_weight_reproduces_the_committed_rows(tmp_path):
+    path = _tiny(tmp_path)
+    plain = _backend(path)
+    assert not accepts_action_prefix(plain.spec)  # a plain flow model takes no prefix unless told to inpaint
+    backend = _backend(path, action_prefix="inpaint", rtc_guidance_weight=float("inf"))
+    assert action_prefix_mode(backend.spec) == "inpaint"
+    out = backend.infer([PolicyInput(state=STATE, action_prefix=PREFIX, prefix_frozen=4)])[0]
+    np.testing.assert_allclose(out[:4], PREFIX[:4], atol=1e-5)
+    free = plain.infer([PolicyInput(state=STATE)])[0]
+    assert np.abs(free[:4] - PREFIX[:4]).max() > 0.05  # the policy on its own does not do that
+    # no prefix in the request: exactly the plain policy
+    np.testing.assert_allclose(backend.infer([PolicyInput(state=STATE)])[0], free, atol=1e-6)
+
+
+def test_inpaint_options_are_checked_at_load(tmp_path):
+    path = _tiny(tmp_path)
+    for options, message in [({"action_prefix": "trained"}, "needs a model trained with prefix conditioning"),
+                             ({"action_prefix": "psychic"}, "must be one of"),
+                             ({"action_prefix": "inpaint", "rtc_schedule": "cosine"}, "rtc_schedule"),
+                             ({"action_prefix": "inpaint", "rtc_guidance_weight": -1}, "rtc_guidance_weight")]:
+        with pytest.raises(BackendError, match=message):
+            _backend(path, **options)
+
+
+def _slopes_batch(gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunks that are straight lines from the state with a random slope: only the prefix shows the slope."""
+    state = torch.rand(n, A, generator=gen) - 0.5
+    slope = (torch.rand(n, A, generator=gen) - 0.5) * 0.2
+    return state, state[:, None, :] + slope[:, None, :] * torch.arange(1, H + 1)[None, :, None]
+
+
+@pytest.fixture(scope="module")
+def slopes_policy(tmp_path_factory):
+    """A prefix-conditioned flow policy trained (600 steps, seconds) on chunks whose slope only the prefix shows."""
+    from policy_server.learning.train import TrainConfig, prefix_rows
+
+    torch.manual_seed(0)
+    kwargs = dict(state_dim=A, chunk_length=H, cameras=[], vocab_size=0, head="flow", flow_steps=6, width=96,
+                  seed=0, prefix_conditioning=True)
+    model = VisuomotorPolicy(**kwargs)
+    row_std = (0.06 * torch.arange(1, H + 1))[:, None].expand(H, A).clone()  # the slopes' offset std per row
+    model.set_normalisation(torch.zeros(A), torch.ones(A), torch.zeros(H, A), row_std)
+    cfg = TrainConfig(dataset="-", out="-", prefix_ticks=(1, 6), prefix_free_fraction=0.2)
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(600):
+        state, target = _slopes_batch(gen, 64)
+        loss = model.loss(state, [], None, None, target, generator=gen, prefix_rows=prefix_rows(cfg, 64, gen))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return _save(tmp_path_factory.mktemp("slopes"), model, kwargs, prefix_inputs=True)
+
+
+def _slopes_inputs(d: int, prefix: bool = True) -> tuple[list[PolicyInput], np.ndarray]:
+    state, target = _slopes_batch(torch.Generator().manual_seed(99), 16)
+    batch = [PolicyInput(state=s.numpy(), action_prefix=t[:d].numpy() if prefix else None, prefix_frozen=d)
+             for s, t in zip(state, target, strict=True)]
+    return batch, target.numpy()
+
+
+def test_a_prefix_conditioned_policy_continues_the_prefix_it_is_given(slopes_policy):
+    backend = _backend(slopes_policy)
+    assert action_prefix_mode(backend.spec) == "trained"
+    d = 4
+    batch, truth = _slopes_inputs(d)
+    with_prefix = np.stack(backend.infer(batch))
+    without = np.stack(backend.infer(_slopes_inputs(d, prefix=False)[0]))
+    np.testing.assert_allclose(with_prefix[:, :d], truth[:, :d], atol=1e-5)  # the committed rows, as given
+    err_with = np.abs(with_prefix[:, d:] - truth[:, d:]).mean()
+    err_without = np.abs(without[:, d:] - truth[:, d:]).mean()
+    junction = np.abs(with_prefix[:, d] - with_prefix[:, d - 1]).mean()
+    true_step = np.abs(truth[:, d] - truth[:, d - 1]).mean()  # ~0.05: slopes are at most 0.1 per row
+    assert err_with < 0.15 * err_without, (err_with, err_without)  # it continues the prefix, within tolerance:
+    assert err_with < 0.08 and junction < 1.5 * true_step + 0.02, (err_with, junction, true_step)
+
+
+def test_guided_denoising_of_a_trained_flow_pulls_toward_the_prefix_more_as_the_weight_grows(slopes_policy):
+    """Inference-time RTC on the same network with no prefix input (its plain mode): ΠGDM guidance."""
+    d = 4
+    batch, truth = _slopes_inputs(d)
+    errors = []
+    for weight in (0.0, 1.0, 5.0, float("inf")):
+        out = np.stack(_backend(slopes_policy, action_prefix="inpaint", rtc_guidance_weight=weight).infer(batch))
+        errors.append(float(np.abs(out[:, :d] - truth[:, :d]).mean()))
+    assert errors[0] > 0.02
+    assert errors[0] > errors[1] > errors[2] > errors[3], errors
+    assert errors[2] < 0.5 * errors[0] and errors[3] < 1e-5, errors
