@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,7 +163,10 @@ class TorchBackend(PolicyBackend):
             y = m.normalise_chunk(prefix, state)
         x = m.sample_guided(cond, y, m.row_mask(rows_w), self.rtc.guidance_weight)
         with torch.no_grad():
-            return m.to_actions(x, state).float().cpu().numpy()
+            out = m.to_actions(x, state)
+            if math.isinf(self.rtc.guidance_weight):  # inpainting: the committed rows exactly as given
+                out = torch.where(rows_w[:, :, None] >= 1.0, prefix, out)
+            return out.float().cpu().numpy()
 
     def _forward_tensors(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         return self.module(*tensors)

@@ -195,10 +195,14 @@ class VisuomotorPolicy(nn.Module):
         return x
 
     def sample_guided(self, cond: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
-                      guidance_weight: float) -> torch.Tensor:
+                      guidance_weight: float, clip: float = 3.0) -> torch.Tensor:
         """Inference-time RTC: Euler steps with ΠGDM guidance toward the normalised prefix `y` [B, H·A] under
         element weights `weights` [B, H·A] (Black et al. 2506.07339, Alg. 1): v + min(β, (1−τ)/(τ·r²))·
-        (y − x̂1)ᵀ diag(W) ∂x̂1/∂x, r² = (1−τ)²/(τ² + (1−τ)²). β = inf: x̂1 ← (1−W)·x̂1 + W·y (inpainting)."""
+        (y − x̂1)ᵀ diag(W) ∂x̂1/∂x, r² = (1−τ)²/(τ² + (1−τ)²). β = inf: x̂1 ← (1−W)·x̂1 + W·y (inpainting).
+
+        The error W·(y − x̂1) is clipped to ±`clip` (normalised units): rows the data barely spreads (the first
+        actions, offset std ~1e-3) would otherwise turn a small joint-space gap into a huge, out-of-distribution
+        pull. (The backend writes the committed rows of an inpainted chunk back exactly, in joint units.)"""
         x = self.noise[None, :].expand(cond.shape[0], -1).clone()
         cond = cond.detach()
         hard = math.isinf(guidance_weight)
@@ -207,13 +211,13 @@ class VisuomotorPolicy(nn.Module):
             if hard:
                 with torch.no_grad():
                     x1 = self.denoised(x, tau, cond)
-                    x1 = x1 + weights * (y - x1)
+                    x1 = x1 + (weights * (y - x1)).clamp(-clip, clip)
                 x = x + (x1 - x) / (self.flow_steps - k)
                 continue
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
                 x1 = self.denoised(xg, tau, cond)
-                (vjp,) = torch.autograd.grad(x1, xg, grad_outputs=weights * (y - x1.detach()))
+                (vjp,) = torch.autograd.grad(x1, xg, grad_outputs=(weights * (y - x1.detach())).clamp(-clip, clip))
             beta = guidance_weight
             if tau > 0:
                 r2 = (1 - tau) ** 2 / (tau ** 2 + (1 - tau) ** 2)
