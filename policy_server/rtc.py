@@ -43,7 +43,7 @@ class RtcOptions:
     rtc_schedule)."""
 
     mode: str | None  # "trained" | "inpaint" | None (the policy takes no prefix)
-    guidance_weight: float = 5.0  # β; inf = inpainting (the committed rows are then exact)
+    guidance_weight: float = math.inf  # β; inf = inpainting (the committed rows are then exact)
     schedule: str = "exp"
 
     @classmethod
@@ -55,7 +55,7 @@ class RtcOptions:
         if mode == "trained" and not trained:
             raise ValueError("backend.options.action_prefix=trained needs a model trained with prefix conditioning "
                              "(its card lists action_prefix and prefix_mask inputs); use inpaint for guided denoising")
-        weight = float(options.get("rtc_guidance_weight", 5.0))
+        weight = float(options.get("rtc_guidance_weight", math.inf))
         if not weight >= 0:
             raise ValueError(f"backend.options.rtc_guidance_weight must be >= 0 (inf allowed), got {weight}")
         schedule = str(options.get("rtc_schedule", "exp"))

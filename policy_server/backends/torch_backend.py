@@ -9,7 +9,8 @@ Options (`backend.options`): `compile` (torch.compile the module), `compile_back
 inductor), `cuda_graphs` (capture one CUDA graph per batch size, fixed shapes), `warmup_iters`,
 `threads` (CPU intra-op threads). Real-time chunking (policy_server/rtc.py): `action_prefix` = trained (the
 default for a model trained with prefix conditioning) | inpaint (guided denoising toward the committed prefix, a
-flow `VisuomotorPolicy`; `rtc_guidance_weight` β, inf = inpainting, and `rtc_schedule` of the soft mask) | none.
+flow `VisuomotorPolicy`; `rtc_guidance_weight` β, default inf = inpainting: on our x-prediction flows the
+ΠGDM Jacobian is weak and finite β barely moves the chunk, see README; `rtc_schedule` of the soft mask) | none.
 The policy spec then declares `action_prefix`, so clients send the prefix.
 """
 

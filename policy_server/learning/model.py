@@ -200,7 +200,7 @@ class VisuomotorPolicy(nn.Module):
         element weights `weights` [B, H·A] (Black et al. 2506.07339, Alg. 1): v + min(β, (1−τ)/(τ·r²))·
         (y − x̂1)ᵀ diag(W) ∂x̂1/∂x, r² = (1−τ)²/(τ² + (1−τ)²). β = inf: x̂1 ← (1−W)·x̂1 + W·y (inpainting).
 
-        The error W·(y − x̂1) is clipped to ±`clip` (normalised units): rows the data barely spreads (the first
+        The error W·(y − x̂1) and the guidance term are clipped to ±`clip` (normalised units): rows the data barely spreads (the first
         actions, offset std ~1e-3) would otherwise turn a small joint-space gap into a huge, out-of-distribution
         pull. (The backend writes the committed rows of an inpainted chunk back exactly, in joint units.)"""
         x = self.noise[None, :].expand(cond.shape[0], -1).clone()
@@ -222,7 +222,7 @@ class VisuomotorPolicy(nn.Module):
             if tau > 0:
                 r2 = (1 - tau) ** 2 / (tau ** 2 + (1 - tau) ** 2)
                 beta = min(beta, (1 - tau) / (tau * r2))
-            x = (x + ((x1.detach() - x) / (1 - tau) + beta * vjp) / self.flow_steps).detach()
+            x = (x + ((x1.detach() - x) / (1 - tau) + beta * vjp.clamp(-clip, clip)) / self.flow_steps).detach()
         return x
 
     def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
