@@ -7,8 +7,8 @@ for its in-process expert, so both condition the policy on exactly the same valu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
