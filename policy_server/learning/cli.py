@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="prefix conditioning (training-time RTC, flow head): the first d rows of each target chunk "
                         "are given clean, d drawn from LO..HI ticks (0 for --prefix-free-fraction of samples)")
     p.add_argument("--prefix-free-fraction", type=float, default=0.25)
+    p.add_argument("--init-from", default=None, metavar="POLICY_PT",
+                   help="warm start from a trained policy.pt of the same architecture (e.g. a plain flow policy "
+                        "before prefix conditioning: the new mask inputs start at zero weight)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
             time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
-            prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction,
+            prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,
             progress=not args.no_progress,
         )
         train(cfg)

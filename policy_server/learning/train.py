@@ -57,6 +57,7 @@ class TrainConfig:
     exec_offset_input: bool = False
     prefix_ticks: tuple[int, int] | None = None  # prefix conditioning: committed rows d drawn from this range
     prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
+    init_from: str | None = None  # warm start: a policy.pt of the same architecture (prefix inputs may be new)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -89,7 +90,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     demos = load_demos(cfg.dataset, cfg.cameras, cfg.max_episodes)
-    vocab = vocabulary(demos.instructions)
+    vocab = vocabulary(demos.instructions) if not cfg.init_from else _card_vocab(cfg.init_from)
     samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed)
     train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
     prep_s = time.perf_counter() - t0
@@ -98,7 +99,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                   head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target,
                   prefix_conditioning=cfg.prefix_ticks is not None)
     model = VisuomotorPolicy(**kwargs)
-    _normalise(model, train_set)
+    if cfg.init_from:
+        warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
+    else:
+        _normalise(model, train_set)
     print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
           f"samples ({cfg.labels} labels{', VLASH' if cfg.vlash_latency_s else ''}), {parameter_count(model):,} "
           f"parameters, head={cfg.head}; data ready in {prep_s:.1f} s")
@@ -115,6 +119,32 @@ def train(cfg: TrainConfig) -> TrainResult:
           f"final loss {history['loss'][-1][1]:.4f}; val chunk RMSE {val if val is None else round(val, 4)} rad → {policy_path}")
     return TrainResult(policy_path, history["steps"], history["train_seconds"], history["loss"][-1][1], val,
                        parameter_count(model))
+
+
+def _card_vocab(policy_path: str) -> list[str]:
+    """The task vocabulary of a trained policy (its card's task input), so a warm start keeps its embedding."""
+    from policy_server.model_io import read_card
+
+    return next((list(t.vocab) for t in read_card(policy_path).inputs if t.source == TASK_KEY), [])
+
+
+def warm_start(model: VisuomotorPolicy, state: dict[str, torch.Tensor]) -> None:
+    """Load `state` (weights and normalisation) into `model`. A layer that takes more inputs in `model` (the
+    prefix mask appended to the flow MLP's input) keeps the old columns and starts the new ones at zero, so the
+    warm-started policy computes exactly what the old one did until training changes it."""
+    own = model.state_dict()
+    problems = sorted(set(own) ^ set(state))
+    if problems:
+        raise ValueError(f"--init-from: the weights do not fit this model (keys differ: {problems[:5]})")
+    for key, value in state.items():
+        target = own[key]
+        if value.shape != target.shape:
+            if value.ndim != 2 or value.shape[0] != target.shape[0] or value.shape[1] > target.shape[1]:
+                raise ValueError(f"--init-from: {key} has shape {list(value.shape)}, this model needs "
+                                 f"{list(target.shape)}")
+            value = torch.cat([value, torch.zeros(value.shape[0], target.shape[1] - value.shape[1])], dim=1)
+        own[key] = value
+    model.load_state_dict(own)
 
 
 def _split(demos: Demos, samples: Samples, val_fraction: float, seed: int) -> tuple[Samples, Samples]:
@@ -268,7 +298,7 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
                 "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
-                "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None,
+                "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
                 "parameters": parameter_count(model)}
     return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
