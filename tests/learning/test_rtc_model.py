@@ -157,3 +157,19 @@ def test_guided_denoising_of_a_trained_flow_pulls_toward_the_prefix_more_as_the_
     assert errors[0] > 0.02
     assert errors[0] > errors[1] > errors[2] > errors[3], errors
     assert errors[2] < 0.5 * errors[0] and errors[3] < 1e-5, errors
+
+
+def test_warm_start_adds_prefix_inputs_without_changing_what_the_policy_computes():
+    from policy_server.learning.train import warm_start
+
+    kwargs = dict(state_dim=A, chunk_length=H, cameras=[], vocab_size=0, head="flow", flow_steps=4, width=32, seed=5)
+    plain = VisuomotorPolicy(**kwargs).eval()
+    conditioned = VisuomotorPolicy(**kwargs | {"seed": 6, "prefix_conditioning": True}).eval()
+    warm_start(conditioned, plain.state_dict())
+    state = torch.rand(3, A)
+    with torch.no_grad():
+        want = plain(state)
+        got = conditioned(state, torch.zeros(3, H, A), torch.zeros(3, H))
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="keys differ"):
+        warm_start(VisuomotorPolicy(**kwargs | {"head": "regression"}), plain.state_dict())
