@@ -1,0 +1,49 @@
+"""The real-time client sends its committed action prefix to a server whose policy accepts one (strategy rtc), and
+never with a strategy that does not ask for it; in-process server on 127.0.0.1, light 14-joint arm."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from policy_server.server import PolicyServer
+from robot_client.kinematic_robot import KinematicRobot, kinematic_spec
+from robot_client.loop import RealTimeClient
+from tests.policy_server.test_server_action_prefix import PrefixInpainting
+from vla_async.config import BackendConfig, ClientConfig, ServerConfig, build_config
+
+pytestmark = [pytest.mark.integration]
+
+
+def _run(preset: str, tmp_path: Path) -> list:
+    config = ServerConfig(backend=BackendConfig(name="linear", options={"cameras": [], "chunk_length": 30}))
+    backend = PrefixInpainting(config.backend)
+    server = PolicyServer(config, backend, port=0).start()
+    try:
+        client_cfg = build_config(ClientConfig, {
+            "network": {"host": "127.0.0.1", "port": server.port}, "strategy": {"preset": preset},
+            "log": {"path": str(tmp_path / f"{preset}.jsonl"), "print_summary": False, "live_status": False},
+            "stop_on_success": False,
+        })
+        with KinematicRobot(kinematic_spec(14, 50.0)) as robot:
+            client = RealTimeClient(client_cfg, robot, connect_timeout_s=20)
+            stopper = threading.Timer(2.0, client.stop)
+            stopper.start()
+            summary = client.run(duration_s=30.0)
+            stopper.cancel()
+        assert summary.chunks_received >= 3
+    finally:
+        server.stop()
+    return backend.seen[1:]  # [0] is the warm-up
+
+
+@pytest.mark.timeout(90)
+def test_rtc_client_sends_the_committed_prefix_and_vlash_rail_does_not(tmp_path: Path) -> None:
+    seen = _run("rtc", tmp_path)
+    with_prefix = [(p, frozen) for p, frozen in seen if p is not None]
+    assert len(with_prefix) >= 2  # every request after the first chunk carries the plan
+    for prefix, frozen in with_prefix:
+        assert prefix.shape[1] == 14 and 1 <= len(prefix) <= 30 and 1 <= frozen <= len(prefix)
+    assert all(p is None for p, _ in _run("vlash_rail", tmp_path))
