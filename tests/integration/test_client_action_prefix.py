@@ -4,6 +4,7 @@ never with a strategy that does not ask for it; in-process server on 127.0.0.1, 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ from vla_async.config import BackendConfig, ClientConfig, ServerConfig, build_co
 pytestmark = [pytest.mark.integration]
 
 
+def _stop_after(client: RealTimeClient, backend: PrefixInpainting, requests: int) -> None:
+    """Stop the client once the backend has served `requests` requests (bounded: 60 s at most)."""
+    for _ in range(600):
+        if len(backend.seen) > requests:
+            break
+        time.sleep(0.1)
+    client.stop()
+
+
 def _run(preset: str, tmp_path: Path) -> list:
     config = ServerConfig(backend=BackendConfig(name="linear", options={"cameras": [], "chunk_length": 30}))
     backend = PrefixInpainting(config.backend)
@@ -28,11 +38,10 @@ def _run(preset: str, tmp_path: Path) -> list:
             "stop_on_success": False,
         })
         with KinematicRobot(kinematic_spec(14, 50.0)) as robot:
-            client = RealTimeClient(client_cfg, robot, connect_timeout_s=20)
-            stopper = threading.Timer(2.0, client.stop)
+            client = RealTimeClient(client_cfg, robot, connect_timeout_s=30)
+            stopper = threading.Thread(target=_stop_after, args=(client, backend, 6), daemon=True)
             stopper.start()
-            summary = client.run(duration_s=30.0)
-            stopper.cancel()
+            summary = client.run(duration_s=60.0)  # stopped once the server computed 6 chunks (not timed)
         assert summary.chunks_received >= 3
     finally:
         server.stop()
