@@ -16,8 +16,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-PANELS = [("success_rate", "success rate"), ("completion_time_s", "completion time, all episodes (s)"),
+PANELS = [("success_rate", "success rate"), ("hit_share", "targets hit (reach_jump) / share"),
+          ("completion_time_s", "completion time, all episodes (s)"), ("reaction_ms", "reaction, mean (ms)"),
           ("junction_pre_dp_p95", "junction |Δp| p95 before safety (rad)")]
+FORMATS = {"success_rate": "{:.0%}", "hit_share": "{:.0%}", "completion_time_s": "{:.2f}", "reaction_ms": "{:.0f}",
+           "junction_pre_dp_p95": "{:.4f}"}
+
+
+def _derived(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with `hit_share` (targets hit / target jumps) and `reaction_ms`."""
+    events, missed = row.get("events"), row.get("hit_missed")
+    share = (events - missed) / events if events and missed is not None else None
+    react = row.get("reaction_s_mean")
+    return {**row, "hit_share": share, "reaction_ms": None if react is None else 1000 * react}
 
 
 def load_rows(paths: list[str], labels: dict[str, str]) -> tuple[list[dict[str, Any]], float]:
@@ -29,7 +40,7 @@ def load_rows(paths: list[str], labels: dict[str, str]) -> tuple[list[dict[str, 
         for row in doc["rows"]:
             if tag and row["strategy"] != "sync":
                 row = {**row, "strategy": f"{row['strategy']} ({tag})"}
-            rows.append(row)
+            rows.append(_derived(row))
     return rows, fps
 
 
@@ -54,7 +65,7 @@ def plot(task: str, methods: dict[str, dict[int, dict[str, Any]]], step: float |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8))
     styles = ["o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:", "h-", "<--"]
     for (key, label), ax in zip(PANELS, axes, strict=True):
         for i, (name, cells) in enumerate(sorted(methods.items())):
@@ -98,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## {task} (plot: {plot(task, methods, step, out)}; policy p95 moving step "
               f"{'–' if step is None else f'{step:.4f}'} rad)")
         for key, label in PANELS:
-            fmt = "{:.0%}" if key == "success_rate" else "{:.2f}" if key == "completion_time_s" else "{:.4f}"
-            print(f"\n{label}\n\n{table(methods, key, fmt)}")
-        n = sorted({r["n"] for r in rows if r["task"] == task})
+            print(f"\n{label}\n\n{table(methods, key, FORMATS[key])}")
+        n = sorted({r["episodes"] for r in rows if r["task"] == task})
         print(f"\nepisodes per cell: {n}")
     return 0
 
