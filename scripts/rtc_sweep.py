@@ -5,7 +5,9 @@
 One PNG per task (`rtc_sweep_<task>.png`): success, completion time and the plan's junction |Δp| p95 (before the
 safety layer; dashed: 1.5 × the policy's own p95 moving step from the sync @ 0 ms reference) against the delay in
 ticks, one line per method. Prints a markdown table (method rows × delay columns) per metric. `--label FILE=TAG`
-appends TAG to the strategy names of that file (e.g. the same strategies run with inference-time RTC).
+appends TAG to the strategy names of that file (e.g. the same strategies run with inference-time RTC). Files with
+the same cells (other seeds) are pooled: success and targets hit exactly (counts), reaction and junction p95 as
+the episode-weighted mean of each run's value.
 """
 
 from __future__ import annotations
@@ -31,8 +33,25 @@ def _derived(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "hit_share": share, "reaction_ms": None if react is None else 1000 * react}
 
 
+POOLED_MEANS = ("reaction_s_mean", "junction_pre_dp_p95", "typical_step", "completion_time_s")
+
+
+def pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for the same cell run on different seeds (see the module docstring)."""
+    n = sum(r["episodes"] for r in rows)
+    out = {**rows[0], "episodes": n, "successes": sum(r["successes"] for r in rows)}
+    out["success_rate"] = out["successes"] / n
+    for key in ("events", "hit_missed"):
+        out[key] = sum(r.get(key) or 0 for r in rows)
+    for key in POOLED_MEANS:
+        vals = [(r[key], r["episodes"]) for r in rows if r.get(key) is not None]
+        out[key] = sum(v * w for v, w in vals) / sum(w for _, w in vals) if vals else None
+    return out
+
+
 def load_rows(paths: list[str], labels: dict[str, str]) -> tuple[list[dict[str, Any]], float]:
-    rows, fps = [], 30.0
+    cells: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    fps = 30.0
     for path in paths:
         doc = json.loads(Path(path).read_text())
         fps = float(doc["config"].get("fps", fps))
@@ -40,8 +59,8 @@ def load_rows(paths: list[str], labels: dict[str, str]) -> tuple[list[dict[str, 
         for row in doc["rows"]:
             if tag and row["strategy"] != "sync":
                 row = {**row, "strategy": f"{row['strategy']} ({tag})"}
-            rows.append(_derived(row))
-    return rows, fps
+            cells[(row["task"], row["strategy"], round(row["latency_ms"], 3))].append(row)
+    return [_derived(pool(group)) for group in cells.values()], fps
 
 
 def by_method(rows: list[dict[str, Any]], task: str, fps: float) -> dict[str, dict[int, dict[str, Any]]]:
