@@ -173,3 +173,23 @@ def test_warm_start_adds_prefix_inputs_without_changing_what_the_policy_computes
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="keys differ"):
         warm_start(VisuomotorPolicy(**kwargs | {"head": "regression"}), plain.state_dict())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--head", "regression", "--prefix-ticks", "0,4"], "prefix conditioning needs the flow head"),
+    (["--prefix-ticks", "0,50"], "lo <= hi < chunk_length"),
+])
+def test_train_rejects_bad_prefix_settings_in_one_line(tmp_path, capsys, args, message):
+    from policy_server.learning.cli import main
+
+    assert main(["--dataset", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_train_rejects_a_malformed_tick_range(capsys):
+    from policy_server.learning.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--dataset", "x", "--out", "y", "--prefix-ticks", "4,1"])
+    assert "0 <= lo <= hi" in capsys.readouterr().err
