@@ -124,6 +124,23 @@ def load_source(kind: str, path: Path) -> tuple[Any, ModelCard]:
     raise ValueError(f"unknown source kind {kind!r}; use torch or lerobot")
 
 
+def inpainting_graph(module: Any, card: ModelCard) -> tuple[Any, ModelCard]:
+    """`module` wrapped for inference-time RTC by inpainting, and its card with the two prefix inputs."""
+    import dataclasses
+
+    from policy_server.learning.model import InpaintingPolicy, VisuomotorPolicy
+    from policy_server.model_io import PREFIX_KEY, PREFIX_WEIGHTS_KEY, TensorSpec
+    from vla_async.specs import ACTION_PREFIX_KEY
+
+    if not isinstance(module, VisuomotorPolicy) or any(t.source == PREFIX_KEY for t in card.inputs):
+        raise ValueError("needs a plain flow VisuomotorPolicy loaded from a .pt state dict")
+    wrapped = InpaintingPolicy(module).eval()
+    h, a = card.spec.chunk_length, card.spec.action_dim
+    inputs = (*card.inputs, TensorSpec(PREFIX_KEY, PREFIX_KEY, (h, a)), TensorSpec(PREFIX_WEIGHTS_KEY, PREFIX_WEIGHTS_KEY, (h,)))
+    spec = dataclasses.replace(card.spec, extra={**card.spec.extra, ACTION_PREFIX_KEY: "inpaint"})
+    return wrapped, ModelCard(spec=spec, inputs=inputs, output=card.output, model=card.model)
+
+
 def _portable(model: Any) -> dict[str, Any]:
     """The card's loader details minus what only the torch file needs (the ONNX graph replaces it)."""
     return {k: v for k, v in dict(model or {}).items() if k not in ("factory", "kwargs")}
@@ -137,6 +154,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--atol", type=float, default=1e-4, help="max abs difference allowed (float32)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--rtc-inpaint", action="store_true",
+                        help="a flow VisuomotorPolicy with inference-time RTC (inpainting, β = ∞) in the graph: two more "
+                             "inputs, action_prefix and prefix_weights; the card declares action_prefix: inpaint")
     args = parser.parse_args(list(argv))
 
     from policy_server.backend import BackendError
@@ -148,6 +168,12 @@ def main(argv: Sequence[str]) -> int:
         return 2
     card = ModelCard(spec=card.spec, inputs=card.inputs or standard_inputs(card.spec), output=card.output,
                      model=_portable(card.model))
+    if args.rtc_inpaint:
+        try:
+            module, card = inpainting_graph(module, card)
+        except ValueError as exc:
+            print(f"export-onnx: --rtc-inpaint: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -16,6 +16,8 @@ and one output `action` [B, H, action_dim]. Two optional inputs, declared in the
   action_prefix                  [B, H, action_dim] float32: the committed action prefix (real-time chunking),
                                  row i for the chunk's row i; rows past the prefix are zeros
   prefix_mask                    [B, H] float32: 1 for the committed rows (PolicyInput.prefix_frozen), else 0
+  prefix_weights                 [B, H] float32: RTC's soft mask over the prefix (an inpainting graph from
+                                 `vla-async export-onnx --rtc-inpaint`; its card declares `action_prefix: inpaint`)
 A model without a `task` input ignores the task text. A model with the two prefix inputs was trained with
 prefix conditioning: its card's spec declares `action_prefix: trained`.
 """
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from policy_server.backend import BackendError, PolicyInput
+from policy_server.rtc import rtc_row_weights
 from vla_async.policy_input import EXEC_OFFSET_KEY as POLICY_EXEC_OFFSET_KEY
 from vla_async.specs import ACTION_PREFIX_KEY, PolicySpec, SpecError, action_prefix_mode
 
@@ -46,6 +49,7 @@ TASK_KEY = "task"
 EXEC_OFFSET_KEY = "exec_offset_s"
 PREFIX_KEY = "action_prefix"
 PREFIX_MASK_KEY = "prefix_mask"
+PREFIX_WEIGHTS_KEY = "prefix_weights"  # [H]: RTC's soft mask (policy_server/rtc.py, exp schedule) for an inpainting graph
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _check_special_input(t: TensorSpec) -> None:
                          f"shape {list(t.shape)} with {len(t.vocab)} words")
     if t.source == EXEC_OFFSET_KEY and t.shape != (1,):
         raise ValueError(f"input {t.name!r}: exec_offset_s has shape [1], got {list(t.shape)}")
-    if t.source in (PREFIX_KEY, PREFIX_MASK_KEY) and len(t.shape) != (2 if t.source == PREFIX_KEY else 1):
+    if t.source in (PREFIX_KEY, PREFIX_MASK_KEY, PREFIX_WEIGHTS_KEY) and len(t.shape) != (2 if t.source == PREFIX_KEY else 1):
         raise ValueError(f"input {t.name!r}: {t.source} has shape [H{', action_dim' if t.source == PREFIX_KEY else ''}], "
                          f"got {list(t.shape)}")
 
@@ -254,6 +258,8 @@ _VALUE_SOURCES = {
     PREFIX_KEY: lambda t, p: padded_prefix(p, *t.shape)[0],
     PREFIX_MASK_KEY: lambda t, p: padded_prefix(p, t.shape[0], 1 if p.action_prefix is None
                                                 else np.shape(p.action_prefix)[-1])[1],
+    PREFIX_WEIGHTS_KEY: lambda t, p: rtc_row_weights(t.shape[0], p.prefix_frozen,
+                                                     0 if p.action_prefix is None else len(p.action_prefix)),
 }
 
 

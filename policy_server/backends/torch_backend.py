@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from policy_server.backend import BackendError, PolicyBackend, PolicyInput
+from policy_server.learning.model import InpaintingPolicy
 from policy_server.model_io import (
     PREFIX_KEY,
     ModelCard,
@@ -158,16 +159,16 @@ class TorchBackend(PolicyBackend):
             weights.append(rtc_row_weights(horizon, p.prefix_frozen, rows, self.rtc.schedule))
         prefix = torch.from_numpy(np.stack(prefixes)).to(self.device, self.dtype)
         rows_w = torch.from_numpy(np.stack(weights)).to(self.device, self.dtype)
+        if math.isinf(self.rtc.guidance_weight):  # inpainting: the committed rows exactly as given
+            with torch.no_grad():
+                return InpaintingPolicy(m)(state, *tensors[1:], prefix, rows_w).float().cpu().numpy()
         with torch.no_grad():
             images, task, offset, _ = m.split_inputs(state, tensors[1:])
             cond = m.condition(state, images, task, offset)
             y = m.normalise_chunk(prefix, state)
         x = m.sample_guided(cond, y, m.row_mask(rows_w), self.rtc.guidance_weight)
         with torch.no_grad():
-            out = m.to_actions(x, state)
-            if math.isinf(self.rtc.guidance_weight):  # inpainting: the committed rows exactly as given
-                out = torch.where(rows_w[:, :, None] >= 1.0, prefix, out)
-            return out.float().cpu().numpy()
+            return m.to_actions(x, state).float().cpu().numpy()
 
     def _forward_tensors(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         return self.module(*tensors)

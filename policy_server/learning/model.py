@@ -250,6 +250,27 @@ class VisuomotorPolicy(nn.Module):
         return (err * free).sum() / free.sum().clamp_min(1.0)
 
 
+class InpaintingPolicy(nn.Module):
+    """Inference-time RTC at β = ∞ (inpainting) as a plain graph, exportable to ONNX (no autograd):
+    `forward(state, *policy_inputs, action_prefix [B, H, A], prefix_weights [B, H])`; rows weighted 1 come back
+    exactly as given. A prefix-trained policy's own prefix inputs, when among `policy_inputs`, are ignored (its
+    plain mode)."""
+
+    def __init__(self, policy: VisuomotorPolicy):
+        super().__init__()
+        if policy.head != "flow":
+            raise ValueError("inpainting needs a flow policy")
+        self.policy = policy
+
+    def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        p = self.policy
+        *inputs, prefix, weights = rest
+        images, task, offset, _ = p.split_inputs(state, inputs)
+        cond = p.condition(state, images, task, offset)
+        x = p.sample_guided(cond, p.normalise_chunk(prefix, state), p.row_mask(weights), math.inf)
+        return torch.where(weights[:, :, None] >= 1.0, prefix, p.to_actions(x, state))
+
+
 def build_policy(**kwargs) -> VisuomotorPolicy:
     """Factory named in model cards (`policy_server.learning.model:build_policy`)."""
     return VisuomotorPolicy(**kwargs)

@@ -193,3 +193,24 @@ def test_train_rejects_a_malformed_tick_range(capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "x", "--out", "y", "--prefix-ticks", "4,1"])
     assert "0 <= lo <= hi" in capsys.readouterr().err
+
+
+def test_inpainting_exports_to_onnx_and_matches_the_torch_backend(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from policy_server.backend import create_backend
+    from policy_server.export_onnx import main as export_main
+
+    path = _tiny(tmp_path)
+    onnx = tmp_path / "onnx" / "policy.onnx"
+    assert export_main(["--path", str(path), "--out", str(onnx), "--rtc-inpaint"]) == 0
+    served = create_backend(BackendConfig(name="onnx", path=str(onnx)))
+    assert action_prefix_mode(served.spec) == "inpaint"
+    request = PolicyInput(state=STATE, action_prefix=PREFIX, prefix_frozen=4)
+    got = served.infer([request])[0]
+    np.testing.assert_allclose(got[:4], PREFIX[:4], atol=1e-6)
+    want = _backend(path, action_prefix="inpaint").infer([request])[0]  # default β = ∞
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # a prefix-trained model is not wrapped: it takes the prefix itself
+    (tmp_path / "t").mkdir()
+    assert export_main(["--path", str(_tiny(tmp_path / "t", prefix_conditioning=True)), "--out",
+                        str(tmp_path / "x.onnx"), "--rtc-inpaint"]) == 2
