@@ -23,6 +23,7 @@ import numpy as np
 import zmq
 
 from policy_server.backend import PolicyBackend, create_backend
+from policy_server.penalty_box import PenaltyBox
 from policy_server.session import PendingRequest, Session, pick_evictee
 from vla_async.config import ServerConfig
 from vla_async.messages import (
@@ -49,7 +50,7 @@ log = logging.getLogger("policy_server")
 _ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
              "backend_errors", "sessions_opened", "sessions_expired", "sessions_evicted", "batch_fill_waits",
-             "internal_errors")
+             "internal_errors", "penalty_dropped", "peers_boxed")
 _FRAME_MARGIN_BYTES = 1024 * 1024
 # Messages taken from the ROUTER per pass: small, so that a robot's request that arrives while a
 # flood is being handled waits for a few messages, not for a thousand (ROUTER queues fairly per peer).
@@ -102,6 +103,9 @@ class PolicyServer:
         self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
         self._last_internal_log = float("-inf")
         self._batch_ms: deque[float] = deque(maxlen=64)  # recent inference times (a fleet's load report)
+        self._last_box_log = float("-inf")
+        box = config.penalty_box
+        self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)  # I/O thread only
 
     @property
     def fatal(self) -> str | None:
@@ -229,7 +233,7 @@ class PolicyServer:
             received = self._router.exchange(None, max_recv=_IO_BATCH)[1]
             if len(received) >= _IO_BATCH:  # more may be waiting: the fd will not signal it again
                 self._io_input_ready = True
-            for frames in received:
+            for frames in self._triage(received):
                 try:
                     self._on_frames(frames)
                 except Exception as exc:  # a bug or an exhausted resource: that message fails, not the server
@@ -237,7 +241,36 @@ class PolicyServer:
             now = time.monotonic()
             if now >= next_sweep:
                 self._expire_sessions(now)
+                self._box.sweep(now)
                 next_sweep = now + 1.0
+
+    def _triage(self, received: list[list[Any]]) -> list[list[Any]]:
+        """The messages of one read worth handling, established sessions' first (a robot's request is
+        not queued behind strangers'); a boxed peer's are dropped unread and unanswered."""
+        now = time.monotonic()
+        known: list[list[Any]] = []
+        unknown: list[list[Any]] = []
+        for frames in received:
+            key = frames[0].bytes
+            if self._box.blocked(key, now):
+                self._counts["penalty_dropped"] += 1
+            elif key in self._sessions:
+                known.append(frames)
+            else:
+                unknown.append(frames)
+        return known + unknown if known and unknown else known or unknown
+
+    def _strike(self, key: bytes) -> None:
+        """One protocol error of peer `key`: enough of them in a window put it in the penalty box."""
+        now = time.monotonic()
+        if not self._box.strike(key, now):
+            return
+        self._counts["peers_boxed"] += 1
+        if now - self._last_box_log >= 1.0:  # at most one line a second, whatever a flood does
+            self._last_box_log = now
+            log.warning("peer %s sent %d rejected messages within %.1f s: ignored for %.1f s (%d peers boxed "
+                        "so far)", key[:16].hex(), self._box.strikes, self._box.window_s, self._box.cooldown_s,
+                        self._counts["peers_boxed"])
 
     def _send(self, frames: Sequence[Any]) -> None:
         """Send from any thread; wake the I/O thread if this call swallowed its input signal."""
@@ -274,6 +307,7 @@ class PolicyServer:
     def _on_frames(self, frames: list[Any]) -> None:
         if len(frames) < 2:
             self._counts["garbage_dropped"] += 1
+            self._strike(frames[0].bytes)
             return
         identity = frames[0]
         key = identity.bytes
@@ -283,6 +317,7 @@ class PolicyServer:
             msg = decode(frames[1:], limits=self._limits, expect=session.observation_spec if session else None,
                          need_spec=True)
         except ProtocolError as exc:
+            self._strike(key)
             if exc.garbage:
                 self._counts["garbage_dropped"] += 1
             else:

@@ -4,6 +4,12 @@ Two DEALERs: one with a session (it said Hello, and says it again now and then, 
 frame makes libzmq drop its connection) and one that never handshakes, which gets every fourth
 message ("messages before handshake"). Messages are sent as fast as the socket takes them, without
 waiting for replies; replies are drained and counted. Prints one JSON line with the counts.
+
+`--rotate-every N` replaces both DEALERs by fresh connections (new ROUTER identities; the new
+"with session" one says Hello again) every N messages, as an attacker dodging the server's
+per-identity penalty box would: N at most the box's strikes keeps every message reaching the decoder.
+A refused handshake (the server is full of the attacker's own sessions) is counted, and that
+connection's messages then arrive without a session.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from typing import Any
 import zmq
 
 from vla_async.fuzz.generator import MessageFuzzer
-from vla_async.messages import Hello, Welcome
+from vla_async.messages import ErrorMessage, Hello, Welcome
 from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode
 from vla_async.reference_specs import reference_robot_spec
 
 _HELLO_EVERY = 500
 _DRAIN_EVERY = 100
 _SEND_PATIENCE_S = 20.0
+_ROTATED_LINGER_MS = 5_000
+_ROTATED_HELLO_S = 2.0
 
 
 def _dealer(ctx: zmq.Context, port: int) -> zmq.Socket:
@@ -60,48 +68,79 @@ def _send(sock: zmq.Socket, frames: list[bytes], socks: Sequence[zmq.Socket], co
     return False
 
 
-def _handshake(sock: zmq.Socket, hello: list[Any]) -> Welcome:
+def _handshake(sock: zmq.Socket, hello: list[Any], timeout_s: float = 30.0) -> Welcome | None:
+    """The Welcome to `hello`, or None when the server refused it or sent nothing within `timeout_s`."""
     sock.send_multipart(hello)
-    end = time.monotonic() + 30.0
+    end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        if sock.poll(500):
+        if sock.poll(100):
             try:
                 msg = decode(sock.recv_multipart(), limits=DecodeLimits())
             except ProtocolError:
                 continue
             if isinstance(msg, Welcome):
                 return msg
-    raise RuntimeError("the server sent no Welcome to the attacker")
+            if isinstance(msg, ErrorMessage) and msg.request_id is None:
+                return None
+    return None
 
 
-def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0) -> dict[str, Any]:
-    """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible."""
+class _Peers:
+    """The attacker's two connections: `with_session` (said Hello) and `fresh` (never handshakes)."""
+
+    def __init__(self, ctx: zmq.Context, port: int, hello: list[Any]):
+        self.ctx, self.port, self.hello = ctx, port, hello
+        self.with_session, self.fresh = _dealer(ctx, port), _dealer(ctx, port)
+        welcome = _handshake(self.with_session, hello)
+        if welcome is None:
+            raise RuntimeError("the server sent no Welcome to the attacker")
+        self.policy = welcome.policy_spec
+
+    @property
+    def socks(self) -> tuple[zmq.Socket, zmq.Socket]:
+        return self.with_session, self.fresh
+
+    def rotate(self, counts: Counter[str]) -> None:
+        """Fresh connections (new identities); what the old ones still queue is delivered (linger)."""
+        counts["replies"] += _drain(self.socks)
+        for sock in self.socks:
+            sock.close(linger=_ROTATED_LINGER_MS)
+        self.with_session, self.fresh = _dealer(self.ctx, self.port), _dealer(self.ctx, self.port)
+        counts["rotations"] += 1
+        if _handshake(self.with_session, self.hello, timeout_s=_ROTATED_HELLO_S) is None:
+            counts["handshakes_refused"] += 1
+
+
+def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0,
+           rotate_every: int = 0) -> dict[str, Any]:
+    """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible;
+    `rotate_every` > 0: new connections (identities) every that many messages."""
     robot = reference_robot_spec(image_size=image_size)
     hello = encode(Hello("fuzzer", robot))
     ctx = zmq.Context()
-    with_session, fresh = _dealer(ctx, port), _dealer(ctx, port)
-    socks = (with_session, fresh)
-    policy = _handshake(with_session, hello).policy_spec
-    fuzzer = MessageFuzzer(seed, robot, policy, "to_server")
+    peers = _Peers(ctx, port, hello)
+    fuzzer = MessageFuzzer(seed, robot, peers.policy, "to_server")
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
     for i, case in enumerate(fuzzer.cases(messages)):
         if rate > 0 and i % 50 == 0:
             time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
-        sock = fresh if i % 4 == 3 else with_session
-        if not _send(sock, case.frames, socks, counts):
+        if rotate_every > 0 and i > 0 and i % rotate_every == 0:
+            peers.rotate(counts)
+        sock = peers.fresh if i % 4 == 3 else peers.with_session
+        if not _send(sock, case.frames, peers.socks, counts):
             break  # the server stopped reading for _SEND_PATIENCE_S: report instead of hanging
         counts["sent"] += 1
         counts["category:" + case.category] += 1
         if i % _DRAIN_EVERY == 0:
-            counts["replies"] += _drain(socks)
+            counts["replies"] += _drain(peers.socks)
         if i % _HELLO_EVERY == 0:
-            _send(with_session, hello, socks, counts)
+            _send(peers.with_session, hello, peers.socks, counts)
     elapsed = time.monotonic() - t0
     for _ in range(10):
         time.sleep(0.1)
-        counts["replies"] += _drain(socks)
-    for sock in socks:
+        counts["replies"] += _drain(peers.socks)
+    for sock in peers.socks:
         sock.close(linger=30_000)  # deliver what is still queued: every counted message reaches the server
     ctx.term()
     return {"elapsed_s": elapsed, **counts}
@@ -115,8 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, nargs=2, default=(8, 8))
     parser.add_argument("--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)")
+    parser.add_argument("--rotate-every", type=int, default=0,
+                        help="new connections (ROUTER identities) every N messages (0: never)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size), args.rate)), flush=True)
+    print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size), args.rate,
+                            args.rotate_every)), flush=True)
     return 0
 
 

@@ -9,6 +9,7 @@ server's peak RSS (VmHWM). Used by the CI test (20,000 messages) and `vla-async 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -131,10 +132,11 @@ def _p50(values: list[float]) -> float:
 
 
 def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, int], server_pid: int,
-                  peak: dict[str, int], timeout_s: float, rate: float) -> dict[str, Any]:
+                  peak: dict[str, int], timeout_s: float, rate: float, rotate_every: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
-           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate)]
+           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
+           "--rotate-every", str(rotate_every)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     end = time.monotonic() + timeout_s
     while proc.poll() is None and time.monotonic() < end:
@@ -153,9 +155,12 @@ def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, in
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
-                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0) -> dict[str, Any]:
+                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0,
+                    rotate_every: int = 0) -> dict[str, Any]:
     """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
-    fast as the server takes them); see the module docstring."""
+    fast as the server takes them; `rotate_every` > 0: the attacker takes new identities every that
+    many messages); see the module docstring. `server_stats` are the server's own counters (how many
+    messages it read, dropped unread in the penalty box, ...)."""
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
             "--log_level=warning", *server_args]
@@ -166,7 +171,8 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         time.sleep(baseline_s)
         correct.phase = "during"
         peak: dict[str, int] = {}
-        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate)
+        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate,
+                                 rotate_every)
         correct.phase = "after"
         time.sleep(1.0)
         correct.stop()
@@ -182,8 +188,21 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "threads": {"start": start.get("Threads"), "min_during": peak.get("threads_min"), "end": end.get("Threads")},
         "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
                     "peak_hwm": end.get("VmHWM", 0) / 1024},
-        "server_log_tail": output.splitlines()[-5:],
+        "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
     }
+
+
+def server_stats(output: str) -> dict[str, int]:
+    """The counters `vla-async serve` prints when it stops (`stopped; stats {...}`); {} when absent."""
+    for line in reversed(output.splitlines()):
+        head, sep, tail = line.partition("stopped; stats ")
+        if sep:
+            try:
+                stats = ast.literal_eval(tail.strip())
+            except (ValueError, SyntaxError):
+                return {}
+            return {k: v for k, v in stats.items() if type(k) is str and type(v) is int}
+    return {}
 
 
 class _HostileProcess:

@@ -44,6 +44,7 @@ JPEG = "jpeg"
 IMAGE_PREFIX = "images/"
 FLOAT_DTYPES = frozenset({"float32", "float64"})
 INT64_MAX = 2**63 - 1
+_MAP_FIRST_BYTES = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])  # msgpack fixmap, map 16, map 32
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ def unpack_header(raw: memoryview, limits: DecodeLimits) -> dict[str, Any]:
     """The header map, bounded in bytes, sizes, depth and element count; garbage otherwise."""
     if raw.nbytes > limits.max_header_bytes:
         raise garbage(f"header is {raw.nbytes} bytes, limit {limits.max_header_bytes}")
+    if raw.nbytes == 0 or raw[0] not in _MAP_FIRST_BYTES:  # cheap reject of most garbage, before msgpack
+        raise garbage("header is not a msgpack map")
     try:
         header = msgpack.unpackb(
             raw, raw=False, strict_map_key=True, use_list=True, max_str_len=limits.max_str_len,
