@@ -36,8 +36,7 @@ def _print_server(r: dict[str, Any]) -> None:
     if stats:
         print(f"  server read        {stats.get('received', 0)} messages through the decoder, "
               f"{stats.get('penalty_dropped', 0)} dropped unread ({stats.get('peers_boxed', 0)} times a peer was "
-              f"put in the penalty box; attacker rotations {r['attacker'].get('rotations', 0)}, refused handshakes "
-              f"{r['attacker'].get('handshakes_refused', 0)})")
+              f"put in the penalty box; new attacker identities {r['attacker'].get('rotations', 0)})")
     rss = r["rss_mib"]
     print(f"  server RSS MiB     start {rss['start']:.0f}  peak {max(rss['peak_hwm'], rss['peak_sampled']):.0f}")
 
