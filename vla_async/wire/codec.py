@@ -141,8 +141,8 @@ def encode(
 
 
 def as_buffer(frame: Any) -> memoryview:
-    """bytes, memoryview or a zmq.Frame (its `.buffer`) as a byte view."""
-    view = memoryview(getattr(frame, "buffer", frame))
+    """bytes, memoryview or a zmq.Frame (any object with the buffer protocol) as a byte view."""
+    view = frame if type(frame) is memoryview else memoryview(frame)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
