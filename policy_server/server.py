@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -90,7 +91,10 @@ class PolicyServer:
         self.max_frame_bytes = frame_limit(config, self.backend)
         self._limits = DecodeLimits.from_network(config.network, self.max_frame_bytes)
         self._sampler = _make_latency_sampler(config)
-        self._cond = threading.Condition()
+        self._cond = threading.Lock()  # sessions, counters, _running
+        # Wakes the worker (new work, or stop). A C-level queue: far less Python per hand-off than a
+        # threading.Condition; a stale signal only costs the worker one look at the sessions.
+        self._work_signal: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._sessions: dict[bytes, Session] = {}
         self._running = False
         self._threads: list[threading.Thread] = []
@@ -137,7 +141,7 @@ class PolicyServer:
     def _on_thread_death(self, reason: str) -> None:
         with self._cond:
             self._running = False
-            self._cond.notify_all()
+        self._work_signal.put(None)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -165,7 +169,7 @@ class PolicyServer:
             if self._ctx is None:
                 return
             self._running = False
-            self._cond.notify_all()
+        self._work_signal.put(None)
         self._poke()
         for t in self._threads:
             t.join(timeout=5.0)
@@ -343,7 +347,7 @@ class PolicyServer:
             old = session.offer(msg, now)
             if old is not None:
                 self._counts["superseded"] += 1
-            self._cond.notify_all()
+        self._work_signal.put(None)
         if old is not None:
             self._reply(identity, ErrorMessage(
                 ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
@@ -436,9 +440,8 @@ class PolicyServer:
     def _next_batch(self, max_batch: int) -> list[tuple[Session, PendingRequest]] | None:
         """The next batch (maybe empty after a timeout), or None once stopped."""
         batching = self.config.batching
+        self._await_work(0.5)
         with self._cond:
-            self._cond.wait_for(lambda: not self._running or any(
-                s.pending is not None for s in self._sessions.values()), timeout=0.5)
             if not self._running:
                 return None
             batch = self._take_ready(max_batch)
@@ -447,14 +450,28 @@ class PolicyServer:
             now = time.monotonic()
             fill_until = now + batching.max_wait_ms / 1000.0
             fill_to = min(max_batch, self._active_sessions(now)) if batching.max_wait_ms > 0 else 0
-            while batch and len(batch) < fill_to and self._running:
-                remaining = fill_until - time.monotonic()
-                if remaining <= 0:
-                    break
+        while batch and len(batch) < fill_to and self._running:
+            remaining = fill_until - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._cond:
                 self._counts["batch_fill_waits"] += 1
-                self._cond.wait(remaining)
+            self._await_work(remaining)
+            with self._cond:
                 batch += self._take_ready(max_batch - len(batch))
         return batch
+
+    def _await_work(self, timeout_s: float) -> None:
+        """Return at once if a request is pending or the server stops, else at the next signal or timeout."""
+        with self._cond:
+            if not self._running or any(s.pending is not None for s in self._sessions.values()):
+                return
+        try:
+            self._work_signal.get(timeout=timeout_s)
+            while True:  # one look serves every signal given so far
+                self._work_signal.get_nowait()
+        except queue.Empty:
+            pass
 
     def _run_batch(self, batch: list[tuple[Session, PendingRequest]]) -> list[list[Any]]:
         """Run one batch through the backend; one reply (chunk or error) per request."""
