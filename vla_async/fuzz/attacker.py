@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import zmq
@@ -115,9 +115,10 @@ def _raise_open_files_limit() -> None:
 
 
 def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0,
-           rotate_every: int = 0) -> dict[str, Any]:
+           rotate_every: int = 0, go: Callable[[], object] | None = None) -> dict[str, Any]:
     """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible;
-    `rotate_every` > 0: new connections (identities) every that many messages."""
+    `rotate_every` > 0: new connections (identities) every that many messages. With `go`, every message
+    is built first (~1 KB each), then `go()` is awaited: building them then costs no CPU during the attack."""
     robot = reference_robot_spec(image_size=image_size)
     hello = encode(Hello("fuzzer", robot))
     ctx = zmq.Context()
@@ -126,9 +127,13 @@ def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rat
         ctx.set(zmq.MAX_SOCKETS, _MAX_SOCKETS)
     peers = _Peers(ctx, port, hello)
     fuzzer = MessageFuzzer(seed, robot, peers.policy, "to_server")
+    cases: Iterable[Any] = fuzzer.cases(messages)
+    if go is not None:
+        cases = list(cases)
+        go()
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
-    for i, case in enumerate(fuzzer.cases(messages)):
+    for i, case in enumerate(cases):
         if rate > 0 and i % 50 == 0:
             time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
         if rotate_every > 0 and i > 0 and i % rotate_every == 0:
@@ -162,9 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="messages/s (0: as fast as possible)")
     parser.add_argument("--rotate-every", type=int, default=0,
                         help="new connections (ROUTER identities) every N messages (0: never)")
+    parser.add_argument("--wait-for-go", action="store_true",
+                        help="build every message first, print 'ready', and attack once a line arrives on stdin")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    go = (lambda: (print("ready", flush=True), sys.stdin.readline())) if args.wait_for_go else None
     print(json.dumps(attack(args.port, args.messages, args.seed, tuple(args.image_size), args.rate,
-                            args.rotate_every)), flush=True)
+                            args.rotate_every, go)), flush=True)
     return 0
 
 

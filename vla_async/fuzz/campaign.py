@@ -131,26 +131,47 @@ def _p50(values: list[float]) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, 50)) if values else float("nan")
 
 
-def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, int], server_pid: int,
-                  peak: dict[str, int], timeout_s: float, rate: float, rotate_every: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
-           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
-           "--rotate-every", str(rotate_every)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    end = time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < end:
-        status = proc_status(server_pid)
-        peak["rss_kib"] = max(peak.get("rss_kib", 0), status.get("VmRSS", 0))
-        peak["threads_min"] = min(peak.get("threads_min", 1 << 30), status.get("Threads", 0))
-        time.sleep(0.1)
-    if proc.poll() is None:
-        proc.kill()
-    out, err = proc.communicate(timeout=10)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"the attacker failed: {err[-2000:]}")
-    return json.loads(lines[-1])
+class _Attacker:
+    """`python -m vla_async.fuzz.attacker --wait-for-go`: it connects and builds all its messages
+    before the baseline is measured (so neither phase pays for building them), then attacks on `go()`."""
+
+    def __init__(self, port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float,
+                 rotate_every: int):
+        env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
+               "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
+               "--rotate-every", str(rotate_every), "--wait-for-go"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":  # EOF when it failed
+            self.finish(0, {}, 10.0)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self, server_pid: int, peak: dict[str, int], timeout_s: float) -> dict[str, Any]:
+        """Wait for the attack to end (sampling the server's RSS and threads into `peak`); its report."""
+        end = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < end:
+            status = proc_status(server_pid)
+            peak["rss_kib"] = max(peak.get("rss_kib", 0), status.get("VmRSS", 0))
+            peak["threads_min"] = min(peak.get("threads_min", 1 << 30), status.get("Threads", 0))
+            time.sleep(0.1)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        out, err = self.proc.communicate(timeout=10)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"the attacker failed: {err[-2000:]}")
+        return json.loads(lines[-1])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
@@ -167,12 +188,16 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
-        correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
-        time.sleep(baseline_s)
-        correct.phase = "during"
-        peak: dict[str, int] = {}
-        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate,
-                                 rotate_every)
+        hostile = _Attacker(server.port, messages, seed, image_size, fuzz_rate, rotate_every)
+        try:
+            correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
+            time.sleep(baseline_s)
+            correct.phase = "during"
+            peak: dict[str, int] = {}
+            hostile.go()
+            attacker = hostile.finish(pid, peak, timeout_s)
+        finally:
+            hostile.kill()
         correct.phase = "after"
         time.sleep(1.0)
         correct.stop()
