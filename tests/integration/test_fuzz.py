@@ -46,3 +46,17 @@ def test_client_keeps_its_real_chunks_and_reconnects_through_20000_malformed_rep
     assert correct["lost"] == 0 and correct["in_order"] and result["during"]["chunks"] >= 10
     assert correct["transport"]["garbage"] >= MESSAGES // 2  # dropped and counted
     assert result["after_real_server"]["chunks"] >= 5  # and it reconnected to the real server that took the port
+
+
+def test_the_penalty_box_stops_a_flood_and_an_attacker_dodging_it_still_reaches_the_decoder():
+    """The bench's two attackers on a small scale: one identity pair is boxed (most messages dropped
+    unread); new connections every 5 messages (fewer than the box's 10 strikes) are never boxed."""
+    boxed = server_campaign(3000, seed=SEED, rate_hz=30.0, baseline_s=1.0)
+    stats = boxed["server_stats"]
+    assert stats["peers_boxed"] >= 1 and stats["penalty_dropped"] > 1000, stats
+    assert boxed["correct_client"]["lost"] == 0 and boxed["thread_deaths"] == 0
+    dodging = server_campaign(600, seed=SEED, rate_hz=30.0, baseline_s=1.0, rotate_every=5)
+    stats = dodging["server_stats"]
+    assert dodging["attacker"]["rotations"] == 119 and stats["peers_boxed"] == 0, (stats, dodging["attacker"])
+    assert stats["penalty_dropped"] == 0 and stats["received"] >= 600
+    assert dodging["correct_client"]["lost"] == 0 and dodging["thread_deaths"] == 0

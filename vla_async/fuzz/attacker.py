@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -33,7 +33,8 @@ from vla_async.reference_specs import reference_robot_spec
 _HELLO_EVERY = 500
 _DRAIN_EVERY = 100
 _SEND_PATIENCE_S = 20.0
-_ROTATED_LINGER_MS = 5_000
+_ROTATE_PAUSE_S = 0.001  # at most ~1000 new connections a second
+_OPEN_RETIRED = 150  # retired connection pairs kept open (the server's fd limit is usually 1024)
 _MAX_SOCKETS = 16_384
 
 
@@ -89,16 +90,28 @@ class _Peers:
         self.ctx, self.port, self.hello = ctx, port, hello
         self.with_session, self.fresh = _dealer(ctx, port), _dealer(ctx, port)
         self.policy = _handshake(self.with_session, hello).policy_spec
+        self._retired: deque[tuple[zmq.Socket, zmq.Socket]] = deque()
+
+    def close(self) -> None:
+        """Close every connection, delivering what is still queued."""
+        for pair in [*self._retired, self.socks]:
+            for sock in pair:
+                sock.close(linger=30_000)
 
     @property
     def socks(self) -> tuple[zmq.Socket, zmq.Socket]:
         return self.with_session, self.fresh
 
     def rotate(self, counts: Counter[str]) -> None:
-        """Fresh connections (new identities); what the old ones still queue is delivered (linger)."""
+        """Fresh connections (new identities). The old ones stay open a while: the server's ROUTER
+        discards what it has not read yet from a connection that closes (the server's counters say how
+        many messages reached its decoder)."""
         counts["replies"] += _drain(self.socks)
-        for sock in self.socks:
-            sock.close(linger=_ROTATED_LINGER_MS)
+        time.sleep(_ROTATE_PAUSE_S)  # libzmq closes sockets asynchronously: this bounds the open ones
+        self._retired.append(self.socks)
+        while len(self._retired) > _OPEN_RETIRED:  # by now its messages were sent (or never will be)
+            for sock in self._retired.popleft():
+                sock.close(linger=0)
         self.with_session, self.fresh = _dealer(self.ctx, self.port), _dealer(self.ctx, self.port)
         counts["rotations"] += 1
         _send(self.with_session, self.hello, self.socks, counts)  # pipelined: no wait for the Welcome
@@ -151,8 +164,7 @@ def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rat
     for _ in range(10):
         time.sleep(0.1)
         counts["replies"] += _drain(peers.socks)
-    for sock in peers.socks:
-        sock.close(linger=30_000)  # deliver what is still queued: every counted message reaches the server
+    peers.close()  # deliver what is still queued: every counted message reaches the server
     ctx.term()
     return {"elapsed_s": elapsed, **counts}
 

@@ -1,10 +1,12 @@
 """Fuzz campaigns against real processes on 127.0.0.1, with a correct client requesting throughout.
 
 `server_campaign`: a real `python -m policy_server` process; an attacker process
-(`vla_async.fuzz.attacker`) sends malformed messages as fast as it can while a correct PolicyClient
-requests at `rate_hz`. Reports what the issue asks: thread deaths, process exits, the correct
-client's chunks (all arrived? in order?) and reply latency before vs during the fuzz, and the
-server's peak RSS (VmHWM). Used by the CI test (20,000 messages) and `vla-async bench fuzz`.
+(`vla_async.fuzz.attacker`) builds its messages, then (after the correct client's baseline) sends
+them as fast as it can while a correct PolicyClient requests at `rate_hz`, optionally from a new
+connection every `rotate_every` messages. Reports what the issue asks: thread deaths, process exits,
+the correct client's chunks (all arrived? in order?) and reply latency before vs during the fuzz, the
+server's peak RSS (VmHWM), and the server's own counters (what reached the decoder, what its penalty
+box dropped unread). Used by the CI test (20,000 messages) and `vla-async bench fuzz`.
 """
 
 from __future__ import annotations
