@@ -5,7 +5,8 @@ is answered with an ErrorMessage (unparseable garbage is dropped and counted) an
 server or another client's work: both threads catch every exception per message (per batch), and
 if one dies anyway the server records `fatal`, stops serving and `vla-async serve` exits non-zero.
 The ROUTER refuses frames over the policy spec's largest frame (plus margin) inside libzmq, and a
-full server evicts sessions that never sent an observation, or went idle, to admit a new robot.
+full server evicts sessions that never sent an observation, or went idle, to admit a new robot; a
+peer whose messages keep being rejected is ignored for a cool-down (`penalty_box.py`).
 Usable in-process (`with PolicyServer(cfg, backend) as srv: srv.port`) or via `vla-async serve`.
 """
 

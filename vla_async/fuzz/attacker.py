@@ -127,6 +127,25 @@ def _raise_open_files_limit() -> None:
         pass
 
 
+def _send_all(peers: _Peers, cases: Iterable[Any], rate: float, rotate_every: int, counts: Counter[str]) -> None:
+    """The attack loop: every case on its connection, paced, rotating, Hello now and then."""
+    t0 = time.monotonic()
+    for i, case in enumerate(cases):
+        if rate > 0 and i % 50 == 0:
+            time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        if rotate_every > 0 and i > 0 and i % rotate_every == 0:
+            peers.rotate(counts)
+        sock = peers.fresh if i % 4 == 3 else peers.with_session
+        if not _send(sock, case.frames, peers.socks, counts):
+            break  # the server stopped reading for _SEND_PATIENCE_S: report instead of hanging
+        counts["sent"] += 1
+        counts["category:" + case.category] += 1
+        if i % _DRAIN_EVERY == 0:
+            counts["replies"] += _drain(peers.socks)
+        if i % _HELLO_EVERY == 0:
+            _send(peers.with_session, peers.hello, peers.socks, counts)
+
+
 def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float = 0.0,
            rotate_every: int = 0, go: Callable[[], object] | None = None) -> dict[str, Any]:
     """Send `messages` malformed messages; `rate` > 0 paces them (messages/s), 0 sends as fast as possible;
@@ -146,20 +165,7 @@ def attack(port: int, messages: int, seed: int, image_size: tuple[int, int], rat
         go()
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
-    for i, case in enumerate(cases):
-        if rate > 0 and i % 50 == 0:
-            time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
-        if rotate_every > 0 and i > 0 and i % rotate_every == 0:
-            peers.rotate(counts)
-        sock = peers.fresh if i % 4 == 3 else peers.with_session
-        if not _send(sock, case.frames, peers.socks, counts):
-            break  # the server stopped reading for _SEND_PATIENCE_S: report instead of hanging
-        counts["sent"] += 1
-        counts["category:" + case.category] += 1
-        if i % _DRAIN_EVERY == 0:
-            counts["replies"] += _drain(peers.socks)
-        if i % _HELLO_EVERY == 0:
-            _send(peers.with_session, hello, peers.socks, counts)
+    _send_all(peers, cases, rate, rotate_every, counts)
     elapsed = time.monotonic() - t0
     for _ in range(10):
         time.sleep(0.1)
