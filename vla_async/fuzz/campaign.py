@@ -134,15 +134,15 @@ def _p50(values: list[float]) -> float:
 
 
 class _Attacker:
-    """`python -m vla_async.fuzz.attacker --wait-for-go`: it connects and builds all its messages
-    before the baseline is measured (so neither phase pays for building them), then attacks on `go()`."""
+    """`python -m vla_async.fuzz.attacker --wait-for-go`: it connects (and with `prebuild` builds all its
+    messages) before the baseline is measured, then attacks on `go()`."""
 
     def __init__(self, port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float,
-                 rotate_every: int):
+                 rotate_every: int, prebuild: bool):
         env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
         cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
                "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
-               "--rotate-every", str(rotate_every), "--wait-for-go"]
+               "--rotate-every", str(rotate_every), "--wait-for-go", *(["--prebuild"] if prebuild else [])]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
         assert self.proc.stdout is not None
@@ -179,10 +179,11 @@ class _Attacker:
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
                     server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0,
-                    rotate_every: int = 0) -> dict[str, Any]:
+                    rotate_every: int = 0, prebuild: bool = True) -> dict[str, Any]:
     """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
     fast as the server takes them; `rotate_every` > 0: the attacker takes new identities every that
-    many messages); see the module docstring. `server_stats` are the server's own counters (how many
+    many messages; `prebuild`: it builds them all before the baseline, so building them loads neither
+    phase; without, building paces it as in a CI run); see the module docstring. `server_stats` are the server's own counters (how many
     messages it read, dropped unread in the penalty box, ...)."""
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
@@ -190,7 +191,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
-        hostile = _Attacker(server.port, messages, seed, image_size, fuzz_rate, rotate_every)
+        hostile = _Attacker(server.port, messages, seed, image_size, fuzz_rate, rotate_every, prebuild)
         try:
             correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
             time.sleep(baseline_s)
