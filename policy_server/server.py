@@ -5,7 +5,8 @@ is answered with an ErrorMessage (unparseable garbage is dropped and counted) an
 server or another client's work: both threads catch every exception per message (per batch), and
 if one dies anyway the server records `fatal`, stops serving and `vla-async serve` exits non-zero.
 The ROUTER refuses frames over the policy spec's largest frame (plus margin) inside libzmq, and a
-full server evicts sessions that never sent an observation, or went idle, to admit a new robot.
+full server evicts sessions that never sent an observation, or went idle, to admit a new robot; a
+peer whose messages keep being rejected is ignored for a cool-down (`penalty_box.py`).
 Usable in-process (`with PolicyServer(cfg, backend) as srv: srv.port`) or via `vla-async serve`.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -23,6 +25,7 @@ import numpy as np
 import zmq
 
 from policy_server.backend import PolicyBackend, create_backend
+from policy_server.penalty_box import PenaltyBox
 from policy_server.session import PendingRequest, Session, pick_evictee
 from vla_async.config import ServerConfig
 from vla_async.messages import (
@@ -49,7 +52,7 @@ log = logging.getLogger("policy_server")
 _ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
              "backend_errors", "sessions_opened", "sessions_expired", "sessions_evicted", "batch_fill_waits",
-             "internal_errors")
+             "internal_errors", "penalty_dropped", "peers_boxed")
 _FRAME_MARGIN_BYTES = 1024 * 1024
 # Messages taken from the ROUTER per pass: small, so that a robot's request that arrives while a
 # flood is being handled waits for a few messages, not for a thousand (ROUTER queues fairly per peer).
@@ -89,7 +92,10 @@ class PolicyServer:
         self.max_frame_bytes = frame_limit(config, self.backend)
         self._limits = DecodeLimits.from_network(config.network, self.max_frame_bytes)
         self._sampler = _make_latency_sampler(config)
-        self._cond = threading.Condition()
+        self._cond = threading.Lock()  # sessions, counters, _running
+        # Wakes the worker (new work, or stop). A C-level queue: far less Python per hand-off than a
+        # threading.Condition; a stale signal only costs the worker one look at the sessions.
+        self._work_signal: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._sessions: dict[bytes, Session] = {}
         self._running = False
         self._threads: list[threading.Thread] = []
@@ -102,6 +108,9 @@ class PolicyServer:
         self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
         self._last_internal_log = float("-inf")
         self._batch_ms: deque[float] = deque(maxlen=64)  # recent inference times (a fleet's load report)
+        self._last_box_log = float("-inf")
+        box = config.penalty_box
+        self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)  # I/O thread only
 
     @property
     def fatal(self) -> str | None:
@@ -133,7 +142,7 @@ class PolicyServer:
     def _on_thread_death(self, reason: str) -> None:
         with self._cond:
             self._running = False
-            self._cond.notify_all()
+        self._work_signal.put(None)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,7 +170,7 @@ class PolicyServer:
             if self._ctx is None:
                 return
             self._running = False
-            self._cond.notify_all()
+        self._work_signal.put(None)
         self._poke()
         for t in self._threads:
             t.join(timeout=5.0)
@@ -229,7 +238,7 @@ class PolicyServer:
             received = self._router.exchange(None, max_recv=_IO_BATCH)[1]
             if len(received) >= _IO_BATCH:  # more may be waiting: the fd will not signal it again
                 self._io_input_ready = True
-            for frames in received:
+            for frames in self._triage(received):
                 try:
                     self._on_frames(frames)
                 except Exception as exc:  # a bug or an exhausted resource: that message fails, not the server
@@ -237,7 +246,36 @@ class PolicyServer:
             now = time.monotonic()
             if now >= next_sweep:
                 self._expire_sessions(now)
+                self._box.sweep(now)
                 next_sweep = now + 1.0
+
+    def _triage(self, received: list[list[Any]]) -> list[list[Any]]:
+        """The messages of one read worth handling, established sessions' first (a robot's request is
+        not queued behind strangers'); a boxed peer's are dropped unread and unanswered."""
+        now = time.monotonic()
+        known: list[list[Any]] = []
+        unknown: list[list[Any]] = []
+        for frames in received:
+            key = frames[0].bytes
+            if self._box.blocked(key, now):
+                self._counts["penalty_dropped"] += 1
+            elif key in self._sessions:
+                known.append(frames)
+            else:
+                unknown.append(frames)
+        return known + unknown if known and unknown else known or unknown
+
+    def _strike(self, key: bytes) -> None:
+        """One protocol error of peer `key`: enough of them in a window put it in the penalty box."""
+        now = time.monotonic()
+        if not self._box.strike(key, now):
+            return
+        self._counts["peers_boxed"] += 1
+        if now - self._last_box_log >= 1.0:  # at most one line a second, whatever a flood does
+            self._last_box_log = now
+            log.warning("peer %s sent %d rejected messages within %.1f s: ignored for %.1f s (%d peers boxed "
+                        "so far)", key[:16].hex(), self._box.strikes, self._box.window_s, self._box.cooldown_s,
+                        self._counts["peers_boxed"])
 
     def _send(self, frames: Sequence[Any]) -> None:
         """Send from any thread; wake the I/O thread if this call swallowed its input signal."""
@@ -274,6 +312,7 @@ class PolicyServer:
     def _on_frames(self, frames: list[Any]) -> None:
         if len(frames) < 2:
             self._counts["garbage_dropped"] += 1
+            self._strike(frames[0].bytes)
             return
         identity = frames[0]
         key = identity.bytes
@@ -283,6 +322,7 @@ class PolicyServer:
             msg = decode(frames[1:], limits=self._limits, expect=session.observation_spec if session else None,
                          need_spec=True)
         except ProtocolError as exc:
+            self._strike(key)
             if exc.garbage:
                 self._counts["garbage_dropped"] += 1
             else:
@@ -308,7 +348,7 @@ class PolicyServer:
             old = session.offer(msg, now)
             if old is not None:
                 self._counts["superseded"] += 1
-            self._cond.notify_all()
+        self._work_signal.put(None)
         if old is not None:
             self._reply(identity, ErrorMessage(
                 ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
@@ -401,9 +441,8 @@ class PolicyServer:
     def _next_batch(self, max_batch: int) -> list[tuple[Session, PendingRequest]] | None:
         """The next batch (maybe empty after a timeout), or None once stopped."""
         batching = self.config.batching
+        self._await_work(0.5)
         with self._cond:
-            self._cond.wait_for(lambda: not self._running or any(
-                s.pending is not None for s in self._sessions.values()), timeout=0.5)
             if not self._running:
                 return None
             batch = self._take_ready(max_batch)
@@ -412,14 +451,28 @@ class PolicyServer:
             now = time.monotonic()
             fill_until = now + batching.max_wait_ms / 1000.0
             fill_to = min(max_batch, self._active_sessions(now)) if batching.max_wait_ms > 0 else 0
-            while batch and len(batch) < fill_to and self._running:
-                remaining = fill_until - time.monotonic()
-                if remaining <= 0:
-                    break
+        while batch and len(batch) < fill_to and self._running:
+            remaining = fill_until - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._cond:
                 self._counts["batch_fill_waits"] += 1
-                self._cond.wait(remaining)
+            self._await_work(remaining)
+            with self._cond:
                 batch += self._take_ready(max_batch - len(batch))
         return batch
+
+    def _await_work(self, timeout_s: float) -> None:
+        """Return at once if a request is pending or the server stops, else at the next signal or timeout."""
+        with self._cond:
+            if not self._running or any(s.pending is not None for s in self._sessions.values()):
+                return
+        try:
+            self._work_signal.get(timeout=timeout_s)
+            while True:  # one look serves every signal given so far
+                self._work_signal.get_nowait()
+        except queue.Empty:
+            pass
 
     def _run_batch(self, batch: list[tuple[Session, PendingRequest]]) -> list[list[Any]]:
         """Run one batch through the backend; one reply (chunk or error) per request."""

@@ -117,3 +117,32 @@ def test_decode_turns_an_unexpected_exception_into_a_protocol_error(monkeypatch)
     monkeypatch.setattr(decoder, "decode_arrays", broken)
     with pytest.raises(ProtocolError, match="RecursionError"):
         decode(encode(Observation(1, 1, 1, np.zeros(14, np.float32))), limits=LIMITS)
+
+
+def _random_tree(rng: np.random.Generator, depth: int) -> object:
+    """Maps and lists up to `depth` levels, with strings and numbers whose bytes look like containers."""
+    leaves = [0x90, 0xDC, 150.5, -0.0, 2**40 + 0x9F, "\x8f\x9c", 1.0e300, 0x80, 1, "ab", None]
+    if depth <= 1 or rng.random() < 0.15:
+        return leaves[int(rng.integers(len(leaves)))]
+    n = int(rng.integers(1, 3)) if rng.random() < 0.8 else int(rng.integers(0, 5))
+    if rng.random() < 0.5:
+        return [_random_tree(rng, depth - 1) for _ in range(n)]
+    return {f"k{i}": _random_tree(rng, depth - 1) for i in range(n)}
+
+
+def test_the_byte_count_shortcut_never_lets_a_deep_or_large_header_skip_the_tree_walk():
+    from vla_async.wire import codec
+
+    limits = DecodeLimits(max_depth=6, max_items=200)
+    rng = np.random.default_rng(7)
+    skipped = 0
+    for _ in range(3000):
+        tree = {"v": 1, "type": "Ping", "meta": _random_tree(rng, 9)}
+        raw = memoryview(msgpack.packb(tree))
+        if codec._surely_within_tree_limits(raw, limits):
+            skipped += 1
+            codec._check_tree(tree, limits)  # must not raise: the shortcut only skips headers within limits
+    assert skipped > 100  # the shortcut is taken for small headers (and the walk still runs for the rest)
+    deep = msgpack.packb({"v": 1, "type": "Ping", "meta": nested_list(40)})
+    with pytest.raises(ProtocolError, match="deeper"):
+        codec.unpack_header(memoryview(deep), LIMITS)

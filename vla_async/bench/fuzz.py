@@ -32,6 +32,11 @@ def _print_server(r: dict[str, Any]) -> None:
     print(f"  reply p50 ms       before {c['p50_ms']['before']:.2f}  during {c['p50_ms']['during']:.2f}")
     print(f"  reply p99 ms       before {c['p99_ms']['before']:.2f}  during {c['p99_ms']['during']:.2f}  "
           f"(ratio {c['p99_ms']['during'] / c['p99_ms']['before']:.2f})")
+    stats = r.get("server_stats") or {}
+    if stats:
+        print(f"  server read        {stats.get('received', 0)} messages through the decoder, "
+              f"{stats.get('penalty_dropped', 0)} dropped unread ({stats.get('peers_boxed', 0)} times a peer was "
+              f"put in the penalty box; new attacker identities {r['attacker'].get('rotations', 0)})")
     rss = r["rss_mib"]
     print(f"  server RSS MiB     start {rss['start']:.0f}  peak {max(rss['peak_hwm'], rss['peak_sampled']):.0f}")
 
@@ -57,6 +62,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--fuzz-rate", type=float, default=0.0,
                         help="malformed messages/s to the server (0: as fast as it takes them, which saturates "
                         "its I/O thread; a rate it can sustain shows the latency cost of the checks alone)")
+    parser.add_argument("--rotate-every", type=int, default=0,
+                        help="the attacker takes new connections (ROUTER identities) every N messages, dodging "
+                        "the server's per-identity penalty box (1: every message; 0: never)")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="--section.field=value",
+                        help="extra server option, e.g. --server-arg=--penalty_box.strikes=0 (repeatable)")
     parser.add_argument("--baseline-s", type=float, default=5.0, help="correct client alone, before the fuzz")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(list(argv))
@@ -64,7 +74,9 @@ def main(argv: Sequence[str]) -> int:
     print(f"machine load (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     t0 = time.monotonic()
     results: dict[str, Any] = {"server": server_campaign(args.messages, seed=args.seed, rate_hz=args.rate_hz,
-                                                         baseline_s=args.baseline_s, fuzz_rate=args.fuzz_rate)}
+                                                         baseline_s=args.baseline_s, fuzz_rate=args.fuzz_rate,
+                                                         rotate_every=args.rotate_every,
+                                                         server_args=tuple(args.server_arg))}
     _print_server(results["server"])
     if args.client_messages > 0:
         results["client"] = client_campaign(args.client_messages, seed=args.seed, rate_hz=args.rate_hz)

@@ -83,6 +83,16 @@ class BatchingConfig(StrictModel):
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait this long to fill a batch")
 
 
+class PenaltyBoxConfig(StrictModel):
+    """A peer (ZeroMQ identity) that sends `strikes` rejected messages within `window_s` is ignored
+    (its messages dropped unread and unanswered) for `cooldown_s`; docs/hardening.md."""
+
+    strikes: int = Field(10, ge=0, le=1_000_000, description="protocol errors that put a peer in the box; 0 = off")
+    window_s: float = Field(1.0, gt=0, le=3600, description="the strikes must fall within this window")
+    cooldown_s: float = Field(1.0, gt=0, le=3600, description="how long a boxed peer is ignored")
+    max_tracked: int = Field(4096, ge=1, le=1_000_000, description="peers remembered at once (memory bound)")
+
+
 class ServerConfig(StrictModel):
     network: NetworkConfig = NetworkConfig()
     backend: BackendConfig = BackendConfig()
@@ -96,6 +106,7 @@ class ServerConfig(StrictModel):
         30.0, gt=0, le=86_400, description="when full, a session with no Observation for this long is evicted "
         "to make room for a new robot (it re-handshakes when it comes back)")
     max_sessions_per_peer: int = Field(0, ge=0, le=4096, description="sessions per peer IP address; 0 = no limit")
+    penalty_box: PenaltyBoxConfig = PenaltyBoxConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

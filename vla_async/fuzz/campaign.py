@@ -1,14 +1,17 @@
 """Fuzz campaigns against real processes on 127.0.0.1, with a correct client requesting throughout.
 
 `server_campaign`: a real `python -m policy_server` process; an attacker process
-(`vla_async.fuzz.attacker`) sends malformed messages as fast as it can while a correct PolicyClient
-requests at `rate_hz`. Reports what the issue asks: thread deaths, process exits, the correct
-client's chunks (all arrived? in order?) and reply latency before vs during the fuzz, and the
-server's peak RSS (VmHWM). Used by the CI test (20,000 messages) and `vla-async bench fuzz`.
+(`vla_async.fuzz.attacker`) builds its messages, then (after the correct client's baseline) sends
+them as fast as it can while a correct PolicyClient requests at `rate_hz`, optionally from a new
+connection every `rotate_every` messages. Reports what the issue asks: thread deaths, process exits,
+the correct client's chunks (all arrived? in order?) and reply latency before vs during the fuzz, the
+server's peak RSS (VmHWM), and the server's own counters (what reached the decoder, what its penalty
+box dropped unread). Used by the CI test (20,000 messages) and `vla-async bench fuzz`.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -130,43 +133,74 @@ def _p50(values: list[float]) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, 50)) if values else float("nan")
 
 
-def _run_attacker(port: int, messages: int, seed: int, image_size: tuple[int, int], server_pid: int,
-                  peak: dict[str, int], timeout_s: float, rate: float) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
-           "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    end = time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < end:
-        status = proc_status(server_pid)
-        peak["rss_kib"] = max(peak.get("rss_kib", 0), status.get("VmRSS", 0))
-        peak["threads_min"] = min(peak.get("threads_min", 1 << 30), status.get("Threads", 0))
-        time.sleep(0.1)
-    if proc.poll() is None:
-        proc.kill()
-    out, err = proc.communicate(timeout=10)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"the attacker failed: {err[-2000:]}")
-    return json.loads(lines[-1])
+class _Attacker:
+    """`python -m vla_async.fuzz.attacker --wait-for-go`: it connects (and with `prebuild` builds all its
+    messages) before the baseline is measured, then attacks on `go()`."""
+
+    def __init__(self, port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float,
+                 rotate_every: int, prebuild: bool):
+        env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
+               "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
+               "--rotate-every", str(rotate_every), "--wait-for-go", *(["--prebuild"] if prebuild else [])]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":  # EOF when it failed
+            self.finish(0, {}, 10.0)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def finish(self, server_pid: int, peak: dict[str, int], timeout_s: float) -> dict[str, Any]:
+        """Wait for the attack to end (sampling the server's RSS and threads into `peak`); its report."""
+        end = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < end:
+            status = proc_status(server_pid)
+            peak["rss_kib"] = max(peak.get("rss_kib", 0), status.get("VmRSS", 0))
+            peak["threads_min"] = min(peak.get("threads_min", 1 << 30), status.get("Threads", 0))
+            time.sleep(0.1)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        out, err = self.proc.communicate(timeout=10)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise RuntimeError(f"the attacker failed: {err[-2000:]}")
+        return json.loads(lines[-1])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
-                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0) -> dict[str, Any]:
+                    server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0,
+                    rotate_every: int = 0, prebuild: bool = True) -> dict[str, Any]:
     """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
-    fast as the server takes them); see the module docstring."""
+    fast as the server takes them; `rotate_every` > 0: the attacker takes new identities every that
+    many messages; `prebuild`: it builds them all before the baseline, so building them loads neither
+    phase; without, building paces it as in a CI run); see the module docstring. `server_stats` are the server's own counters (how many
+    messages it read, dropped unread in the penalty box, ...)."""
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
             "--log_level=warning", *server_args]
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
-        correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
-        time.sleep(baseline_s)
-        correct.phase = "during"
-        peak: dict[str, int] = {}
-        attacker = _run_attacker(server.port, messages, seed, image_size, pid, peak, timeout_s, fuzz_rate)
+        hostile = _Attacker(server.port, messages, seed, image_size, fuzz_rate, rotate_every, prebuild)
+        try:
+            correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
+            time.sleep(baseline_s)
+            correct.phase = "during"
+            peak: dict[str, int] = {}
+            hostile.go()
+            attacker = hostile.finish(pid, peak, timeout_s)
+        finally:
+            hostile.kill()
         correct.phase = "after"
         time.sleep(1.0)
         correct.stop()
@@ -182,8 +216,21 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "threads": {"start": start.get("Threads"), "min_during": peak.get("threads_min"), "end": end.get("Threads")},
         "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
                     "peak_hwm": end.get("VmHWM", 0) / 1024},
-        "server_log_tail": output.splitlines()[-5:],
+        "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
     }
+
+
+def server_stats(output: str) -> dict[str, int]:
+    """The counters `vla-async serve` prints when it stops (`stopped; stats {...}`); {} when absent."""
+    for line in reversed(output.splitlines()):
+        head, sep, tail = line.partition("stopped; stats ")
+        if sep:
+            try:
+                stats = ast.literal_eval(tail.strip())
+            except (ValueError, SyntaxError):
+                return {}
+            return {k: v for k, v in stats.items() if type(k) is str and type(v) is int}
+    return {}
 
 
 class _HostileProcess:

@@ -29,6 +29,9 @@ from vla_async.wire.codec import IMAGE_PREFIX, INT64_MAX
 from vla_async.wire.errors import bad, bounded, excerpt
 
 _NO_TIMING = [0, 0, 0, 0, 0, 1]
+# dtype objects, not scalar types: `arr.dtype != np.uint8` converts np.uint8 to a dtype on every call
+_UINT8 = np.dtype(np.uint8)
+_FLOAT32 = np.dtype(np.float32)
 
 
 def request_id_of(meta: Mapping[str, Any]) -> int | None:
@@ -111,7 +114,7 @@ def build_observation(meta: Meta, arrays: dict[str, np.ndarray]) -> Observation:
     prefix = _action_prefix(meta, arrays, meta.int("exec_tick"), rid)
     images = {}
     for name, value in arrays.items():
-        if not name.startswith(IMAGE_PREFIX) or value.dtype != np.uint8 or value.ndim != 3:
+        if not name.startswith(IMAGE_PREFIX) or value.dtype != _UINT8 or value.ndim != 3:
             raise bad(f"Observation: unexpected array {excerpt(name)} (images are {IMAGE_PREFIX}<camera> "
                       "HxWxC uint8)", rid)
         images[name[len(IMAGE_PREFIX):]] = value
@@ -139,7 +142,7 @@ def _timing(meta: Meta, rid: int) -> ServerTiming:
 def build_chunk(meta: Meta, arrays: dict[str, np.ndarray]) -> ActionChunk:
     rid = meta.int("request_id")
     actions = arrays.get("actions")
-    if actions is None or len(arrays) != 1 or actions.ndim != 2 or actions.dtype != np.float32:
+    if actions is None or len(arrays) != 1 or actions.ndim != 2 or actions.dtype != _FLOAT32:
         raise bad("ActionChunk needs exactly one float32 [H, action_dim] array 'actions'", rid)
     return ActionChunk(request_id=rid, start_tick=meta.int("start_tick"), actions=_finite("actions", actions, rid),
                        timing=_timing(meta, rid))

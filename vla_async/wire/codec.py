@@ -46,6 +46,9 @@ FLOAT_DTYPES = frozenset({"float32", "float64"})
 INT64_MAX = 2**63 - 1
 # Optional Observation arrays (attribute name = array name); `action_prefix` is 2-D [rows, action_dim].
 OPTIONAL_OBSERVATION_ARRAYS = ("rollforward_state", "environment_state", "action_prefix")
+_MAP_FIRST_BYTES = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])  # msgpack fixmap, map 16, map 32
+# first bytes of msgpack maps and arrays: fixmap, fixarray, array 16/32, map 16/32
+_CONTAINER_BYTES = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,8 @@ def encode(
 
 
 def as_buffer(frame: Any) -> memoryview:
-    """bytes, memoryview or a zmq.Frame (its `.buffer`) as a byte view."""
-    view = memoryview(getattr(frame, "buffer", frame))
+    """bytes, memoryview or a zmq.Frame (any object with the buffer protocol) as a byte view."""
+    view = frame if type(frame) is memoryview else memoryview(frame)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
@@ -186,10 +189,23 @@ def _check_tree(root: Any, limits: DecodeLimits) -> None:
         raise garbage(f"header has {items} elements, limit {limits.max_items}")
 
 
+def _surely_within_tree_limits(raw: memoryview, limits: DecodeLimits) -> bool:
+    """True when the bytes alone prove the depth and element caps, so the tree walk can be skipped:
+    every element takes at least one byte, and every map or array starts with one of
+    `_CONTAINER_BYTES`, so the nesting depth is at most the count of such bytes (an overcount, since
+    string and number bytes may match too). Holds for every header a vla-async peer sends."""
+    if raw.nbytes > limits.max_items:
+        return False
+    data = raw.tobytes()
+    return len(data) - len(data.translate(None, _CONTAINER_BYTES)) <= limits.max_depth
+
+
 def unpack_header(raw: memoryview, limits: DecodeLimits) -> dict[str, Any]:
     """The header map, bounded in bytes, sizes, depth and element count; garbage otherwise."""
     if raw.nbytes > limits.max_header_bytes:
         raise garbage(f"header is {raw.nbytes} bytes, limit {limits.max_header_bytes}")
+    if raw.nbytes == 0 or raw[0] not in _MAP_FIRST_BYTES:  # cheap reject of most garbage, before msgpack
+        raise garbage("header is not a msgpack map")
     try:
         header = msgpack.unpackb(
             raw, raw=False, strict_map_key=True, use_list=True, max_str_len=limits.max_str_len,
@@ -200,7 +216,8 @@ def unpack_header(raw: memoryview, limits: DecodeLimits) -> dict[str, Any]:
         raise garbage(f"header is not msgpack: {type(exc).__name__}") from None
     if type(header) is not dict:
         raise garbage(f"header is not a protocol header: {excerpt(header)}")
-    _check_tree(header, limits)
+    if not _surely_within_tree_limits(raw, limits):
+        _check_tree(header, limits)
     if "type" not in header or "v" not in header:
         raise garbage("header is not a protocol header")
     return header

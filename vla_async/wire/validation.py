@@ -146,7 +146,7 @@ def _decode_known(layout: tuple[_Layout, ...], frames: Sequence[memoryview], lim
             raise bad(f"array {excerpt(name)}: {buf.nbytes} bytes for shape {shape} {dtype.name} "
                       f"(needs {nbytes}); truncated or corrupt frame", rid)
         else:
-            out[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
+            out[name] = np.ndarray(shape, dtype, buf)  # = frombuffer + reshape in one call
     return out
 
 
