@@ -27,3 +27,18 @@ class VlaSimFollowerConfig(RobotConfig):
     joint_order: list[str] | None = None
     # fault injection: send_action raises after this many calls (tests the controlled stop on a robot error)
     fail_after_actions: int | None = None
+    # expose the privileged `environment_state` feature (the scripted expert needs it). LeRobot's own
+    # RobotClient reads every tuple-shaped feature as a camera image, so `vla-async bench lerobot` turns it off
+    environment_state: bool = True
+    # when the simulated world's clock starts: at `connect`, or at the client's `first_read` of the arm
+    # (so a client that connects, then waits for its server, starts its episode when its loop starts)
+    clock: str = "connect"
+    # the episode log (`vla-async bench lerobot`): every command sent, with wall and sim time, and the task's
+    # status, written as JSON once the world's clock passes `episode_s` (or on disconnect)
+    episode_log: str | None = None
+    episode_s: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.clock not in ("connect", "first_read"):
+            raise ValueError(f"clock must be 'connect' or 'first_read', got {self.clock!r}")

@@ -4,7 +4,8 @@ Same motor names, units and normalisation as LeRobot's SO-101 follower: the arm'
 STS3215 ticks of a fixed calibration (each joint's simulated range, centred on tick 2048), and LeRobot's
 own `MotorsBus._normalize/_unnormalize` turn ticks into degrees (or −100…100) and the gripper into
 0…100, so values are quantised like a real bus's. Observations also carry `environment_state`
-(privileged simulator state, for the scripted expert policy).
+(privileged simulator state, for the scripted expert policy) unless `environment_state=false`.
+With `episode_log` the robot logs every command it is sent (lerobot_robot_vla_sim/episode_log.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class SimMotorsBus:
     _normalize = MotorsBus._normalize
     _unnormalize = MotorsBus._unnormalize
 
-    def __init__(self, motors: dict[str, Motor], calibration: dict[str, MotorCalibration], arm: Any) -> None:
+    def __init__(self, motors: dict[str, Motor], calibration: dict[str, MotorCalibration], arm: Any,
+                 before_read: Any = None) -> None:
+        self.before_read = before_read  # the robot's hook: starts the world's clock on the first read
         self.motors = motors
         self.calibration = calibration
         self.arm = arm
@@ -80,6 +83,8 @@ class SimMotorsBus:
     def sync_read(self, data_name: str) -> dict[str, float]:
         if data_name != "Present_Position":
             raise NotImplementedError(f"the simulated bus reads Present_Position only, not {data_name!r}")
+        if self.before_read is not None:
+            self.before_read()
         state = self.arm.get_observation(with_images=False).state
         norm = self._normalize(self.ticks_from_sim(state))
         return {self._id_to_name(i): v for i, v in norm.items()}
@@ -121,20 +126,32 @@ class VlaSimFollower(Robot):
         motors = {n: Motor(i + 1, _MODEL, MotorNormMode.RANGE_0_100 if n == "gripper" else body)
                   for i, n in enumerate(names)}
         self.calibration = sim_calibration(so101.LIMITS, names)
-        self.bus = SimMotorsBus(motors, self.calibration, self.arm)
+        self.bus = SimMotorsBus(motors, self.calibration, self.arm, before_read=self._before_read)
         order = list(config.joint_order or [f"{n}.pos" for n in names])
         if sorted(order) != sorted(f"{n}.pos" for n in names):
             raise ValueError(f"joint_order must be a permutation of {[f'{n}.pos' for n in names]}, got {order}")
         self._order = order
         self._connected = False
+        self._clock_started = False
         self.actions_sent = 0
+        self.recorder = self._recorder() if config.episode_log else None
+
+    def _recorder(self) -> Any:
+        from lerobot_robot_vla_sim.episode_log import EpisodeRecorder
+        from robot_client.lerobot_units import joint_units
+
+        motors = {n: (m.norm_mode.value, _RESOLUTION) for n, m in self.bus.motors.items()}
+        units = joint_units(motors, self.calibration, self._order, "radians")
+        return EpisodeRecorder(str(self.config.episode_log), self.config.episode_s, self._order,
+                               units.scale.tolist(), self.config.fps)
 
     @cached_property
     def observation_features(self) -> dict[str, Any]:
         from sim.tasks.layout import ENV_STATE_DIM
 
         cams = {c: (self.config.image_height, self.config.image_width, 3) for c in self.config.sim_cameras}
-        return {**dict.fromkeys(self._order, float), **cams, ENV_STATE_KEY: (ENV_STATE_DIM,)}
+        env = {ENV_STATE_KEY: (ENV_STATE_DIM,)} if self.config.environment_state else {}
+        return {**dict.fromkeys(self._order, float), **cams, **env}
 
     @cached_property
     def action_features(self) -> dict[str, type]:
@@ -145,9 +162,30 @@ class VlaSimFollower(Robot):
         return self._connected
 
     def connect(self, calibrate: bool = True) -> None:
-        self.arm.connect()
         self.bus.enable_torque()
         self._connected = True
+        if self.config.sim_cameras:  # as a camera's connect reads a frame: the renderer's GL context is made now,
+            self.arm.get_observation(with_images=True)  # on this thread, not in the client's first tick
+        if self.config.clock == "connect":
+            self._start_clock()
+
+    def _start_clock(self) -> None:
+        self._clock_started = True
+        self.arm.connect()  # the real-time physics thread starts here
+        if self.recorder is not None:
+            self.recorder.started()
+
+    def _before_read(self) -> None:
+        if not self._clock_started:
+            self._start_clock()
+        if self.recorder is not None:
+            self.recorder.read()
+            self._check_episode_end()
+
+    def _check_episode_end(self) -> None:
+        rec = self.recorder
+        if rec is not None and not rec.written and rec.episode_s is not None and self.arm.time_s >= rec.episode_s:
+            rec.maybe_finish(self.arm.time_s, self.arm.task_status())
 
     @property
     def is_calibrated(self) -> bool:
@@ -161,12 +199,14 @@ class VlaSimFollower(Robot):
 
     def get_observation(self) -> dict[str, Any]:
         self._check_connected()
+        self._before_read()
         obs = self.arm.get_observation(with_images=bool(self.config.sim_cameras))
         norm = self.bus._normalize(self.bus.ticks_from_sim(obs.state))
         joints = {f"{self.bus._id_to_name(i)}.pos": v for i, v in norm.items()}
         out: dict[str, Any] = {k: joints[k] for k in self._order}
         out.update(obs.images)
-        out[ENV_STATE_KEY] = obs.environment_state
+        if self.config.environment_state:
+            out[ENV_STATE_KEY] = obs.environment_state
         return out
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
@@ -181,11 +221,16 @@ class VlaSimFollower(Robot):
             goal = ensure_safe_goal_position({k: (g, present[k]) for k, g in goal.items()},
                                              self.config.max_relative_target)
         sent = self.bus.sync_write("Goal_Position", goal)
+        if self.recorder is not None:
+            self.recorder.command(self.arm.time_s, {f"{m}.pos": v for m, v in goal.items()})
+            self._check_episode_end()
         return {f"{m}.pos": v for m, v in sent.items()}
 
     def disconnect(self) -> None:
         if self.config.disable_torque_on_disconnect:
             self.bus.disable_torque()
+        if self.recorder is not None and not self.recorder.written:
+            self.recorder.write(self.arm.time_s, self.arm.task_status(), complete=False)
         self.arm.disconnect()
         self._connected = False
 
