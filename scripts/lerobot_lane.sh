@@ -40,7 +40,7 @@ if ! have_venv; then
     | grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed)" \
     | cut -c1-120 | sed -u "s/^/[lerobot-lane]   /"; }
   PIP=("$VENV/bin/python" -m pip install --progress-bar off --disable-pip-version-check)
-  progress "${PIP[@]}" "lerobot==0.4.4"
+  progress "${PIP[@]}" "lerobot[async]==0.4.4"  # async: grpcio, for LeRobot's own PolicyServer/RobotClient
   # The light core deps (the project itself is not installed: see PYTHONPATH below).
   # mujoco: the simulated arm as a LeRobot robot (lerobot_robot_vla_sim) in tests/lerobot
   quiet "${PIP[@]}" -q "mujoco>=3.1" "pyzmq>=25" "msgpack>=1.0" "scipy>=1.10" "pydantic>=2.5" "PyYAML>=6" "pytest>=8" "pytest-timeout>=2.2" "onnx>=1.15" "onnxruntime>=1.17"
@@ -50,6 +50,11 @@ fi
 if ! "$VENV/bin/python" -c "import mujoco" >/dev/null 2>&1; then  # a venv built before the sim follower tests
   say "adding mujoco to $VENV (tests/lerobot drive the simulated arm as a LeRobot robot)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mujoco>=3.1" 2> >(grep -v "is ignored: it is neither" >&2)
+fi
+
+if ! "$VENV/bin/python" -c "import grpc" >/dev/null 2>&1; then  # a venv built before `vla-async bench lerobot`
+  say "adding lerobot[async] (grpcio) to $VENV (LeRobot's own async client/server in vla-async bench lerobot)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "lerobot[async]==0.4.4" 2> >(grep -v "is ignored: it is neither" >&2)
 fi
 
 say "running tests/lerobot with $("$VENV/bin/python" -c 'import lerobot, torch; print("lerobot", lerobot.__version__, "torch", torch.__version__)')"

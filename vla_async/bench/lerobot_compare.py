@@ -101,23 +101,9 @@ def run(args: argparse.Namespace) -> int:
     strategies = [s for s in args.strategy.split(",") if s]
     seeds = seeds_from(args.seeds)
     print(header(args, episode_s, seeds, lats, strategies, out), flush=True)
-    rows: list[Row] = []
     failures: list[str] = []
-    for lat in lats:
-        results: dict[str, list[EpisodeNumbers]] = {"lerobot": [], **{f"ours {s}": [] for s in strategies}}
-        bench = LatencyRun(args, out / f"{lat:g}ms", lat, episode_s, task.instruction)
-        try:
-            for seed in seeds:
-                for stack in results:
-                    ep, err = bench.episode(stack, seed)
-                    if err:
-                        failures.append(f"{stack} @ {lat:g} ms seed {seed}: {err}")
-                        print(f"  FAILED {failures[-1]}", flush=True)
-                    else:
-                        results[stack].append(ep)
-        finally:
-            bench.close()
-        rows += [Row(stack, lat, eps) for stack, eps in results.items()]
+    rows = [row for lat in lats for row in run_latency(args, out / f"{lat:g}ms", lat, episode_s, task.instruction,
+                                                       seeds, strategies, failures)]
     print("\n" + markdown_table(rows))
     print(LEGEND)
     save(out / "results.json", rows)
@@ -125,6 +111,25 @@ def run(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"failed: {f}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def run_latency(args: argparse.Namespace, folder: Path, lat: float, episode_s: float, instruction: str,
+                seeds: list[int], strategies: list[str], failures: list[str]) -> list[Row]:
+    """Both servers at one latency; per seed one episode of each stack (alternating, so load drifts hit both)."""
+    results: dict[str, list[EpisodeNumbers]] = {"lerobot": [], **{f"ours {s}": [] for s in strategies}}
+    bench = LatencyRun(args, folder, lat, episode_s, instruction)
+    try:
+        for seed in seeds:
+            for stack in results:
+                ep, err = bench.episode(stack, seed)
+                if err:
+                    failures.append(f"{stack} @ {lat:g} ms seed {seed}: {err}")
+                    print(f"  FAILED {failures[-1]}", flush=True)
+                else:
+                    results[stack].append(ep)
+    finally:
+        bench.close()
+    return [Row(stack, lat, eps) for stack, eps in results.items()]
 
 
 def header(args: argparse.Namespace, episode_s: float, seeds: list[int], lats: list[float], strategies: list[str],

@@ -18,8 +18,9 @@ POLICY_TYPE = "vla_async"
 
 
 def serve(argv: list[str]) -> None:
-    import lerobot_policy_vla_async  # noqa: F401 - registers the `vla_async` policy type
     from lerobot.async_inference import constants, policy_server
+
+    import lerobot_policy_vla_async  # noqa: F401 - registers the `vla_async` policy type
 
     if POLICY_TYPE not in constants.SUPPORTED_POLICIES:
         constants.SUPPORTED_POLICIES.append(POLICY_TYPE)  # the same list object policy_server checks
@@ -30,9 +31,10 @@ def serve(argv: list[str]) -> None:
 
 
 def client(argv: list[str]) -> None:
-    import lerobot_robot_vla_sim  # noqa: F401 - registers the `vla_sim_follower` robot type
     from lerobot.async_inference import robot_client
     from lerobot.utils.import_utils import register_third_party_plugins
+
+    import lerobot_robot_vla_sim  # noqa: F401 - registers the `vla_sim_follower` robot type
 
     register_third_party_plugins()  # as robot_client's __main__ does
     sys.argv = ["robot_client", *argv]

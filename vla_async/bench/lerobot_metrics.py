@@ -86,20 +86,20 @@ class Row:
 
     def cells(self) -> list[str]:
         eps = self.episodes
-        n = len(eps)
         gaps = np.concatenate([e.gaps_ms for e in eps]) if eps else np.zeros(0)
-        hits = [e.mean_time_to_hit_s for e in eps if math.isfinite(e.mean_time_to_hit_s)]
+        hit_times = [1e3 * e.mean_time_to_hit_s for e in eps if math.isfinite(e.mean_time_to_hit_s)]
         incomplete = sum(not e.complete for e in eps)
         return [
             self.stack, f"{self.latency_ms:g}",
-            f"{sum(e.success for e in eps)}/{n}" + (f" ({incomplete} cut short)" if incomplete else ""),
-            f"{np.mean([e.hit_fraction for e in eps]):.2f}" if n else "–",
-            f"{1e3 * np.mean(hits):.0f}" if hits else "–",
-            f"{np.mean([e.stalls for e in eps]):.1f}" if n else "–",
-            f"{np.mean([e.rms_jerk for e in eps]):.0f}" if n else "–",
-            f"{np.mean([e.rate_hz for e in eps]):.1f}" if n else "–",
-            _gaps(gaps),
+            f"{sum(e.success for e in eps)}/{len(eps)}" + (f" ({incomplete} cut short)" if incomplete else ""),
+            _mean([e.hit_fraction for e in eps], "{:.2f}"), _mean(hit_times, "{:.0f}"),
+            _mean([e.stalls for e in eps], "{:.1f}"), _mean([e.rms_jerk for e in eps], "{:.0f}"),
+            _mean([e.rate_hz for e in eps], "{:.1f}"), _gaps(gaps),
         ]
+
+
+def _mean(values: Sequence[float], fmt: str) -> str:
+    return fmt.format(float(np.mean(values))) if len(values) else "–"
 
 
 HEADER = ["stack", "lat ms", "success", "hits/targets", "time to hit ms", "stalls/ep", "RMS jerk",
