@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from vla_async.bench.lerobot_compare import held_ticks, seeds_from
+from vla_async.bench.lerobot_compare import our_tick_log, seeds_from
 from vla_async.bench.lerobot_metrics import Row, command_grid, episode_numbers, markdown_table
 
 FPS = 30.0
@@ -37,7 +37,7 @@ def ramp(n: int, jitter_s: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.n
 def test_steady_loop_has_no_stalls_no_jerk_and_its_rate() -> None:
     times, values = ramp(240, jitter_s=0.004)
     ep = episode_numbers(log_from(times, values))
-    assert ep.commands == 240 and ep.held_periods == 0 and ep.stalls == 0
+    assert ep.commands == 240 and ep.empty_periods == 0 and ep.hold_ticks is None
     assert ep.rate_hz == pytest.approx(30.0, rel=0.01)
     assert ep.rms_jerk == pytest.approx(0.0, abs=1e-6)  # constant velocity on the grid despite the jitter
     assert np.median(ep.gaps_ms) == pytest.approx(1000 / FPS, abs=5)
@@ -48,18 +48,18 @@ def test_a_queue_underrun_is_counted_held_and_jerky() -> None:
     times, values = ramp(240)
     gap = (times < 2.0) | (times >= 2.5)  # 15 periods with no command, then the arm's target jumps
     ep = episode_numbers(log_from(times[gap], values[gap]))
-    assert ep.held_periods == 15 and ep.stalls == 15
+    assert ep.empty_periods == 15
     assert ep.rms_jerk > 100.0
     assert max(ep.gaps_ms) == pytest.approx(533.3, abs=1)
     assert ep.rate_hz < 29.0
 
 
-def test_client_holds_add_to_stalls_and_two_commands_in_a_period_keep_the_last() -> None:
+def test_two_commands_in_a_period_keep_the_last_and_holds_are_reported() -> None:
     times = np.array([0.0, 1 / FPS, 1.4 / FPS, 2 / FPS])
     values = np.array([[0.0] * 6, [1.0] * 6, [2.0] * 6, [3.0] * 6])
     grid, held = command_grid(times, values, FPS)
     assert held == 0 and grid[:, 0].tolist() == [0.0, 2.0, 3.0]
-    assert episode_numbers(log_from(times, values), hold_ticks=7).stalls == 7
+    assert episode_numbers(log_from(times, values), hold_ticks=7).hold_ticks == 7
 
 
 def test_gripper_steps_are_not_jerk() -> None:
@@ -75,15 +75,27 @@ def test_table_says_how_many_episodes_succeeded_and_which_were_cut_short() -> No
     short = episode_numbers(log_from(times, values, complete=False, success=False,
                                      metrics={"hit_fraction": 0.25, "mean_time_to_hit_s": None}))
     table = markdown_table([Row("lerobot", 200.0, [ok, short])])
-    assert "| lerobot | 200 | 1/2 (1 cut short) | 0.50 | 500 |" in table
+    assert "| lerobot | 200 | 1/2 (1 cut short) | 0.50 | 500 | 0 | 0.0 | – |" in table
+    held = episode_numbers(log_from(times, values), hold_ticks=3)
+    assert "| ours | 0 | 2/2 | 0.75 | 500 | 0 | 0.0 | 3.0 |" in markdown_table([Row("ours", 0.0, [ok, held])])
 
 
-def test_held_ticks_counts_our_clients_holds_within_the_episode(tmp_path) -> None:
+def test_our_tick_log_gives_the_first_planned_tick_and_the_holds_after_it(tmp_path) -> None:
     path = tmp_path / "ticks.jsonl"
-    rows = [{"time_s": t / FPS, "stalled": t in (3, 4, 300)} for t in range(310)]
+    rows = [{"time_s": t / FPS, "stalled": t in (1, 2, 13, 14, 300), "source_request_id": -1 if t < 10 else 0}
+            for t in range(310)]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    assert held_ticks(path, episode_s=8.0) == 2
-    assert held_ticks(tmp_path / "missing.jsonl", 8.0) == 0
+    assert our_tick_log(path, episode_s=8.0) == (pytest.approx(10 / FPS), 2)  # start-up holds and t > 8 s left out
+    assert our_tick_log(tmp_path / "missing.jsonl", 8.0) == (None, 0)
+
+
+def test_commands_before_the_first_planned_action_are_not_counted() -> None:
+    times, values = ramp(240)
+    values[:30] = 0.0  # a hold for 1 s, then the ramp starts (as our client holds until its first chunk)
+    ep = episode_numbers(log_from(times, values), start_s=30 / FPS - 0.5 / FPS)
+    assert ep.commands == 210 and ep.first_action_s == pytest.approx(1.0)
+    assert ep.rms_jerk == pytest.approx(0.0, abs=1e-6)
+    assert episode_numbers(log_from(times, values)).rms_jerk > 0  # the hold → ramp kink, when counted
 
 
 def test_seeds_from() -> None:

@@ -59,6 +59,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--strategy", default="vlash_rail", help="our strategy preset(s), comma-separated")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--out", default=None, help="folder for logs and results.json (default: a temporary one)")
+    p.add_argument("--recompute", default=None, metavar="FOLDER",
+                   help="print the table again from a finished run's logs (its --out folder); runs nothing")
     return p.parse_args(list(argv))
 
 
@@ -72,6 +74,9 @@ def seeds_from(text: str) -> list[int]:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    if args.recompute:
+        print(markdown_table(recompute(Path(args.recompute))) + "\n" + LEGEND)
+        return 0
     if not _has_stack():
         return _reexec(argv)
     return run(args)
@@ -151,10 +156,13 @@ def header(args: argparse.Namespace, episode_s: float, seeds: list[int], lats: l
 
 LEGEND = """
 success: episodes the task judged a success; hits/targets: reach_jump's targets touched in time (its completion);
-time to hit: target appearance → touch, mean over hit targets; stalls/ep: control periods after the first
-command with no fresh planned action (no command at all, or a hold the client logged); RMS jerk: the arm's
-command on the 1/fps grid, rad/s³ (gripper excluded); rate: commands per second the arm received; loop gap:
-time between two commands. All measured by the robot (lerobot_robot_vla_sim/episode_log.py)."""
+time to hit: target appearance → touch, mean over hit targets; first action: the client's first read of the arm
+(the episode's clock starts there) → the first command planned by the policy; from there on: empty periods/ep:
+1/fps control periods in which the arm received no command (an empty LeRobot queue, or a loop tick missed or
+late by over half a period); holds/ep: ticks our client commanded a hold for want of a fresh planned action
+(LeRobot's client sends none: its underruns are empty periods); RMS jerk: the arm's command on the 1/fps grid,
+rad/s³ (gripper excluded); rate: commands per second the arm received; loop gap: time between
+two commands. Measured by the robot (lerobot_robot_vla_sim/episode_log.py) and our client's tick log (holds)."""
 
 
 def save(path: Path, rows: list[Row]) -> None:
@@ -204,17 +212,15 @@ class LatencyRun:
         log.unlink(missing_ok=True)
         if stack == "lerobot":
             err = self._lerobot_episode(seed, run_dir, log)
-            hold = 0
         else:
             err = self._our_episode(stack.split(" ", 1)[1], seed, run_dir, log)
-            hold = held_ticks(run_dir / "ticks.jsonl", self.episode_s) if err is None else 0
         if err is None and not log.exists():
             err = f"the robot wrote no episode log; see {run_dir}"
         if err is not None:
             return None, err
-        ep = episode_numbers(json.loads(log.read_text()), hold_ticks=hold)
+        ep = episode_from_dir(run_dir, ours=stack != "lerobot", episode_s=self.episode_s)
         print(f"  {stack:<18} seed {seed}: success {ep.success}, hits {ep.hit_fraction:.2f}, {ep.commands} commands "
-              f"({ep.rate_hz:.1f} Hz), stalls {ep.stalls}, jerk {ep.rms_jerk:.0f}", flush=True)
+              f"({ep.rate_hz:.1f} Hz), empty periods {ep.empty_periods}, holds {ep.hold_ticks}, jerk {ep.rms_jerk:.0f}", flush=True)
         return ep, None
 
     def _lerobot_episode(self, seed: int, run_dir: Path, log: Path) -> str | None:
@@ -265,16 +271,46 @@ def sim_native_to_policy_scale() -> list[float]:
     return units.scale.tolist()
 
 
-def held_ticks(tick_log: Path, episode_s: float) -> int:
-    """Ticks our client logged as stalled (a hold: no fresh planned action) within the episode."""
+def episode_from_dir(run_dir: Path, ours: bool, episode_s: float) -> EpisodeNumbers:
+    """One episode's numbers from its run folder: the robot's episode.json, and for ours its tick log (holds, and
+    the first tick planned by the policy: before it our client sends holds, LeRobot's sends nothing)."""
+    log = json.loads((run_dir / "episode.json").read_text())
+    if not ours:
+        return episode_numbers(log)
+    first_s, holds = our_tick_log(run_dir / "ticks.jsonl", episode_s)
+    start = None if first_s is None else first_s - 0.5 / float(log["fps"])  # that tick's command, not the one before
+    return episode_numbers(log, hold_ticks=holds, start_s=start)
+
+
+def our_tick_log(tick_log: Path, episode_s: float) -> tuple[float | None, int]:
+    """(time of the first tick commanded from a chunk, ticks held after it within the episode) from our client's
+    per-tick log; holds before the first chunk are start-up, as LeRobot's wait for its first chunk is."""
     if not tick_log.exists():
-        return 0
-    count = 0
+        return None, 0
+    first: float | None = None
+    holds = 0
     for line in tick_log.read_text().splitlines():
         rec: dict[str, Any] = json.loads(line)
-        if rec.get("stalled") and float(rec.get("time_s", 0.0)) <= episode_s:
-            count += 1
-    return count
+        t = float(rec.get("time_s", 0.0))
+        if first is None and int(rec.get("source_request_id", -1)) >= 0:
+            first = t
+        elif first is not None and rec.get("stalled") and t <= episode_s:
+            holds += 1
+    return first, holds
+
+
+def recompute(folder: Path) -> list[Row]:
+    """The table again from a finished run's logs (`--recompute FOLDER`)."""
+    rows: list[Row] = []
+    for lat_dir in sorted(folder.glob("*ms"), key=lambda p: float(p.name[:-2])):
+        stacks: dict[str, list[EpisodeNumbers]] = {}
+        for run_dir in sorted(p for p in lat_dir.iterdir() if (p / "episode.json").exists()):
+            stack = run_dir.name.rpartition("_")[0]
+            log = json.loads((run_dir / "episode.json").read_text())
+            stacks.setdefault(stack.replace("_", " ", 1), []).append(
+                episode_from_dir(run_dir, ours=stack != "lerobot", episode_s=float(log["episode_s"])))
+        rows += [Row(stack, float(lat_dir.name[:-2]), eps) for stack, eps in sorted(stacks.items())]
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- processes
