@@ -22,12 +22,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vla_async.bench.lerobot_metrics import EpisodeNumbers, Row, episode_numbers, markdown_table
+from vla_async.local_server import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = ROOT / "models" / "reach_jump" / "policy.onnx"
@@ -232,7 +232,7 @@ class LatencyRun:
         with (run_dir / "client.log").open("w") as out:
             proc = subprocess.Popen(argv, cwd=run_dir, env=self.env, stdout=out, stderr=subprocess.STDOUT)
             # LeRobot's client runs until interrupted: stop it (Ctrl-C, as a user would) once the episode is logged
-            ended = wait_for(lambda: log.exists() or proc.poll() is not None, STARTUP_S + self.episode_s)
+            ended = wait_until(lambda: log.exists() or proc.poll() is not None, STARTUP_S + self.episode_s, 0.1)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
             finish(proc, 30.0)
@@ -320,15 +320,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
-
-
 def wait_port(port: int, timeout_s: float, proc: subprocess.Popen) -> bool:
     def open_() -> bool:
         if proc.poll() is not None:
@@ -336,7 +327,7 @@ def wait_port(port: int, timeout_s: float, proc: subprocess.Popen) -> bool:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
 
-    return wait_for(open_, timeout_s, 0.2) and proc.poll() is None
+    return wait_until(open_, timeout_s, 0.2) and proc.poll() is None
 
 
 def finish(proc: subprocess.Popen, timeout_s: float) -> None:
