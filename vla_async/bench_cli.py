@@ -13,7 +13,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "sim": ("sim.bench:main", "physics steps/s and camera frames/s"),
     "server": ("policy_server.bench:main", "server overhead per chunk and batching throughput"),
     "fleet": ("robot_client.fleet_bench:main", "N kinematic robots on M fleet replicas vs M plain servers; failover"),
-    "lerobot": ("vla_async.bench.lerobot_compare:main",
+    "lerobot": ("sim.lerobot_bench.compare:main",
                 "LeRobot 0.4.4's own async client/server vs ours on the simulated arm (LeRobot lane venv)"),
     "fuzz": ("vla_async.bench.fuzz:main", "malformed messages vs a real server and client: deaths, exits, p99, RSS"),
 }

@@ -26,7 +26,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors 
 from lerobot_policy_vla_async.export import export_policy  # noqa: E402
 from lerobot_robot_vla_sim import VlaSimFollower, VlaSimFollowerConfig  # noqa: E402
 from robot_client.lerobot_robot import LeRobotRobot  # noqa: E402
-from vla_async.bench.lerobot_compare import DEFAULT_MODEL, main, sim_native_to_policy_scale  # noqa: E402
+from sim.lerobot_bench.compare import DEFAULT_MODEL, main, sim_native_to_policy_scale  # noqa: E402
 from vla_async.config import RobotConfig  # noqa: E402
 from vla_async.policy_input import PolicyInput  # noqa: E402
 

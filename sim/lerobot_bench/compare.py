@@ -6,7 +6,7 @@ policy plugin, run by our ONNX backend) and our ZeroMQ policy server (`--injecte
 seed, LeRobot's RobotClient and our `vla-async client --robot.kind=lerobot` drive the same LeRobot robot (the
 simulated SO-101 follower, `vla_sim_follower`) on the same task and seed, each in its own process, each seeing
 the joints in LeRobot's units, the two 64 px cameras and the task's instruction. The robot logs every command it
-receives and the task's outcome; vla_async/bench/lerobot_metrics.py turns the logs into the table.
+receives and the task's outcome; sim/lerobot_bench/metrics.py turns the logs into the table.
 
 Runs in the LeRobot lane's venv (scripts/lerobot_lane.sh builds it: LeRobot with `[async]`, i.e. grpcio);
 started from another Python, it re-executes itself there.
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vla_async.bench.lerobot_metrics import EpisodeNumbers, Row, episode_numbers, markdown_table
+from sim.lerobot_bench.metrics import EpisodeNumbers, Row, episode_numbers, markdown_table
 from vla_async.local_server import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def _reexec(argv: Sequence[str]) -> int:
               f"'lerobot[async]==0.4.4' here)", file=sys.stderr)
         return 2
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.call([str(python), "-m", "vla_async.bench.lerobot_compare", *argv], env=env)
+    return subprocess.call([str(python), "-m", "sim.lerobot_bench.compare", *argv], env=env)
 
 
 # --------------------------------------------------------------------------------------------- the runs
@@ -192,7 +192,7 @@ class LatencyRun:
         self.lerobot_port = free_port()
         self._lerobot_log = (folder / "lerobot_server.log").open("w")
         self.lerobot_server = subprocess.Popen(
-            [sys.executable, "-m", "vla_async.bench.lerobot_launch", "server", "--host=127.0.0.1",
+            [sys.executable, "-m", "sim.lerobot_bench.launch", "server", "--host=127.0.0.1",
              f"--port={self.lerobot_port}", f"--fps={args.fps:g}", "--inference_latency=0", "--obs_queue_timeout=1"],
             cwd=folder, env=self.env, stdout=self._lerobot_log, stderr=subprocess.STDOUT)
         if not wait_port(self.lerobot_port, STARTUP_S, self.lerobot_server):
@@ -224,7 +224,7 @@ class LatencyRun:
         return ep, None
 
     def _lerobot_episode(self, seed: int, run_dir: Path, log: Path) -> str | None:
-        argv = [sys.executable, "-m", "vla_async.bench.lerobot_launch", "client", "--robot.type=vla_sim_follower",
+        argv = [sys.executable, "-m", "sim.lerobot_bench.launch", "client", "--robot.type=vla_sim_follower",
                 *self.robot_args("robot", seed, log), f"--task={self.instruction}",
                 f"--server_address=127.0.0.1:{self.lerobot_port}", "--policy_type=vla_async",
                 f"--pretrained_name_or_path={self.policy_dir}", "--policy_device=cpu", "--client_device=cpu",

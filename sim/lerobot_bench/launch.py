@@ -1,7 +1,7 @@
 """LeRobot 0.4.4's own async inference processes, as `vla-async bench lerobot` starts them:
 
-    python -m vla_async.bench.lerobot_launch server --host=127.0.0.1 --port=8080 --fps=30 ...
-    python -m vla_async.bench.lerobot_launch client --robot.type=vla_sim_follower ... --policy_type=vla_async ...
+    python -m sim.lerobot_bench.launch server --host=127.0.0.1 --port=8080 --fps=30 ...
+    python -m sim.lerobot_bench.launch client --robot.type=vla_sim_follower ... --policy_type=vla_async ...
 
 `server` is `python -m lerobot.async_inference.policy_server` after two steps the harness takes: it imports the
 `lerobot_policy_vla_async` plugin and adds its type to the server's SUPPORTED_POLICIES allow-list (printed).
@@ -43,7 +43,7 @@ def client(argv: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("server", "client"):
-        print("usage: python -m vla_async.bench.lerobot_launch server|client [LeRobot's arguments]", file=sys.stderr)
+        print("usage: python -m sim.lerobot_bench.launch server|client [LeRobot's arguments]", file=sys.stderr)
         return 2
     try:
         (serve if argv[0] == "server" else client)(argv[1:])

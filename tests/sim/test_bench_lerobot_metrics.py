@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from vla_async.bench.lerobot_compare import our_tick_log, seeds_from
-from vla_async.bench.lerobot_metrics import Row, command_grid, episode_numbers, markdown_table
+from sim.lerobot_bench.compare import our_tick_log, seeds_from
+from sim.lerobot_bench.metrics import Row, command_grid, episode_numbers, markdown_table
 
 FPS = 30.0
 NAMES = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"]
