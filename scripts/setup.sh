@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a machine for the README's commands: headless GL libraries (apt), then a virtualenv (.venv).
 #
-#   scripts/setup.sh demo   what `make demo` needs: vla-async[sim] (MuJoCo, plots, video; no torch)
+#   scripts/setup.sh demo   what `make demo` needs: vla-async[demo] (sim: MuJoCo, plots, video; onnxruntime
+#                           for the learned policy; no torch)
 #   scripts/setup.sh test   what `make test` needs: vla-async[all] (sim + jpeg + server: torch, ONNX + dev)
 #
 # torch (test profile only), first match wins:
@@ -20,7 +21,7 @@ PYTHON=${PYTHON:-python3}
 DRY=${VLA_ASYNC_SETUP_DRY_RUN:-0}
 say() { echo "[setup] $*"; }
 case "$PROFILE" in
-  demo) EXTRAS="sim" ;;
+  demo) EXTRAS="demo" ;;
   test) EXTRAS="all" ;;
   torch-plan) ;;  # print the torch pip arguments this machine would get, one per line, and stop
   *) echo "[setup] error: unknown profile '$PROFILE'; use: demo | test" >&2; exit 2 ;;

@@ -1,7 +1,9 @@
 """`vla-async demo` — the main job: a policy server and a robot client on a simulated pick-and-place.
 
-1. starts `python -m policy_server` (expert backend, injected latency ~150 ms with jitter, like a large
-   VLA on a GPU) on a free 127.0.0.1 port, and the real-time client with the default strategy on
+1. starts `python -m policy_server` (by default the learned pick_place policy shipped in
+   models/pick_place, served by the onnx backend from the cameras' images; `--policy=expert` serves
+   the scripted expert instead; injected latency ~150 ms with jitter, like a large VLA on a GPU) on a
+   free 127.0.0.1 port, and the real-time client with the default strategy on
    `pick_place`, the arm advancing with the wall clock; prints a live status line and films the front
    camera while the episode runs (and a few seconds past its end);
 2. compares, in virtual time over a few seeds, the default strategy with `sync` at the same latency
@@ -24,11 +26,13 @@ from sim.demo_report import demo_report
 from sim.eval.episode_log import EpisodeLog
 from sim.eval.grid import EvalConfig, expand_cells, latency_config, resolve_strategy
 from vla_async.cli_parser import OneLineArgumentParser
-from vla_async.config import ConfigError, InjectedLatencyConfig, StrategyConfig, build_config, strategy_names
+from vla_async.config import BackendConfig, ConfigError, InjectedLatencyConfig, StrategyConfig, build_config, strategy_names
 from vla_async.config.schema import DEFAULT_STRATEGY, SIM_TASKS
 
 #: seconds the camera keeps filming after the live episode ends (the arm holds its last command)
 VIDEO_LINGER_S = 3.0
+#: the learned policies shipped with the repository (models/<task>/policy.onnx, see models/README.md)
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="pick_place", help=" | ".join(SIM_TASKS))
     p.add_argument("--strategy", default=DEFAULT_STRATEGY,
                    help=f"the strategy to run live: {' | '.join(strategy_names())} (default {DEFAULT_STRATEGY})")
+    p.add_argument("--policy", default="learned",
+                   help="learned (models/<task>/policy.onnx) | expert (the scripted one) | a path to an .onnx policy")
     p.add_argument("--latency_ms", default="150", help="mean injected model latency, ms")
     p.add_argument("--jitter_ms", default="25", help="its jitter (std), ms")
     p.add_argument("--seed", default="0", help="seed of the real-time episode")
@@ -58,19 +64,39 @@ def demo_config(args: argparse.Namespace) -> EvalConfig:
         args.seed = int(args.seed)
     except ValueError:
         raise ConfigError(f"seed: {args.seed!r} is not an integer") from None
+    backend = policy_backend(args.policy, args.task)
+    if backend is not None:
+        config = config.model_copy(update={"backend": BackendConfig(**backend)})
     return config
 
 
-def require_sim_extra() -> None:
-    """The demo needs the sim extra; say so before anything starts (vla_async.cli prints the one line)."""
-    for module in ("mujoco", "matplotlib", "imageio", "tqdm"):
+def policy_backend(policy: str, task: str) -> dict[str, Any] | None:
+    """The served policy's backend section: None for the scripted expert, else the onnx backend."""
+    if policy == "expert":
+        return None
+    path = MODELS_DIR / task / "policy.onnx" if policy == "learned" else Path(policy)
+    if not path.is_file():
+        what = f"no learned {task} policy at {path}" if policy == "learned" else f"no policy file {path}"
+        raise ConfigError(f"policy: {what}; use --policy=expert for the scripted one")
+    return {"name": "onnx", "path": str(path)}
+
+
+def policy_label(config: EvalConfig) -> str:
+    return "expert" if config.backend is None else f"{config.backend.name} {config.backend.path}"
+
+
+def require_sim_extra(policy: str = "expert") -> None:
+    """The demo needs the sim extra (and onnxruntime to serve a learned policy); say so before anything
+    starts (vla_async.cli prints the one line)."""
+    modules = ("mujoco", "matplotlib", "imageio", "tqdm") + (() if policy == "expert" else ("onnxruntime",))
+    for module in modules:
         if importlib.util.find_spec(module) is None:
             raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    require_sim_extra()
+    require_sim_extra(args.policy)
     try:
         config = demo_config(args)
     except ConfigError as exc:
@@ -82,7 +108,7 @@ def main(argv: Sequence[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    print(f"[1/3] real time: policy server (expert, {latency_ms:.0f}±{config.jitter_ms:.0f} ms injected) + "
+    print(f"[1/3] real time: policy server ({policy_label(config)}, {latency_ms:.0f}±{config.jitter_ms:.0f} ms injected) + "
           f"robot client ({strategy.name}) on {args.task}, seed {args.seed}", flush=True)
     live_log, video = run_live(args, config, strategy, latency, out)
     from sim.eval.runner import metrics_for, row_for
@@ -115,7 +141,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def live_config(args: argparse.Namespace, config: EvalConfig, strategy: StrategyConfig) -> dict[str, Any]:
-    return {"engine": "realtime", "task": args.task, "seed": args.seed, "fps": config.fps,
+    return {"engine": "realtime", "task": args.task, "seed": args.seed, "fps": config.fps, "policy": policy_label(config),
             "latency_ms": config.latencies_ms[0], "jitter_ms": config.jitter_ms,
             "latency_distribution": config.latency_distribution, "strategy": strategy.model_dump()}
 
@@ -145,7 +171,8 @@ def run_live(args: argparse.Namespace, config: EvalConfig, strategy: StrategyCon
             log = run_realtime_episode(args.task, strategy, latency, args.seed, fps=config.fps,
                                        chunk_length=config.chunk_length, max_duration_s=config.max_duration_s,
                                        safety=config.safety, workdir=out / "live", on_client=on_client,
-                                       linger_s=linger)
+                                       linger_s=linger, backend=config.backend, cameras=config.cameras,
+                                       image_size=config.image_size)
     finally:
         for rec in recorders:
             rec.stop()

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-steps", type=int, default=10, help="Euler steps at inference (flow head)")
     p.add_argument("--flow-target", choices=["data", "velocity"], default="data",
                    help="flow head: the MLP predicts the clean chunk (data) or the velocity (pi0)")
+    p.add_argument("--flow-samples", type=int, default=1,
+                   help="flow head: (noise, τ) draws per sample and step (the image encoders run once)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--labels", choices=["expert", "recorded"], default="expert",
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vlash", type=_latency, default=None, metavar="LO,HI",
                    help="VLASH training: condition on the state Δ later (Δ in [LO, HI] s), expert-relabelled")
     p.add_argument("--vlash-copies", type=int, default=2, help="VLASH: offsets drawn per frame")
+    p.add_argument("--vlash-state", choices=["measured", "commanded"], default="measured",
+                   help="VLASH: condition on the measured state Δ later, or on the command before the chunk's "
+                        "first tick (what the `commanded` rollforward of vlash_rail sends)")
+    p.add_argument("--plain-copy", action="store_true",
+                   help="VLASH: also keep each frame's plain Δ = 0 sample (for clients without rollforward)")
     p.add_argument("--exec-offset-input", action="store_true", help="VLASH: exec_offset_s is a model input")
     p.add_argument("--prefix-ticks", type=_ticks, default=None, metavar="LO,HI",
                    help="prefix conditioning (training-time RTC, flow head): the first d rows of each target chunk "
@@ -75,10 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = TrainConfig(
             dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size,
-            lr=args.lr, chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target,
+            lr=args.lr, chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target, flow_samples=args.flow_samples,
             seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
             time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-            vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies, exec_offset_input=args.exec_offset_input,
+            vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies,
+            vlash_state=args.vlash_state, plain_copy=args.plain_copy, exec_offset_input=args.exec_offset_input,
             prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,
             progress=not args.no_progress,
         )

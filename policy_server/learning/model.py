@@ -227,13 +227,20 @@ class VisuomotorPolicy(nn.Module):
 
     def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
              exec_offset: torch.Tensor | None, target: torch.Tensor, generator: torch.Generator | None = None,
-             prefix_rows: torch.Tensor | None = None) -> torch.Tensor:
+             prefix_rows: torch.Tensor | None = None, flow_samples: int = 1) -> torch.Tensor:
         """Training loss for absolute target chunks [B, H, A] (normalised offset space); `prefix_rows` [B] (prefix
-        conditioning): how many leading rows of each target are given clean as the committed prefix."""
+        conditioning): how many leading rows of each target are given clean as the committed prefix.
+
+        `flow_samples` (flow head): (noise, τ) draws per sample; the image encoders run once per sample,
+        so extra draws cost only the small velocity MLP and give the head more training signal per step.
+        """
         cond = self.condition(state, images, task, exec_offset)
         x1 = self.normalise_chunk(target, state)
         if self.head == "regression":
             return F.mse_loss(self.regressor(cond), x1)
+        if flow_samples > 1:
+            cond, x1 = cond.repeat(flow_samples, 1), x1.repeat(flow_samples, 1)
+            prefix_rows = None if prefix_rows is None else prefix_rows.repeat(flow_samples)
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         tau = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
         x_tau = (1 - tau[:, None]) * x0 + tau[:, None] * x1

@@ -2,8 +2,14 @@
 
 Plain training: images, state and label from the same frame (Δ = 0). VLASH training (`latency_s`
 given): per frame `copies` offsets Δ = k / fps with k drawn uniformly from the latency range; the
-conditioning state is the recorded state k ticks later (what rollforward hands the policy), the
-label is the expert's plan from that state for the frame's scene, and Δ is `exec_offset_s`.
+label is the expert's plan from the conditioning state for the frame's scene, and Δ is `exec_offset_s`.
+The conditioning state is, by `vlash_state`:
+- `measured`: the recorded (measured) state k ticks later;
+- `commanded`: the command for the tick before the chunk's first one, k − 1 ticks later (k ≥ 1) —
+  exactly what the `commanded` rollforward (vlash_rail) hands the policy at deployment, where the
+  arm lags its command, so the measured future state is a pairing the policy never gets.
+`plain_copy` adds each frame's Δ = 0 sample (measured state, offset 0), which is what clients without
+rollforward send, so one policy serves both (with an `exec_offset_s` input it can tell them apart).
 """
 
 from __future__ import annotations
@@ -53,24 +59,42 @@ def bag_of_words(instructions: Sequence[str], vocab: Sequence[str]) -> np.ndarra
 
 
 def build_samples(demos: Demos, vocab: Sequence[str], chunk_length: int, labels: str = "expert",
-                  latency_s: tuple[float, float] | None = None, copies: int = 1, seed: int = 0) -> Samples:
-    n = len(demos)
-    frames = np.arange(n)
-    if latency_s is None:
-        ticks = np.zeros(n, np.int64)
-    else:
-        lo, hi = (int(round(x * demos.fps)) for x in latency_s)
-        rng = np.random.default_rng([seed, 0xF1A5])
-        frames = np.tile(frames, copies)
-        ticks = rng.integers(lo, hi + 1, size=len(frames))
-    cond = np.minimum(frames + ticks, demos.episode_end[frames] - 1)
-    offsets = ((cond - frames) / demos.fps).astype(np.float32)
-    states = demos.states[cond]
+                  latency_s: tuple[float, float] | None = None, copies: int = 1, seed: int = 0,
+                  vlash_state: str = "measured", plain_copy: bool = False) -> Samples:
+    frames, states, offsets = _conditioning(demos, latency_s, copies, seed, vlash_state, plain_copy)
     instructions = [demos.instructions[i] for i in frames]
     if labels == "expert":
         target = expert_chunks(states, demos.environment_states[frames], instructions, chunk_length, demos.fps, offsets)
     elif labels == "recorded":
+        cond = np.minimum(frames + np.round(offsets * demos.fps).astype(np.int64), demos.episode_end[frames] - 1)
         target = recorded_chunks(demos.actions, demos.episode_end, chunk_length)[cond]
     else:
         raise ValueError(f"labels must be 'expert' or 'recorded', got {labels!r}")
     return Samples(frames, states, offsets, bag_of_words(instructions, vocab), target)
+
+
+def _conditioning(demos: Demos, latency_s: tuple[float, float] | None, copies: int, seed: int,
+                  vlash_state: str, plain_copy: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image frame, conditioning state, exec_offset_s) of every sample."""
+    if vlash_state not in ("measured", "commanded"):
+        raise ValueError(f"vlash_state must be 'measured' or 'commanded', got {vlash_state!r}")
+    n = len(demos)
+    plain = (np.arange(n), demos.states, np.zeros(n, np.float32))
+    if latency_s is None:
+        return plain
+    lo, hi = (int(round(x * demos.fps)) for x in latency_s)
+    if vlash_state == "commanded":
+        lo, hi = max(lo, 1), max(hi, 1)
+    rng = np.random.default_rng([seed, 0xF1A5])
+    frames = np.tile(np.arange(n), copies)
+    last = demos.episode_end[frames] - 1
+    ticks = rng.integers(lo, hi + 1, size=len(frames))
+    if vlash_state == "measured":
+        cond = np.minimum(frames + ticks, last)
+        vlash = (frames, demos.states[cond], ((cond - frames) / demos.fps).astype(np.float32))
+    else:
+        cond = np.minimum(frames + ticks - 1, last)
+        vlash = (frames, demos.actions[cond], ((cond + 1 - frames) / demos.fps).astype(np.float32))
+    if not plain_copy:
+        return vlash
+    return tuple(np.concatenate([a, b]) for a, b in zip(plain, vlash, strict=True))  # type: ignore[return-value]

@@ -43,6 +43,7 @@ class TrainConfig:
     chunk_length: int = 50
     flow_steps: int = 10
     flow_target: str = "data"
+    flow_samples: int = 1
     seed: int = 0
     threads: int = 1
     labels: str = "expert"
@@ -54,6 +55,8 @@ class TrainConfig:
     eval_every: int = 250
     vlash_latency_s: tuple[float, float] | None = None
     vlash_copies: int = 2
+    vlash_state: str = "measured"
+    plain_copy: bool = False
     exec_offset_input: bool = False
     prefix_ticks: tuple[int, int] | None = None  # prefix conditioning: committed rows d drawn from this range
     prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
@@ -62,8 +65,8 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.threads < 1:
-            raise ValueError("steps, batch_size and threads must be >= 1")
+        if min(self.steps, self.batch_size, self.threads, self.flow_samples) < 1:
+            raise ValueError("steps, batch_size, threads and flow_samples must be >= 1")
         if self.exec_offset_input and self.vlash_latency_s is None:
             raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
         if self.prefix_ticks is not None:
@@ -91,7 +94,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     t0 = time.perf_counter()
     demos = load_demos(cfg.dataset, cfg.cameras, cfg.max_episodes)
     vocab = vocabulary(demos.instructions) if not cfg.init_from else _card_vocab(cfg.init_from)
-    samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed)
+    samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed,
+                            cfg.vlash_state, cfg.plain_copy)
     train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
     prep_s = time.perf_counter() - t0
     kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
@@ -177,7 +181,7 @@ def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Sa
     for step in range(1, cfg.steps + 1):
         lr = learning_rate(cfg, step, time.perf_counter() - start)
         batch = batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen))
-        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen))
+        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen), cfg.flow_samples)
         over_budget = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
         log.step(model, step, loss, final=step == cfg.steps or over_budget)
         if step % cfg.checkpoint_every == 0:
@@ -206,12 +210,12 @@ def prefix_rows(cfg: TrainConfig, batch: int, gen: torch.Generator) -> torch.Ten
 
 
 def _train_step(model: VisuomotorPolicy, opt: torch.optim.Optimizer, lr: float, batch: tuple,
-                gen: torch.Generator, rows: torch.Tensor | None = None) -> float:
+                gen: torch.Generator, rows: torch.Tensor | None = None, flow_samples: int = 1) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     state, images, task, offset, target = batch
     model.train()
-    loss = model.loss(state, images, task, offset, target, generator=gen, prefix_rows=rows)
+    loss = model.loss(state, images, task, offset, target, generator=gen, prefix_rows=rows, flow_samples=flow_samples)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -295,11 +299,14 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
                 "labels": cfg.labels, "head": cfg.head, "flow_steps": cfg.flow_steps if cfg.head == "flow" else None,
                 "flow_target": cfg.flow_target if cfg.head == "flow" else None,
+                "flow_samples": cfg.flow_samples if cfg.head == "flow" else None,
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
                 "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
                 "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
+                "vlash_state": cfg.vlash_state if cfg.vlash_latency_s else None,
+                "plain_copy": cfg.plain_copy,
                 "parameters": parameter_count(model)}
     return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
 

@@ -105,9 +105,6 @@ class EvalConfig(StrictModel):
 
     @model_validator(mode="after")
     def _backend_engine(self) -> EvalConfig:
-        if self.backend is not None and self.engine == "realtime":
-            raise ValueError("backend: the realtime engine serves the scripted expert only so far; "
-                             "use engine=virtual to evaluate a policy backend")
         if self.expert_lag_s > 0 and (self.backend is not None or self.engine == "realtime"):
             raise ValueError("expert_lag_s: only the virtual engine's in-process scripted expert is lag-compensated; "
                              "drop backend / use engine=virtual, or set expert_lag_s=0")

@@ -1,5 +1,5 @@
-"""Real-time engine: `python -m policy_server` (expert backend + injected latency) as a subprocess,
-the real-time client (`robot_client.loop.RealTimeClient`) on the simulated arm in real-time mode,
+"""Real-time engine: `python -m policy_server` (the expert, or the evaluated policy backend, + injected
+latency) as a subprocess, the real-time client (`robot_client.loop.RealTimeClient`) on the simulated arm in real-time mode,
 both over ZeroMQ on 127.0.0.1; the client's per-tick JSONL log becomes an `EpisodeLog`.
 
 The client log carries each request's capture and exec tick and, per applied chunk, its request
@@ -11,9 +11,10 @@ tick-quantised (capture tick → the tick that applied the chunk). The loop chec
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sim.eval.episode_log import EpisodeLog, EpisodeRecorder
 from sim.eval.grid import RealtimeConfig
 from sim.eval.virtual_engine import episode_meta
 from vla_async.config import (
+    BackendConfig,
     ClientConfig,
     InjectedLatencyConfig,
     LogConfig,
@@ -31,26 +33,55 @@ from vla_async.config import (
     SafetyConfig,
     StrategyConfig,
 )
+from vla_async.config.schema import CameraConfig
 
 
-def server_overrides(latency: InjectedLatencyConfig, chunk_length: int) -> list[str]:
-    """`python -m policy_server` arguments: the expert backend with the cell's injected latency."""
+def server_overrides(latency: InjectedLatencyConfig, chunk_length: int, backend: BackendConfig | None = None) -> list[str]:
+    """`python -m policy_server` arguments: the backend (the expert unless given) with the cell's injected latency."""
     return [
-        "--backend.name=expert", f"--backend.chunk_length={chunk_length}",
+        *backend_overrides(backend, chunk_length),
         f"--injected_latency.distribution={latency.distribution}", f"--injected_latency.mean_ms={latency.mean_ms}",
         f"--injected_latency.jitter_ms={latency.jitter_ms}", f"--injected_latency.seed={latency.seed}",
         "--log_level=warning",
     ]
 
 
+def backend_overrides(backend: BackendConfig | None, chunk_length: int) -> list[str]:
+    if backend is None:
+        return ["--backend.name=expert", f"--backend.chunk_length={chunk_length}"]
+    out = [f"--backend.name={backend.name}", f"--backend.device={backend.device}", f"--backend.dtype={backend.dtype}",
+           f"--backend.chunk_length={backend.chunk_length}"]
+    if backend.path is not None:
+        out.append(f"--backend.path={Path(backend.path).resolve()}")
+    out += [f"--backend.options.{key}={json.dumps(value)}" for key, value in backend.options.items()]
+    return out
+
+
 def client_config(task: str, strategy: StrategyConfig, seed: int, port: int, fps: float, max_duration_s: float,
-                  safety: SafetyConfig | None, log_path: Path) -> ClientConfig:
+                  safety: SafetyConfig | None, log_path: Path, cameras: tuple[str, ...] = (),
+                  image_size: tuple[int, int] = (224, 224)) -> ClientConfig:
     return ClientConfig(
         network=NetworkConfig(port=port), strategy=strategy, safety=safety or SafetyConfig(),
-        robot=RobotConfig(kind="sim", task=task, seed=seed, fps=fps, cameras=[], render=False),
+        robot=RobotConfig(kind="sim", task=task, seed=seed, fps=fps, cameras=list(cameras), render=bool(cameras),
+                          camera=CameraConfig(height=image_size[0], width=image_size[1])),
         log=LogConfig(path=str(log_path), print_summary=False, live_status=False),
         duration_s=max_duration_s, stop_on_success=True,
     )
+
+
+def policy_cameras(backend: BackendConfig | None, cameras: Sequence[str] | None, image_size: int | None,
+                   fps: float) -> tuple[tuple[str, ...], tuple[int, int]]:
+    """The cameras (and image size) the robot must render for `backend`, read from its spec as the
+    virtual engine does (no cameras for the expert)."""
+    if backend is None:
+        return (), (224, 224)
+    from sim.eval.policy_source import BackendSource
+
+    source = BackendSource(backend, cameras, image_size, fps)
+    try:
+        return source.cameras, source.image_size
+    finally:
+        source.close()
 
 
 def run_realtime_episode(
@@ -68,8 +99,14 @@ def run_realtime_episode(
     workdir: str | Path | None = None,
     on_client: Callable[[Any], None] | None = None,
     linger_s: float = 0.0,
+    backend: BackendConfig | None = None,
+    cameras: Sequence[str] | None = None,
+    image_size: int | None = None,
 ) -> EpisodeLog:
     """One episode with a fresh server process and the real-time client in this process.
+
+    The server runs `backend` (the scripted expert when None); the arm renders the cameras its spec
+    declares (or `cameras`, at `image_size`), only for the observations the client sends.
 
     `on_client(client)` is called before the loop starts (e.g. to show `client.status_line()` live, or
     to film `client.robot`). After the episode the arm keeps holding its last command for `linger_s`
@@ -81,14 +118,16 @@ def run_realtime_episode(
 
     del server_workers  # the real server has one inference worker
     realtime = realtime or RealtimeConfig()
+    cams, size = policy_cameras(backend, cameras, image_size, fps)
     latency = latency.model_copy(update={"seed": latency.seed * 100_003 + seed})
     with tempfile.TemporaryDirectory(prefix="vla-eval-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         log_path = base / f"{task}_{strategy.name}_{latency.mean_ms:.0f}ms_seed{seed}.jsonl"
-        with LocalServer(server_overrides(latency, chunk_length), log_path=base / "server.log") as server:
-            cfg = client_config(task, strategy, seed, server.port, fps, max_duration_s, safety, log_path)
-            robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=(), render=False)
+        with LocalServer(server_overrides(latency, chunk_length, backend), log_path=base / "server.log") as server:
+            cfg = client_config(task, strategy, seed, server.port, fps, max_duration_s, safety, log_path, cams, size)
+            robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=cams, image_size=size,
+                                   render=bool(cams))
             with robot:
                 client = RealTimeClient(cfg, robot, connect_timeout_s=realtime.startup_timeout_s)
                 if on_client is not None:

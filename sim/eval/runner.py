@@ -36,7 +36,7 @@ def run_episode(config: EvalConfig, episode: Episode) -> EpisodeLog:
     from sim.eval.realtime_engine import run_realtime_episode
 
     return run_realtime_episode(cell.task, cell.strategy, cell.latency, episode.seed, realtime=config.realtime,
-                                **kwargs)
+                                backend=config.backend, cameras=config.cameras, image_size=config.image_size, **kwargs)
 
 
 def _job(args: tuple[EvalConfig, Episode]) -> tuple[dict[str, Any], EpisodeLog]:

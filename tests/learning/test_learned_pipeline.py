@@ -136,3 +136,23 @@ def test_vla_async_eval_runs_a_learned_onnx_policy(dataset, tmp_path, capsys):
     rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
     assert {r["strategy"] for r in rows} == {"sync", "vlash_rail"} and all(r["episodes"] == 1 for r in rows)
     assert "| reach_jump | vlash_rail |" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+def test_realtime_engine_serves_the_learned_policy_to_a_rendering_client(dataset, tmp_path):
+    """The real-time engine passes the backend to the server; the arm renders the cameras the policy declares."""
+    from sim.eval.grid import load_eval_config, resolve_strategy
+    from sim.eval.realtime_engine import run_realtime_episode
+    from vla_async.config import InjectedLatencyConfig
+
+    _, onnx_path = train_and_export(dataset, tmp_path / "run", "--head", "regression")
+    clients = []
+    log = run_realtime_episode("reach_jump", resolve_strategy(load_eval_config(None), "vlash_rail"),
+                               InjectedLatencyConfig(distribution="constant", mean_ms=50.0, jitter_ms=0.0), 0,
+                               max_duration_s=2.0, backend=BackendConfig(name="onnx", path=str(onnx_path)),
+                               on_client=clients.append, workdir=tmp_path / "live")
+    (client,) = clients
+    assert client.policy_spec.name == "visuomotor-regression"  # the learned policy, not the expert
+    assert [c.name for c in client.policy_spec.cameras] == ["front"] and [c.name for c in client.robot.spec.cameras] == ["front"]
+    assert any(r.accepted for r in log.requests)  # chunks came back and were used
+    assert np.all(np.isfinite(log.command))

@@ -60,6 +60,38 @@ def test_vlash_samples_condition_on_a_later_state_of_the_same_episode_with_relab
     np.testing.assert_allclose(s.target[i], want)
 
 
+def test_commanded_vlash_samples_condition_on_the_command_before_the_chunk_plus_plain_copies():
+    """What vlash_rail's `commanded` rollforward sends: the command for exec_tick − 1, offset Δ ≥ 1 tick."""
+    d = demos()
+    s = build_samples(d, vocabulary(d.instructions), H, latency_s=(0.0, 0.2), copies=2, seed=3,
+                      vlash_state="commanded", plain_copy=True)
+    n = len(d)
+    assert len(s) == 3 * n
+    np.testing.assert_array_equal(s.state[:n], d.states)  # the plain copy: measured state, offset 0
+    assert np.all(s.exec_offset_s[:n] == 0)
+    vl = slice(n, None)
+    cond = np.rint((s.state[vl, 0] - 0.5) / 0.01).astype(int)  # actions = states + 0.5
+    np.testing.assert_allclose(s.state[vl], d.actions[cond])
+    assert np.all(cond >= s.frame[vl]) and np.all(d.episode[cond] == d.episode[s.frame[vl]])
+    np.testing.assert_allclose(s.exec_offset_s[vl], (cond + 1 - s.frame[vl]) / FPS, atol=1e-6)
+    assert np.all(s.exec_offset_s[vl] >= 1 / FPS - 1e-6) and np.all(s.exec_offset_s[vl] <= 6 / FPS + 1e-6)
+    i = n + int(np.argmax(s.exec_offset_s[vl]))
+    want = ExpertPolicy(H, FPS).plan(s.state[i], d.environment_states[s.frame[i]], d.instructions[s.frame[i]],
+                                     float(s.exec_offset_s[i]))
+    np.testing.assert_allclose(s.target[i], want)
+    with pytest.raises(ValueError, match="vlash_state"):
+        build_samples(d, vocabulary(d.instructions), H, latency_s=(0.0, 0.2), vlash_state="future")
+
+
+def test_flow_loss_with_several_noise_draws_per_sample_is_finite_and_differs():
+    model = VisuomotorPolicy(chunk_length=H, cameras=["front"], image_size=16, head="flow", width=32)
+    state, image = torch.zeros(4, 6), torch.rand(4, 3, 16, 16)
+    target = torch.ones(4, H, 6)
+    one = model.loss(state, [image], None, None, target, generator=torch.Generator().manual_seed(0))
+    four = model.loss(state, [image], None, None, target, generator=torch.Generator().manual_seed(0), flow_samples=4)
+    assert torch.isfinite(four) and not torch.equal(one, four)
+
+
 def test_recorded_labels_are_the_next_actions_padded_at_the_episode_end():
     d = demos()
     s = build_samples(d, vocabulary(d.instructions), H, labels="recorded")

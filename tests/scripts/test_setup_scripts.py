@@ -91,9 +91,13 @@ def test_demo_profile_installs_no_torch() -> None:
     proc = subprocess.run(["bash", str(ROOT / "scripts/setup.sh"), "demo"], capture_output=True, text=True,
                           env={**os.environ, "VLA_ASYNC_SETUP_DRY_RUN": "1", "VENV": "/nonexistent-venv"}, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "-e .[sim]" in proc.stdout and "torch" not in proc.stdout
-    sim_extra = re.search(r'^sim = \[(.*)\]$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert "-e .[demo]" in proc.stdout and "torch" not in proc.stdout
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    sim_extra = re.search(r'^sim = \[(.*)\]$', pyproject, re.M)
     assert sim_extra is not None and "torch" not in sim_extra.group(1) and "onnx" not in sim_extra.group(1)
+    demo_extra = re.search(r'^demo = \[(.*)\]$', pyproject, re.M)  # the sim + onnxruntime for the learned policy
+    assert demo_extra is not None and "vla-async[sim]" in demo_extra.group(1) and "onnxruntime" in demo_extra.group(1)
+    assert "torch" not in demo_extra.group(1)
     assert re.search(r"^demo: setup-demo$", (ROOT / "Makefile").read_text(), re.M)
 
 

@@ -41,6 +41,8 @@ def test_eval_bad_values(argv: list[str], needles: list[str], capsys: pytest.Cap
     (["--task", "pickplace"], ["'pickplace'", "did you mean 'pick_place'"]),
     (["--latency_ms", "fast"], ["latencies_ms", "'fast'"]),
     (["--seed", "x"], ["seed", "'x'"]),
+    (["--policy", "/nonexistent/policy.onnx"], ["policy: no policy file /nonexistent/policy.onnx", "--policy=expert"]),
+    (["--task", "reach_dodge"], ["policy: no learned reach_dodge policy", "--policy=expert"]),
 ])
 def test_demo_bad_values(argv: list[str], needles: list[str], capsys: pytest.CaptureFixture[str],
                          tmp_path) -> None:
