@@ -26,7 +26,14 @@ from sim.demo_report import demo_report
 from sim.eval.episode_log import EpisodeLog
 from sim.eval.grid import EvalConfig, expand_cells, latency_config, resolve_strategy
 from vla_async.cli_parser import OneLineArgumentParser
-from vla_async.config import BackendConfig, ConfigError, InjectedLatencyConfig, StrategyConfig, build_config, strategy_names
+from vla_async.config import (
+    BackendConfig,
+    ConfigError,
+    InjectedLatencyConfig,
+    StrategyConfig,
+    build_config,
+    strategy_names,
+)
 from vla_async.config.schema import DEFAULT_STRATEGY, SIM_TASKS
 
 #: seconds the camera keeps filming after the live episode ends (the arm holds its last command)
