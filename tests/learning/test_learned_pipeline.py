@@ -156,3 +156,21 @@ def test_realtime_engine_serves_the_learned_policy_to_a_rendering_client(dataset
     assert [c.name for c in client.policy_spec.cameras] == ["front"] and [c.name for c in client.robot.spec.cameras] == ["front"]
     assert any(r.accepted for r in log.requests)  # chunks came back and were used
     assert np.all(np.isfinite(log.command))
+
+
+def test_one_ffmpeg_process_decodes_all_episodes_like_one_process_each(dataset):
+    from policy_server.learning.demos import camera_frames, decode_video, decode_videos, load_demos
+
+    paths = sorted((dataset / "videos" / "observation.images.front").rglob("*.mp4"))
+    assert len(paths) == 2
+    each = [decode_video(p) for p in paths]
+    np.testing.assert_array_equal(decode_videos(paths), np.concatenate(each))
+    demos = load_demos(dataset)
+    np.testing.assert_array_equal(demos.images["front"], np.concatenate(each)[: len(demos)])
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    import pyarrow.parquet as pq
+
+    episodes = pq.read_table(dataset / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    short = np.array([len(each[0]) - 1, len(each[1]) - 2])  # counts that do not add up: file by file, cut
+    got = camera_frames(dataset, info, episodes, "front", short)
+    np.testing.assert_array_equal(got[1], each[1][: short[1]])
