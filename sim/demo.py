@@ -1,8 +1,8 @@
 """`vla-async demo` — the main job: a policy server and a robot client on a simulated pick-and-place.
 
-1. starts `python -m policy_server` (by default the learned pick_place policy shipped in
-   models/pick_place, served by the onnx backend from the cameras' images; `--policy=expert` serves
-   the scripted expert instead; injected latency ~150 ms with jitter, like a large VLA on a GPU) on a
+1. starts `python -m policy_server` (`--policy=auto`, the default: the learned policy shipped in
+   models/<task>/policy.onnx when there is one, served by the onnx backend from the cameras' images,
+   else the scripted expert; `--policy=expert|learned|PATH` chooses; injected latency ~150 ms with jitter, like a large VLA on a GPU) on a
    free 127.0.0.1 port, and the real-time client with the default strategy on
    `pick_place`, the arm advancing with the wall clock; prints a live status line and films the front
    camera while the episode runs (and a few seconds past its end);
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="pick_place", help=" | ".join(SIM_TASKS))
     p.add_argument("--strategy", default=DEFAULT_STRATEGY,
                    help=f"the strategy to run live: {' | '.join(strategy_names())} (default {DEFAULT_STRATEGY})")
-    p.add_argument("--policy", default="learned",
-                   help="learned (models/<task>/policy.onnx) | expert (the scripted one) | a path to an .onnx policy")
+    p.add_argument("--policy", default="auto",
+                   help="auto (learned if models/<task>/policy.onnx exists, else expert) | learned | expert "
+                        "(the scripted one) | a path to an .onnx policy")
     p.add_argument("--latency_ms", default="150", help="mean injected model latency, ms")
     p.add_argument("--jitter_ms", default="25", help="its jitter (std), ms")
     p.add_argument("--seed", default="0", help="seed of the real-time episode")
@@ -79,9 +80,10 @@ def demo_config(args: argparse.Namespace) -> EvalConfig:
 
 def policy_backend(policy: str, task: str) -> dict[str, Any] | None:
     """The served policy's backend section: None for the scripted expert, else the onnx backend."""
-    if policy == "expert":
+    shipped = MODELS_DIR / task / "policy.onnx"
+    if policy == "expert" or (policy == "auto" and not shipped.is_file()):
         return None
-    path = MODELS_DIR / task / "policy.onnx" if policy == "learned" else Path(policy)
+    path = shipped if policy in ("auto", "learned") else Path(policy)
     if not path.is_file():
         what = f"no learned {task} policy at {path}" if policy == "learned" else f"no policy file {path}"
         raise ConfigError(f"policy: {what}; use --policy=expert for the scripted one")
@@ -92,10 +94,10 @@ def policy_label(config: EvalConfig) -> str:
     return "expert" if config.backend is None else f"{config.backend.name} {config.backend.path}"
 
 
-def require_sim_extra(policy: str = "expert") -> None:
+def require_sim_extra(learned: bool = False) -> None:
     """The demo needs the sim extra (and onnxruntime to serve a learned policy); say so before anything
     starts (vla_async.cli prints the one line)."""
-    modules = ("mujoco", "matplotlib", "imageio", "tqdm") + (() if policy == "expert" else ("onnxruntime",))
+    modules = ("mujoco", "matplotlib", "imageio", "tqdm") + (("onnxruntime",) if learned else ())
     for module in modules:
         if importlib.util.find_spec(module) is None:
             raise ModuleNotFoundError(f"No module named {module!r}", name=module)
@@ -103,12 +105,13 @@ def require_sim_extra(policy: str = "expert") -> None:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    require_sim_extra(args.policy)
+    require_sim_extra()
     try:
         config = demo_config(args)
     except ConfigError as exc:
         print(f"vla-async demo: {exc}", file=sys.stderr)
         return 2
+    require_sim_extra(learned=config.backend is not None)
     latency_ms = config.latencies_ms[0]
     strategy = resolve_strategy(config, args.strategy)
     latency = latency_config(config, latency_ms, seed=0)

@@ -42,7 +42,7 @@ def test_eval_bad_values(argv: list[str], needles: list[str], capsys: pytest.Cap
     (["--latency_ms", "fast"], ["latencies_ms", "'fast'"]),
     (["--seed", "x"], ["seed", "'x'"]),
     (["--policy", "/nonexistent/policy.onnx"], ["policy: no policy file /nonexistent/policy.onnx", "--policy=expert"]),
-    (["--task", "reach_dodge"], ["policy: no learned reach_dodge policy", "--policy=expert"]),
+    (["--task", "reach_dodge", "--policy", "learned"], ["policy: no learned reach_dodge policy", "--policy=expert"]),
 ])
 def test_demo_bad_values(argv: list[str], needles: list[str], capsys: pytest.CaptureFixture[str],
                          tmp_path) -> None:
