@@ -49,11 +49,7 @@ def load_demos(root: str | Path, cameras: Sequence[str] | None = None, max_episo
 
     root = Path(root)
     info = _read_info(root)
-    recorded = [k[len(IMAGE_PREFIX):] for k, f in info["features"].items() if f["dtype"] == "video"]
-    cameras = list(recorded if cameras is None else cameras)
-    missing = sorted(set(cameras) - set(recorded))
-    if missing:
-        raise ValueError(f"dataset {root} has no camera(s) {missing}; it has {recorded}")
+    cameras = _cameras(root, info, cameras)
     episodes = pq.read_table(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
     episodes = sorted(episodes, key=lambda e: e["episode_index"])[:max_episodes]
     tasks = pd.read_parquet(root / "meta" / "tasks.parquet")
@@ -71,6 +67,16 @@ def load_demos(root: str | Path, cameras: Sequence[str] | None = None, max_episo
         episode_end=np.repeat(np.cumsum(lengths), lengths),
         instructions=[task_of[int(i)] for i in parts["task_index"]],
     )
+
+
+def _cameras(root: Path, info: dict, cameras: Sequence[str] | None) -> list[str]:
+    """The requested cameras (default: all recorded), each checked to be in the dataset."""
+    recorded = [k[len(IMAGE_PREFIX):] for k, f in info["features"].items() if f["dtype"] == "video"]
+    chosen = list(recorded if cameras is None else cameras)
+    missing = sorted(set(chosen) - set(recorded))
+    if missing:
+        raise ValueError(f"dataset {root} has no camera(s) {missing}; it has {recorded}")
+    return chosen
 
 
 def _read_info(root: Path) -> dict:

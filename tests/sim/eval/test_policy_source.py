@@ -51,5 +51,12 @@ def test_bad_backend_and_engine_combinations_fail_clearly():
         episode(BackendConfig(name="onnx", path="/nowhere/policy.onnx"))
     with pytest.raises(ConfigError, match="needs camera"):
         episode(EXPERT_WITH_CAMERA, cameras=["wrist"])
-    with pytest.raises(ConfigError, match="realtime engine"):
-        load_eval_config(None, ["--engine=realtime", "--backend.name=onnx", "--backend.path=x.onnx"])
+    # the real-time engine serves a backend too (its server runs it); a bad one fails before any process starts
+    config = load_eval_config(None, ["--engine=realtime", "--backend.name=onnx", "--backend.path=x.onnx"])
+    assert config.backend is not None and config.backend.path == "x.onnx"
+    from sim.eval.realtime_engine import policy_cameras
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        policy_cameras(BackendConfig(name="onnx", path="/nowhere/policy.onnx"), None, None, 30.0)
+    assert policy_cameras(EXPERT_WITH_CAMERA, None, None, 30.0) == (("front",), (32, 32))
+    assert policy_cameras(None, None, None, 30.0) == ((), (224, 224))  # the scripted expert: no cameras
