@@ -6,7 +6,7 @@ label is the expert's plan from the conditioning state for the frame's scene, an
 The conditioning state is, by `vlash_state`:
 - `measured`: the recorded (measured) state k ticks later;
 - `commanded`: the command for the tick before the chunk's first one, k − 1 ticks later (k ≥ 1) —
-  exactly what the `commanded` rollforward (vlash_rail) hands the policy at deployment, where the
+  exactly what the `commanded` rollforward (the vlash preset) hands the policy at deployment, where the
   arm lags its command, so the measured future state is a pairing the policy never gets.
 `plain_copy` adds each frame's Δ = 0 sample (measured state, offset 0), which is what clients without
 rollforward send, so one policy serves both (with an `exec_offset_s` input it can tell them apart).
