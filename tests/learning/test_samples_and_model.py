@@ -90,6 +90,11 @@ def test_flow_loss_with_several_noise_draws_per_sample_is_finite_and_differs():
     one = model.loss(state, [image], None, None, target, generator=torch.Generator().manual_seed(0))
     four = model.loss(state, [image], None, None, target, generator=torch.Generator().manual_seed(0), flow_samples=4)
     assert torch.isfinite(four) and not torch.equal(one, four)
+    prefixed = VisuomotorPolicy(chunk_length=H, cameras=["front"], image_size=16, head="flow", width=32,
+                                prefix_conditioning=True)
+    rows = torch.tensor([0, 2, 3, 1])  # the committed rows repeat with the draws
+    assert torch.isfinite(prefixed.loss(state, [image], None, None, target, generator=torch.Generator().manual_seed(0),
+                                        prefix_rows=rows, flow_samples=3))
 
 
 def test_recorded_labels_are_the_next_actions_padded_at_the_episode_end():
