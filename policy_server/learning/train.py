@@ -277,6 +277,18 @@ def validate(model: VisuomotorPolicy, demos: Demos, val_set: Samples, max_sample
     return float(torch.sqrt(torch.mean((pred - target) ** 2)))
 
 
+def _flow_fields(cfg: TrainConfig) -> dict:
+    flow = cfg.head == "flow"
+    return {"flow_steps": cfg.flow_steps if flow else None, "flow_target": cfg.flow_target if flow else None,
+            "flow_samples": cfg.flow_samples if flow else None}
+
+
+def _vlash_fields(cfg: TrainConfig) -> dict:
+    vlash = cfg.vlash_latency_s is not None
+    return {"vlash_latency_s": list(cfg.vlash_latency_s) if vlash else None,
+            "vlash_state": cfg.vlash_state if vlash else None, "plain_copy": cfg.plain_copy}
+
+
 def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict, cfg: TrainConfig, history: dict) -> ModelCard:
     size = demos.image_size
     cameras = tuple(CameraSpec(c, size, size) for c in demos.cameras)
@@ -297,16 +309,12 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                    TensorSpec(PREFIX_MASK_KEY, PREFIX_MASK_KEY, (cfg.chunk_length,))]
     val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
-                "labels": cfg.labels, "head": cfg.head, "flow_steps": cfg.flow_steps if cfg.head == "flow" else None,
-                "flow_target": cfg.flow_target if cfg.head == "flow" else None,
-                "flow_samples": cfg.flow_samples if cfg.head == "flow" else None,
+                "labels": cfg.labels, "head": cfg.head, **_flow_fields(cfg),
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
-                "vlash_latency_s": list(cfg.vlash_latency_s) if cfg.vlash_latency_s else None,
+                **_vlash_fields(cfg),
                 "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
-                "vlash_state": cfg.vlash_state if cfg.vlash_latency_s else None,
-                "plain_copy": cfg.plain_copy,
                 "parameters": parameter_count(model)}
     return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
 
