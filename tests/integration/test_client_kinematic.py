@@ -6,6 +6,7 @@ Runs without MuJoCo; covers a 14-joint arm end to end, the per-tick log and stop
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,15 @@ def make_config(server: LocalServer, log_path: Path) -> ClientConfig:
 
 
 @pytest.mark.timeout(60)
+def _stop_after_ticking(client: RealTimeClient, seconds: float, timeout_s: float = 60.0) -> None:
+    """Stop the client `seconds` after its first tick (connecting may take a while on a loaded machine)."""
+    end = time.monotonic() + timeout_s
+    while getattr(client, "last_record", None) is None and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(seconds)
+    client.stop()
+
+
 def test_fourteen_joint_arm_follows_server_chunks_and_stops_on_request(tmp_path: Path) -> None:
     server = LocalServer(["--backend.name=linear", "--backend.options.cameras=[]"],
                            log_path=tmp_path / "server.log")
@@ -37,10 +47,10 @@ def test_fourteen_joint_arm_follows_server_chunks_and_stops_on_request(tmp_path:
     config = make_config(server, tmp_path / "ticks.jsonl")
     with server, robot:
         client = RealTimeClient(config, robot, connect_timeout_s=20)
-        stopper = threading.Timer(2.0, client.stop)
+        stopper = threading.Thread(target=_stop_after_ticking, args=(client, 2.0), daemon=True)
         stopper.start()
         summary = client.run(duration_s=30.0)  # stop() ends it long before
-        stopper.cancel()
+        stopper.join(5)
     assert 0 < summary.ticks + summary.missed_ticks < 30 * 50  # stop() ended the run early
     rows = list(read_tick_log(tmp_path / "ticks.jsonl"))
     assert len(rows) == summary.ticks

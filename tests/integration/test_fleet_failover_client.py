@@ -94,14 +94,15 @@ def _obs(rid: int) -> Observation:
 
 
 def _chunks_after(client: PolicyClient, first_rid: int, count: int, timeout_s: float) -> list[ReceivedChunk]:
-    """Submit requests one at a time from `first_rid` until `count` chunks arrived (or the timeout)."""
+    """Submit requests one at a time from `first_rid` until `count` chunks answering them arrived (or the
+    timeout). A late reply to an earlier call's request (ids below `first_rid`) is not counted."""
     got: list[ReceivedChunk] = []
     rid, end = first_rid, time.monotonic() + timeout_s
     client.submit(_obs(rid))
     while len(got) < count and time.monotonic() < end:
         client.wait(0.1)
         for item in client.poll():
-            if isinstance(item, ReceivedChunk):
+            if isinstance(item, ReceivedChunk) and item.chunk.request_id >= first_rid and len(got) < count:
                 got.append(item)
             rid += 1
             client.submit(_obs(rid))
