@@ -99,7 +99,7 @@ class RealTimeClient:
             self.policy_spec = welcome.policy_spec
             chunk_length = welcome.policy_spec.chunk_length
             # builds every operator chunks of this length need, so that no tick pays for one
-            scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety)
+            scheduler = ActionScheduler(cfg.strategy, self.robot.spec, chunk_length, cfg.safety, welcome.policy_spec)
             if writer is not None:
                 writer.open()
             self.stats = RunStats(self.robot.spec.fps)

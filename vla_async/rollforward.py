@@ -9,6 +9,8 @@ committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) fr
   k, for a chunk that still starts at the capture tick (exec_tick = k): the state consistent with the
   observation's time, for a policy not fine-tuned for `exec_offset_s`; the fuser drops the passed
   actions (with rail, the C2 blend absorbs the jump ahead);
+- `auto`: `commanded` for a policy whose spec declares it was trained for `exec_offset_s` (VLASH
+  fine-tuning: it can use a state ahead of its images), `last_command` for any other (`resolve_rollforward`);
 - `tracking` (beyond VLASH): a real arm lags its command. A per-joint first-order servo model
   s_{t+1} = s_t + α_j (c_t − s_t) is identified online by recursive least squares from
   (command, measured) pairs, and the measured state is simulated forward over the committed
@@ -100,6 +102,13 @@ class TrackingRollForward(RollForward):
         for c in committed:
             s += self.alpha * (c - s)
         return s
+
+
+def resolve_rollforward(mode: str, policy_uses_exec_offset: bool) -> str:
+    """The mode `auto` stands for, given whether the policy declares it was trained for `exec_offset_s`."""
+    if mode != "auto":
+        return mode
+    return "commanded" if policy_uses_exec_offset else "last_command"
 
 
 def create_rollforward(mode: str, action_dim: int, forgetting: float = 0.99) -> RollForward:

@@ -29,9 +29,10 @@ from vla_async.config.schema import SafetyConfig, StrategyConfig
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
 from vla_async.plan import Plan, index_selector
-from vla_async.rollforward import RollForward, create_rollforward
+from vla_async.policy_input import uses_exec_offset
+from vla_async.rollforward import RollForward, create_rollforward, resolve_rollforward
 from vla_async.safety import SafetyLayer
-from vla_async.specs import RobotSpec
+from vla_async.specs import PolicySpec, RobotSpec
 from vla_async.triggers import TriggerState, create_trigger
 
 _EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest may be deferred, see plan.py)
@@ -102,8 +103,10 @@ def _action_state_index(robot: RobotSpec) -> np.ndarray:
 
 class ActionScheduler:
     def __init__(
-        self, strategy: StrategyConfig, robot: RobotSpec, chunk_length: int, safety: SafetyConfig | None = None
+        self, strategy: StrategyConfig, robot: RobotSpec, chunk_length: int, safety: SafetyConfig | None = None,
+        policy: PolicySpec | None = None,
     ):
+        """`policy`: the served policy's spec (from the handshake); it resolves `rollforward: auto`."""
         if chunk_length < 1:
             raise ValueError(f"chunk_length must be >= 1, got {chunk_length}")
         self.strategy = strategy
@@ -121,10 +124,11 @@ class ActionScheduler:
         self.fusion = create_fusion(
             strategy, robot, chunk_length, (self.safety.max_velocity, self.safety.max_acceleration)
         )
-        self.rollforward = create_rollforward(strategy.rollforward, self.action_dim, strategy.tracking_forgetting)
+        self.rollforward_mode = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy))
+        self.rollforward = create_rollforward(self.rollforward_mode, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
-        self._rolls_forward = strategy.rollforward != "none"
+        self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"

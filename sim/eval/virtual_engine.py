@@ -74,7 +74,8 @@ def run_virtual_episode(
     with episode_world(task, seed, fps, latency, source) as (robot, sampler):
         spec = robot.spec
         chunk_length = source.chunk_length
-        driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety), timer=time.perf_counter)
+        driver = VirtualDriver(ActionScheduler(strategy, spec, chunk_length, safety, source.spec),
+                               timer=time.perf_counter)
         server = ServerModel(server_workers, sampler.sample_s)
         failed: list[int] = []
         gradual = ~np.asarray(spec.stepwise_mask, dtype=bool)

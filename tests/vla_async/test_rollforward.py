@@ -114,3 +114,36 @@ def test_last_command_conditions_on_the_command_without_shifting_the_chunk():
     out = sched.on_tick(3, np.full(6, 0.1))
     assert out.request is not None and out.request.exec_tick == 3
     np.testing.assert_allclose(out.request.rollforward_state, np.full(6, 0.5))
+
+
+def test_auto_rolls_forward_only_for_a_policy_declaring_exec_offset_training():
+    """`auto` (the vlash_rail default): VLASH rollforward for a policy whose spec says it was trained for
+    exec_offset_s, the last command at the capture tick for any other (and without a spec)."""
+    from vla_async.messages import ActionChunk
+    from vla_async.policy_input import EXEC_OFFSET_KEY
+    from vla_async.rollforward import resolve_rollforward
+    from vla_async.specs import PolicySpec
+
+    assert resolve_rollforward("auto", True) == "commanded"
+    assert resolve_rollforward("auto", False) == "last_command"
+    assert resolve_rollforward("tracking", True) == "tracking"  # an explicit mode is kept
+    robot = make_robot()
+    cfg = strategy_config("vlash_rail")
+    assert cfg.rollforward == "auto"
+
+    def exec_ticks(policy):
+        sched = ActionScheduler(cfg, robot, 10, policy=policy)
+        first = sched.on_tick(0, np.zeros(6))
+        sched.on_chunk(ActionChunk(first.request.request_id, first.request.exec_tick, np.full((10, 6), 0.5)),
+                       k_now=3)
+        out = sched.on_tick(3, np.full(6, 0.1))
+        assert out.request is not None
+        return sched.rollforward_mode, out.request.exec_tick
+
+    def spec(extra):
+        return PolicySpec("p", robot.state_names, robot.action_names, 10, fps=robot.fps, extra=extra)
+
+    assert exec_ticks(None) == ("last_command", 3)
+    assert exec_ticks(spec({})) == ("last_command", 3)
+    mode, exec_tick = exec_ticks(spec({EXEC_OFFSET_KEY: True}))
+    assert mode == "commanded" and exec_tick > 3  # the chunk is planned for when it will execute

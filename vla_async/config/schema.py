@@ -183,9 +183,10 @@ class StrategyConfig(StrictModel):
         "none", description="virtual-time evaluation only: lerobot_0_4_4 runs LeRobot 0.4.4's client queue and "
         "server filter (sim/eval/lerobot_emulation.py) instead of this scheduler; the robot client ignores it")
     max_in_flight: int = Field(1, ge=1, le=64)
-    rollforward: Literal["none", "commanded", "delta", "tracking", "last_command"] = Field(
+    rollforward: Literal["none", "commanded", "delta", "tracking", "last_command", "auto"] = Field(
         "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
-        "(no rollforward: the chunk starts at the capture tick; the vlash_rail default)")
+        "(no rollforward: the chunk starts at the capture tick); auto (the vlash_rail default): commanded for a "
+        "policy whose spec declares it was trained for exec_offset_s (VLASH), last_command for any other")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
