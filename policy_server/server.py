@@ -1,6 +1,11 @@
 """PolicyServer: an I/O thread (ROUTER, sessions, validation) and an inference worker (backend).
 
-The I/O thread never runs the model; the worker sends its replies on the shared ROUTER. Bad input
+The worker runs the model and sends its replies on the shared ROUTER. One exception, the inline
+path: when a hand-off could not change the outcome (the worker is idle, nothing else is pending or
+waiting to be read, no batch could form) and the model has proven fast (its last `_INLINE_AFTER`
+runs each within `batching.inline_max_ms`, no injected latency), the I/O thread runs that request
+itself, saving a thread wake-up and a GIL hand-off per request; a slow (GPU) model keeps the worker,
+and another robot's message waits at most one such fast run. Bad input
 is answered with an ErrorMessage (unparseable garbage is dropped and counted) and never stops the
 server or another client's work: both threads catch every exception per message (per batch), and
 if one dies anyway the server records `fatal`, stops serving and `vla-async serve` exits non-zero.
@@ -46,18 +51,21 @@ from vla_async.registry import load
 from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
 from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
 from vla_async.supervision import ThreadSupervisor
+from vla_async.wire.builders import all_finite
 from vla_async.wire.errors import bounded
 
 log = logging.getLogger("policy_server")
 _ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
              "backend_errors", "sessions_opened", "sessions_expired", "sessions_evicted", "batch_fill_waits",
-             "internal_errors", "penalty_dropped", "peers_boxed")
+             "internal_errors", "penalty_dropped", "peers_boxed", "inline_runs")
 _FRAME_MARGIN_BYTES = 1024 * 1024
 # Messages taken from the ROUTER per pass: small, so that a robot's request that arrives while a
 # flood is being handled waits for a few messages, not for a thousand (ROUTER queues fairly per peer).
 _IO_BATCH = 16
 _INTERNAL_ERROR = "the server could not handle this message (internal error; see the server log)"
+_FLOAT32 = np.dtype(np.float32)
+_INLINE_AFTER = 8  # consecutive model runs within batching.inline_max_ms before the I/O thread may run one
 
 
 def frame_limit(config: ServerConfig, backend: PolicyBackend) -> int:
@@ -105,9 +113,16 @@ class PolicyServer:
         self._endpoint: ServerEndpoint | None = None
         self._router: SharedSocket | None = None
         self._io_input_ready = False  # the I/O thread's own send saw input waiting: do not sleep
+        self._io_queued = 0  # messages of the current read the I/O thread has yet to handle
         self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
         self._last_internal_log = float("-inf")
         self._batch_ms: deque[float] = deque(maxlen=64)  # recent inference times (a fleet's load report)
+        self._worker_busy = False  # the worker holds a batch (under _cond)
+        # model runs in a row within inline_max_ms; never counts up with injected latency (it emulates a slow model)
+        self._fast_runs = 0
+        batching = config.batching
+        self._inline_max_ms = batching.inline_max_ms if self._sampler is None else 0.0
+        self._batch_may_form = self.backend.supports_batching and batching.max_batch > 1 and batching.max_wait_ms > 0
         self._last_box_log = float("-inf")
         box = config.penalty_box
         self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)  # I/O thread only
@@ -238,7 +253,10 @@ class PolicyServer:
             received = self._router.exchange(None, max_recv=_IO_BATCH)[1]
             if len(received) >= _IO_BATCH:  # more may be waiting: the fd will not signal it again
                 self._io_input_ready = True
-            for frames in self._triage(received):
+            handled = self._triage(received)
+            self._io_queued = len(handled)
+            for frames in handled:
+                self._io_queued -= 1  # messages of this read still to handle (the inline path waits for none)
                 try:
                     self._on_frames(frames)
                 except Exception as exc:  # a bug or an exhausted resource: that message fails, not the server
@@ -348,11 +366,33 @@ class PolicyServer:
             old = session.offer(msg, now)
             if old is not None:
                 self._counts["superseded"] += 1
+            inline = old is None and self._may_run_inline(session, now)
+            request = session.take() if inline else None
+        if request is not None:
+            self._counts["inline_runs"] += 1  # written by the I/O thread only
+            self._serve([(session, request)])
+            return
         self._work_signal.put(None)
         if old is not None:
             self._reply(identity, ErrorMessage(
                 ErrorCode.OVERLOADED, f"request {old.obs.request_id} superseded by newer request "
                 f"{msg.request_id} before inference started", old.obs.request_id))
+
+    def _may_run_inline(self, session: Session, now: float) -> bool:
+        """Whether the I/O thread may run `session`'s new request itself (lock held; see the module doc):
+        the worker would run exactly this request alone and at once, and the model is proven fast."""
+        if self._fast_runs < _INLINE_AFTER or self._worker_busy:
+            return False
+        active = 0
+        for other in self._sessions.values():
+            if other.pending is not None and other is not session:
+                return False  # the worker owes that one a reply (and might batch the two)
+            active += now - other.last_observation_at < _ACTIVE_WINDOW_S
+        if active > 1 and self._batch_may_form:
+            return False  # the worker would wait for another robot's request to fill a batch
+        # Other messages read or known to be waiting must not wait for the model (what arrives meanwhile
+        # waits for one fast run at most).
+        return self._io_queued == 0 and not self._io_input_ready
 
     def _handshake(self, key: bytes, hello: Hello, peer: str | None) -> Welcome | ErrorMessage:
         policy = self.backend.spec
@@ -427,16 +467,23 @@ class PolicyServer:
             batch = self._next_batch(max_batch)
             if batch is None:
                 return
-            try:
-                replies = self._run_batch(batch) if batch else []
-            except Exception as exc:  # anything outside the model call: these requests fail, the worker goes on
+            if batch:
+                self._serve(batch)
                 with self._cond:
-                    self._counts["internal_errors"] += 1
-                log.warning("worker: batch failed: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
-                replies = [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
-                                                             r.obs.request_id))] for s, r in batch]
-            for frames in replies:
-                self._send(frames)
+                    self._worker_busy = False
+
+    def _serve(self, batch: list[tuple[Session, PendingRequest]]) -> None:
+        """Run `batch` and send its replies (the worker, or the I/O thread on the inline path)."""
+        try:
+            replies = self._run_batch(batch)
+        except Exception as exc:  # anything outside the model call: these requests fail, the thread goes on
+            with self._cond:
+                self._counts["internal_errors"] += 1
+            log.warning("batch failed: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
+            replies = [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
+                                                         r.obs.request_id))] for s, r in batch]
+        for frames in replies:
+            self._send(frames)
 
     def _next_batch(self, max_batch: int) -> list[tuple[Session, PendingRequest]] | None:
         """The next batch (maybe empty after a timeout), or None once stopped."""
@@ -446,6 +493,7 @@ class PolicyServer:
             if not self._running:
                 return None
             batch = self._take_ready(max_batch)
+            self._worker_busy = bool(batch)
             # Only wait to fill a batch when other clients could still contribute: sessions that
             # sent an observation recently (an idle, connected robot must not cost max_wait_ms).
             now = time.monotonic()
@@ -520,7 +568,9 @@ class PolicyServer:
         if self._sampler is not None:
             time.sleep(max(0.0, float(self._sampler.sample_s())))
         t_model = time.monotonic()
-        self._batch_ms.append((t_model - t_pre) * 1e3)
+        model_ms = (t_model - t_pre) * 1e3
+        self._batch_ms.append(model_ms)
+        self._fast_runs = self._fast_runs + 1 if model_ms <= self._inline_max_ms else 0
         checked = [_checked_actions(actions, (spec.chunk_length, spec.action_dim)) for actions in outputs]
         t_post = time.monotonic()
         replies: list[tuple[Session, Message]] = []
@@ -548,12 +598,15 @@ def _peer_address(frame: Any) -> str | None:
 
 def _checked_actions(actions: Any, want: tuple[int, int]) -> np.ndarray | str:
     """A backend's output for one request as a contiguous float32 [H, A] array, or the error text."""
+    if type(actions) is np.ndarray and actions.dtype == _FLOAT32 and actions.flags.c_contiguous \
+            and actions.shape == want:  # the usual case, without the conversions below (same result)
+        return actions if all_finite(actions) else "backend returned NaN or infinite actions"
     try:
         arr = np.asarray(actions, dtype=np.float32)
     except (TypeError, ValueError) as exc:  # ragged or non-numeric output: that request's error only
         return f"backend returned actions that are not a float array: {exc}"[:500]
     if arr.shape != want:
         return f"backend returned actions of shape {arr.shape}, spec says {want}"
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         return "backend returned NaN or infinite actions"
     return np.ascontiguousarray(arr)

@@ -149,6 +149,9 @@ class SharedSocket:
         self.socket = sock
         self.lock = threading.Lock()
         self.fd: int = sock.getsockopt(zmq.FD)
+        # True while the last operation ended with ZMQ_EVENTS saying "no input" and nothing touched the
+        # socket since: then ZMQ_FD will signal the next message, and a waiter may sleep on it unchecked.
+        self.armed = False
 
     def exchange(self, frames: Sequence[Any] | None = None, *, copy: bool = True,
                  max_recv: int = 1000) -> tuple[bool, list[list[zmq.Frame]]]:
@@ -164,8 +167,13 @@ class SharedSocket:
                     sent = True
                 except zmq.ZMQError:  # no connected peer (IMMEDIATE) or queue full
                     sent = False
-            while len(received) < max_recv and self.socket.getsockopt(_EVENTS) & _POLLIN:
+            armed = False
+            while len(received) < max_recv:
+                if not self.socket.getsockopt(_EVENTS) & _POLLIN:
+                    armed = True
+                    break
                 received.append(recv_frames(self.socket))
+            self.armed = armed
         return sent, received
 
     def send(self, frames: Sequence[Any], *, copy: bool = True) -> tuple[bool, bool]:
@@ -179,10 +187,13 @@ class SharedSocket:
                 sent = True
             except zmq.ZMQError:  # full queue or unroutable peer
                 sent = False
-            return sent, bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
+            input_ready = bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
+            self.armed = not input_ready
+            return sent, input_ready
 
     def close(self) -> None:
         with self.lock:
+            self.armed = False
             self.socket.close(linger=0)
 
 

@@ -187,16 +187,19 @@ class PolicyClient:
         """
         return wait_any([self], timeout_s, spin_s=spin_s)
 
-    def _wait_fds(self) -> list[int] | None:
-        """None when `poll` has something; otherwise the descriptors that signal new input (none once closed)."""
+    def _wait_fds(self, signalled: Sequence[int] = ()) -> list[int] | None:
+        """None when `poll` has something; otherwise the descriptors that signal new input (none once closed).
+        `signalled`: the descriptors a wait just found readable (a signalled socket is always drained)."""
         with self._lock:
-            if not self._inbox:
+            sock = self._sock
+            # armed: nothing touched the socket since it said "no input", so its fd signals the next message
+            if not self._inbox and (sock is None or not sock.armed or sock.fd in signalled):
                 self._drain()
             if self._inbox:
                 return None
             if self._closed:
                 return []
-            return [self._wake_r] + ([self._sock.fd] if self._sock is not None else [])
+            return [self._wake_r] + ([sock.fd] if sock is not None else [])
 
     @property
     def connected(self) -> bool:
@@ -498,10 +501,11 @@ def wait_any(clients: Sequence[PolicyClient], timeout_s: float, *, spin_s: float
     now = time.monotonic()
     end = now + max(0.0, timeout_s)
     spin_end = now + min(max(0.0, spin_s), max(0.0, timeout_s))
+    readable: list[int] = []
     while True:
         fds: list[int] = []
         for client in clients:
-            mine = client._wait_fds()
+            mine = client._wait_fds(readable)
             if mine is None:
                 return True
             fds += mine
@@ -509,6 +513,7 @@ def wait_any(clients: Sequence[PolicyClient], timeout_s: float, *, spin_s: float
             return False
         now = time.monotonic()
         if now < spin_end:
+            readable = fds  # busy-polling: drain every time round
             continue
         remaining = end - now
         if remaining <= 0:

@@ -81,6 +81,10 @@ class BackendConfig(StrictModel):
 class BatchingConfig(StrictModel):
     max_batch: int = Field(8, ge=1, le=256)
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="wait this long to fill a batch")
+    inline_max_ms: float = Field(
+        1.0, ge=0, le=100, description="the server's I/O thread runs a request itself (no hand-off to the "
+        "inference worker) when the worker is idle, no batch could form, no other message is waiting and the "
+        "model's last 8 runs each took at most this long; 0 = always hand off (docs/deploy.md)")
 
 
 class PenaltyBoxConfig(StrictModel):

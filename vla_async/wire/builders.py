@@ -32,6 +32,7 @@ _NO_TIMING = [0, 0, 0, 0, 0, 1]
 # dtype objects, not scalar types: `arr.dtype != np.uint8` converts np.uint8 to a dtype on every call
 _UINT8 = np.dtype(np.uint8)
 _FLOAT32 = np.dtype(np.float32)
+_IMAGE_PREFIX_LEN = len(IMAGE_PREFIX)
 
 
 def request_id_of(meta: Mapping[str, Any]) -> int | None:
@@ -72,8 +73,20 @@ class Meta:
         return value
 
 
+_SMALL = 64  # up to this many elements, a Python-level check beats numpy's ufunc dispatch (a state vector)
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether every element of a float array is finite: `np.isfinite(arr).all()` without its overhead
+    (`ndarray.all` is a Python-level wrapper; for a few elements the ufunc dispatch alone costs more
+    than checking them one by one, and it runs on every message)."""
+    if arr.size <= _SMALL:
+        return all(map(math.isfinite, arr.ravel().tolist()))
+    return np.count_nonzero(np.isfinite(arr)) == arr.size
+
+
 def _finite(name: str, arr: np.ndarray, rid: int | None) -> np.ndarray:
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not all_finite(arr):
         raise bad(f"array {name!r} contains NaN or infinity", rid)
     return arr
 
@@ -105,23 +118,28 @@ def _action_prefix(meta: Meta, arrays: dict[str, np.ndarray], exec_tick: int, ri
     return {"action_prefix": _finite("action_prefix", prefix, rid), "prefix_tick": tick, "prefix_frozen": frozen}
 
 
+def _request_id(meta: Meta) -> int:
+    """The message's request id: the one the decoder already read (same checks), else meta's error."""
+    return meta.request_id if meta.request_id is not None else meta.int("request_id")
+
+
 def build_observation(meta: Meta, arrays: dict[str, np.ndarray]) -> Observation:
-    rid = meta.int("request_id")
+    rid = _request_id(meta)
     state = arrays.pop("state", None)
     if state is None or state.ndim != 1 or state.dtype.kind != "f":
         raise bad("Observation needs a 1-D float array 'state'", rid)
     extra = _observation_extras(arrays, rid)
-    prefix = _action_prefix(meta, arrays, meta.int("exec_tick"), rid)
+    exec_tick = meta.int("exec_tick")
+    prefix = _action_prefix(meta, arrays, exec_tick, rid) if "action_prefix" in arrays else {}
     images = {}
     for name, value in arrays.items():
         if not name.startswith(IMAGE_PREFIX) or value.dtype != _UINT8 or value.ndim != 3:
             raise bad(f"Observation: unexpected array {excerpt(name)} (images are {IMAGE_PREFIX}<camera> "
                       "HxWxC uint8)", rid)
-        images[name[len(IMAGE_PREFIX):]] = value
+        images[name[_IMAGE_PREFIX_LEN:]] = value
     deadline = meta.float("deadline_ms", 1000.0)
     if deadline <= 0:
         raise bad("Observation.deadline_ms must be > 0", rid)
-    exec_tick = meta.int("exec_tick")
     return Observation(
         request_id=rid, tick=meta.int("tick"), exec_tick=exec_tick, state=_finite("state", state, rid),
         images=images, task=meta.str("task", ""), deadline_ms=deadline, **extra, **prefix,
@@ -140,7 +158,7 @@ def _timing(meta: Meta, rid: int) -> ServerTiming:
 
 
 def build_chunk(meta: Meta, arrays: dict[str, np.ndarray]) -> ActionChunk:
-    rid = meta.int("request_id")
+    rid = _request_id(meta)
     actions = arrays.get("actions")
     if actions is None or len(arrays) != 1 or actions.ndim != 2 or actions.dtype != _FLOAT32:
         raise bad("ActionChunk needs exactly one float32 [H, action_dim] array 'actions'", rid)

@@ -1,0 +1,138 @@
+"""The server's inline path: the I/O thread runs a request itself only when a hand-off could not change
+the outcome and the model has proven fast; otherwise (slow model, injected latency, a batch that could
+form) the inference worker keeps it. Real PolicyServer, real loopback ZeroMQ, real PolicyClient."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import policy_server.server as server_module
+from policy_server.backend import BackendError
+from policy_server.backends.linear import LinearBackend
+from policy_server.server import _INLINE_AFTER, PolicyServer
+from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
+from vla_async.messages import ErrorCode, ErrorMessage, Observation
+from vla_async.reference_specs import reference_robot_spec
+from vla_async.transport import PolicyClient, ReceivedChunk
+
+pytestmark = pytest.mark.timeout(120)
+SMALL = {"image_size": [8, 8]}
+ROBOT = reference_robot_spec(image_size=(8, 8))
+GENEROUS = {"max_batch": 8, "max_wait_ms": 2.0, "inline_max_ms": 100.0}
+QUIET = {"heartbeat_interval_s": 30.0, "heartbeat_timeout_s": 300.0}  # no Ping can arrive beside a request
+
+
+class ThreadRecordingBackend(LinearBackend):
+    """The linear model, recording which server thread ran each call; optionally sleeping or failing."""
+
+    def __init__(self, delay_s: float = 0.0, fail_from: int | None = None, nan_from: int | None = None):
+        super().__init__(BackendConfig(options=SMALL))
+        self.delay_s, self.fail_from, self.nan_from = delay_s, fail_from, nan_from
+        self.threads: list[str] = []
+
+    def infer(self, batch):
+        if threading.current_thread() is threading.main_thread():  # the warm-up at start: not a request
+            return super().infer(batch)
+        self.threads.append(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        n = len(self.threads)
+        if self.fail_from is not None and n >= self.fail_from:
+            raise BackendError("model exploded")
+        out = super().infer(batch)
+        return [np.full_like(a, np.nan) for a in out] if self.nan_from is not None and n >= self.nan_from else out
+
+
+def _obs(rid: int) -> Observation:
+    images = {c.name: np.full(c.shape, rid % 255, np.uint8) for c in ROBOT.cameras}
+    return Observation(request_id=rid, tick=rid, exec_tick=rid, state=np.full(14, 0.01 * rid, np.float32),
+                       images=images)
+
+
+def _round_trips(srv: PolicyServer, rids: range, name: str = "c") -> list:
+    """One request at a time (the bench's and a robot's pattern); the replies in order."""
+    out = []
+    with PolicyClient(NetworkConfig(port=srv.port, **QUIET), name, ROBOT) as client:
+        client.connect(10)
+        for rid in rids:
+            client.submit(_obs(rid))
+            got: list = []
+            end = time.monotonic() + 20
+            while not got and time.monotonic() < end:
+                client.wait(0.2)
+                got = client.poll()
+            out += got
+    return out
+
+
+def _serve(backend: LinearBackend, **cfg: object) -> PolicyServer:
+    srv = PolicyServer(ServerConfig(network=QUIET, **cfg), backend, port=0)
+    if srv._inline_max_ms >= 100.0:  # GENEROUS: every run counts as fast, however loaded the machine
+        srv._inline_max_ms = float("inf")
+    return srv.start()
+
+
+def test_a_proven_fast_model_runs_on_the_io_thread_with_identical_replies():
+    inline_backend, worker_backend = ThreadRecordingBackend(), ThreadRecordingBackend()
+    with _serve(inline_backend, batching=GENEROUS) as srv:
+        inline = _round_trips(srv, range(1, 31))
+        stats = srv.stats
+    with _serve(worker_backend, batching={**GENEROUS, "inline_max_ms": 0.0}) as srv:  # 0 = always hand off
+        handed_off = _round_trips(srv, range(1, 31))
+    # the first runs prove the model fast on the worker; from then on the I/O thread runs each request
+    assert inline_backend.threads[:_INLINE_AFTER] == ["server-worker"] * _INLINE_AFTER
+    assert inline_backend.threads[_INLINE_AFTER:] == ["server-io"] * (30 - _INLINE_AFTER)
+    assert stats["inline_runs"] == 30 - _INLINE_AFTER and stats["chunks"] == 30
+    assert set(worker_backend.threads) == {"server-worker"}
+    assert all(isinstance(r, ReceivedChunk) for r in inline + handed_off)
+    assert [r.chunk.request_id for r in inline] == list(range(1, 31))
+    for a, b in zip(inline, handed_off, strict=True):  # the same chunks whichever thread ran the model
+        assert a.chunk.start_tick == b.chunk.start_tick
+        np.testing.assert_array_equal(a.chunk.actions, b.chunk.actions)
+
+
+def test_a_slow_model_keeps_the_worker():
+    backend = ThreadRecordingBackend(delay_s=0.005)  # 5 ms a run: over the default inline_max_ms (1 ms)
+    with _serve(backend) as srv:
+        replies = _round_trips(srv, range(1, 16))
+        assert srv.stats["inline_runs"] == 0
+    assert set(backend.threads) == {"server-worker"} and len(replies) == 15
+
+
+def test_injected_latency_never_runs_inline():
+    backend = ThreadRecordingBackend()
+    with _serve(backend, batching=GENEROUS, injected_latency={"mean_ms": 0.001}) as srv:
+        _round_trips(srv, range(1, 16))
+        assert srv.stats["inline_runs"] == 0
+    assert set(backend.threads) == {"server-worker"}
+
+
+def test_no_inline_run_while_another_active_robot_could_join_a_batch(monkeypatch):
+    monkeypatch.setattr(server_module, "_ACTIVE_WINDOW_S", 3600.0)  # both robots stay "active" however slow
+    backend = ThreadRecordingBackend()
+    with _serve(backend, batching={**GENEROUS, "max_wait_ms": 1.0}) as srv:
+        _round_trips(srv, range(1, 12), name="a")  # proves the model fast; runs inline once proven
+        proven_inline = srv.stats["inline_runs"]
+        _round_trips(srv, range(100, 101), name="b")  # a second robot becomes active
+        _round_trips(srv, range(12, 20), name="a")
+        assert srv.stats["inline_runs"] == proven_inline > 0
+    assert backend.threads[-9:] == ["server-worker"] * 9  # b's request and a's later ones: the worker batches
+
+
+@pytest.mark.parametrize("mode,code,needle", [("raise", ErrorCode.BACKEND_ERROR, "model exploded"),
+                                              ("nan", ErrorCode.BACKEND_ERROR, "NaN")])
+def test_a_model_failing_on_the_io_thread_fails_that_request_only(mode, code, needle):
+    fail_at = _INLINE_AFTER + 3  # well inside the inline runs
+    backend = ThreadRecordingBackend(**{"fail_from" if mode == "raise" else "nan_from": fail_at})
+    with _serve(backend, batching=GENEROUS) as srv:
+        replies = _round_trips(srv, range(1, fail_at + 3))
+        assert srv.health() is None  # both threads alive, still serving
+        assert srv.stats["backend_errors"] == 3
+    assert backend.threads[fail_at - 1] == "server-io"
+    errors = [r for r in replies if isinstance(r, ErrorMessage)]
+    assert [e.request_id for e in errors] == [fail_at, fail_at + 1, fail_at + 2]
+    assert all(e.code == code and needle in e.message for e in errors)
