@@ -28,3 +28,18 @@ def test_bench_transport_reports_every_round_trip(tmp_path, capsys, pin: bool) -
             assert cpu["client"] > 0 and (cpu["server"] is None or cpu["server"] >= 0)
     printed = capsys.readouterr().out
     assert "back_to_back" in printed and "x raw" in printed and "CPU per round trip" in printed
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_bench_transport_floor_references_answer_every_round_trip(tmp_path, capsys) -> None:
+    out = tmp_path / "transport.json"
+    args = ["--n", "12", "--paced-n", "4", "--paced-hz", "100", "--warmup", "3", "--blocks", "2", "--floor",
+            "--json", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    for name in ("floor_codec_client", "floor_decode", "floor_model", "floor_model_hop", "floor_both"):
+        for mode, n in (("back_to_back", 12), ("paced", 4)):  # the minimal peers really decoded and answered
+            ref = result[name][mode]
+            assert ref["failures"] == 0 and ref["n"] == n and 0 < ref["rtt_ms"]["p50"] <= ref["rtt_ms"]["max"]
+    assert "x the floor" in capsys.readouterr().out

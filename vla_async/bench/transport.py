@@ -12,6 +12,7 @@ numbers; never passes or fails on time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.bench.raw_zmq import RawDealer, wait_for_slot
+from vla_async.bench.raw_zmq import FLOOR_MODES, RawDealer, codec_round_trips, wait_for_slot
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -97,6 +98,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin the client to CPU 0 and the server to CPU 1 (pinning keeps the two "
                              "processes from competing for one core, as on separate machines)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure the floor: minimal single-purpose Python peers with the real codec "
+                             "(see vla_async.bench.raw_zmq), in the same alternating blocks")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = parser.parse_args(list(argv))
 
@@ -119,9 +123,10 @@ def main(argv: Sequence[str]) -> int:
         os.sched_setaffinity(0, {client_cpu})
         server_cpus = {server_cpu}
     try:
-        with LocalServer(server_args, cpus=server_cpus) as server, _RawEcho(server_cpus) as echo:
+        with LocalServer(server_args, cpus=server_cpus) as server, _RawEcho(server_cpus) as echo, \
+                _FloorEchoes(server_cpus, args.floor) as floors:
             _run_modes(args, server.port, (server.process.pid, echo.process.pid), echo.port, spec, images,
-                       results)
+                       results, floors)
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
@@ -174,6 +179,10 @@ class _Tally:
             self.peer_cpu_s += peer1 - peer0
         return out
 
+    def add(self, rtts: list[float], failures: int) -> None:
+        self.rtts += rtts
+        self.failures += failures
+
     def cpu_us(self, n: int) -> dict[str, float | None]:
         """CPU microseconds per round trip: this (client) process and the peer (server) process."""
         n = max(1, n)
@@ -182,20 +191,25 @@ class _Tally:
 
 
 def _run_modes(args: argparse.Namespace, port: int, pids: tuple[int, int], echo_port: int, spec: Any,
-               images: dict[str, np.ndarray], results: dict[str, Any]) -> None:
-    """Warm up, then the back-to-back and the paced runs: the real client and the raw reference in
-    alternating blocks, each on one connection kept for the whole run. `pids`: (server, raw echo)."""
+               images: dict[str, np.ndarray], results: dict[str, Any], floors: _FloorEchoes) -> None:
+    """Warm up, then the back-to-back and the paced runs: the real client, the raw reference (and the
+    floor references) in alternating blocks, each on one connection kept for the whole run.
+    `pids`: (server, raw echo)."""
     network = NetworkConfig(port=port, zero_copy=args.zero_copy, image_encoding=args.image_encoding)
     raw_frames = [bytes(f) for f in encode(reference_observation(1, images), image_encoding=args.image_encoding)]
     results["raw_zmq"] = {}
     spin_s = args.spin_us * 1e-6
-    with PolicyClient(network, "bench", spec) as client, RawDealer(echo_port) as raw:
+    with PolicyClient(network, "bench", spec) as client, RawDealer(echo_port) as raw, floors.dealers():
         client.connect(timeout_s=10.0)
         run_round_trips(client, images, args.warmup, first_id=1)
         raw.round_trips(raw_frames, args.warmup)
+        references = [("raw_zmq", pids[1], partial(raw.round_trips, raw_frames))]
+        references += floors.references(raw, pids[1], raw_frames, images)
+        for _, _, block in references[1:]:
+            block(args.warmup)
         next_id = 1 + args.warmup
         for mode, n, period in (("back_to_back", args.n, 0.0), ("paced", args.paced_n, 1.0 / args.paced_hz)):
-            ours, ref = _Tally(pids[0]), _Tally(pids[1])
+            ours, refs = _Tally(pids[0]), [_Tally(pid) for _, pid, _ in references]
             for size in _block_sizes(n, args.blocks):
                 got, answered, failed = ours.measure(partial(run_round_trips, client, images, size, next_id,
                                                              period_s=period, spin_s=spin_s))
@@ -203,12 +217,13 @@ def _run_modes(args: argparse.Namespace, port: int, pids: tuple[int, int], echo_
                 ours.rtts += got
                 ours.replies += answered
                 ours.failures += failed
-                got, failed = ref.measure(partial(raw.round_trips, raw_frames, size, period_s=period))
-                ref.rtts += got
-                ref.failures += failed
+                for (_, _, block), ref in zip(references, refs, strict=True):
+                    ref.add(*ref.measure(partial(block, size, period_s=period)))
             results[mode] = _mode_result(n, ours, args.paced_hz if period else None)
-            results["raw_zmq"][mode] = {"n": n, "failures": ref.failures, "rtt_ms": summarize_ms(ref.rtts),
-                                        "cpu_us": ref.cpu_us(len(ref.rtts))}
+            for (name, _, _), ref in zip(references, refs, strict=True):
+                results.setdefault(name, {})[mode] = {"n": n, "failures": ref.failures,
+                                                      "rtt_ms": summarize_ms(ref.rtts),
+                                                      "cpu_us": ref.cpu_us(len(ref.rtts))}
 
 
 def _mode_result(n: int, tally: _Tally, rate_hz: float | None) -> dict[str, Any]:
@@ -225,15 +240,15 @@ def _mode_result(n: int, tally: _Tally, rate_hz: float | None) -> dict[str, Any]
 class _RawEcho:
     """`python -m vla_async.bench.raw_zmq` as a child process (pinned like the policy server)."""
 
-    def __init__(self, cpus: set[int] | None):
+    def __init__(self, cpus: set[int] | None, mode: str = "raw"):
         import subprocess
         import sys
 
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
         preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        self.process = subprocess.Popen([sys.executable, "-m", "vla_async.bench.raw_zmq"], stdout=subprocess.PIPE,
-                                        text=True, env=env, preexec_fn=preexec)  # noqa: PLW1509
+        self.process = subprocess.Popen([sys.executable, "-m", "vla_async.bench.raw_zmq", "--mode", mode],
+                                        stdout=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)  # noqa: PLW1509
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("listening on "):
             self.stop()
@@ -250,6 +265,47 @@ class _RawEcho:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_FLOOR_LABELS = {  # reference name -> what the row measures
+    "floor_codec_client": "codec client -> raw echo (client encodes each observation, decodes each chunk)",
+    "floor_decode": "raw client -> decode echo (the server's hardened decode only)",
+    "floor_model": "raw client -> model echo (decode + linear chunk + encode, one thread)",
+    "floor_model_hop": "raw client -> model echo with a worker thread (one hand-off each way)",
+    "floor_both": "codec client -> model echo (both sides' codec and the model: this protocol's floor in Python)",
+}
+
+
+class _FloorEchoes:
+    """The floor's echo servers (one child process per mode of `vla_async.bench.raw_zmq`), when asked for."""
+
+    def __init__(self, cpus: set[int] | None, enabled: bool):
+        self.echoes = {mode: _RawEcho(cpus, mode) for mode in FLOOR_MODES} if enabled else {}
+
+    def dealers(self) -> contextlib.ExitStack:
+        """Open one DEALER per echo (closed with the returned stack)."""
+        stack = contextlib.ExitStack()
+        self._dealers = {mode: stack.enter_context(RawDealer(echo.port)) for mode, echo in self.echoes.items()}
+        return stack
+
+    def references(self, raw: RawDealer, raw_pid: int, raw_frames: list[bytes],
+                   images: dict[str, np.ndarray]) -> list[tuple[str, int, Callable[..., Any]]]:
+        """(name, echo pid, block(n, period_s=...)) of each floor reference; [] when not asked for."""
+        if not self.echoes:
+            return []
+        d, pid = self._dealers, {mode: echo.process.pid for mode, echo in self.echoes.items()}
+        return [("floor_codec_client", raw_pid, partial(codec_round_trips, raw, images)),
+                ("floor_decode", pid["decode"], partial(d["decode"].round_trips, raw_frames)),
+                ("floor_model", pid["model"], partial(d["model"].round_trips, raw_frames)),
+                ("floor_model_hop", pid["model_hop"], partial(d["model_hop"].round_trips, raw_frames)),
+                ("floor_both", pid["model"], partial(codec_round_trips, d["model"], images))]
+
+    def __enter__(self) -> _FloorEchoes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for echo in self.echoes.values():
+            echo.stop()
 
 
 def _print(results: dict[str, Any]) -> None:
@@ -282,6 +338,22 @@ def _print(results: dict[str, Any]) -> None:
             ours, ref = results[mode]["cpu_us"], raw[mode]["cpu_us"]
             print(f"{mode:<14}vla-async client {ours['client']:7.0f} server {_us(ours['server'])}   "
                   f"raw client {ref['client']:7.0f} echo {_us(ref['server'])}")
+    if "floor_both" in results:
+        _print_floor(results)
+
+
+def _print_floor(results: dict[str, Any]) -> None:
+    """The floor rows: p50 of each minimal peer pair, as a multiple of raw, and vla-async against the floor."""
+    print("floor: minimal single-purpose Python peers with the real codec (vla_async/bench/raw_zmq.py; same run, "
+          "alternating blocks)")
+    for mode in ("back_to_back", "paced"):
+        raw_p50 = results["raw_zmq"][mode]["rtt_ms"]["p50"]
+        for name, label in _FLOOR_LABELS.items():
+            r = results[name][mode]
+            print(f"  {mode:<13}{r['rtt_ms']['p50']:>7.3f} ms = {r['rtt_ms']['p50'] / raw_p50:5.2f}x raw   {label}"
+                  + (f"   fail {r['failures']}" if r["failures"] else ""))
+        ours = results[mode]["rtt_ms"]["p50"]
+        print(f"  {mode:<13}vla-async p50 = {ours / results['floor_both'][mode]['rtt_ms']['p50']:.2f}x the floor")
 
 
 def _us(value: float | None) -> str:
