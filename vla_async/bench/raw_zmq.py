@@ -5,7 +5,7 @@ pre-encoded frames of a reference chunk (no decoding, no validation, no threads 
 `raw_round_trips` sends pre-encoded observation frames from a bare DEALER and times the replies.
 The difference to the real PolicyClient/PolicyServer round trip is what the protocol costs.
 
-The floor (`--mode`, and `codec_round_trips` on the client side): the least a Python peer can do with
+The floor (`--mode`, and `ClientCodec` on the client side): the least a Python peer can do with
 this protocol, without sessions, locks, a second thread or bookkeeping. `decode`: the echo decodes each
 observation (the real, hardened decoder) before answering; `model`: it also computes a linear chunk
 from the state (the reference backend's arithmetic) and encodes it; `model_hop`: the same with the model
@@ -130,21 +130,29 @@ class RawDealer:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(f"tcp://127.0.0.1:{port}")
 
-    def round_trips(self, frames: Sequence[Any], n: int, period_s: float = 0.0,
-                    timeout_s: float = 5.0) -> tuple[list[float], int]:
-        """`n` exchanges of `frames` (one in flight); returns (round trips in s, failures)."""
+    def round_trips(self, frames: Sequence[Any] | None, n: int, period_s: float = 0.0, timeout_s: float = 5.0,
+                    codec: ClientCodec | None = None) -> tuple[list[float], int]:
+        """`n` exchanges of `frames` (one in flight); returns (round trips in s, failures). With `codec`
+        (the floor's client), each observation is encoded and each reply decoded inside the timed span
+        instead (the observation is built outside it, as for the real client)."""
         sock = self.socket
         rtts: list[float] = []
         failures = 0
         start = time.perf_counter()
         for i in range(n):
             wait_for_slot(start, i, period_s)
+            obs = codec.observation(i) if codec is not None else None
             t0 = time.perf_counter()
-            sock.send_multipart(frames)
+            if codec is None:
+                sock.send_multipart(frames)  # type: ignore[arg-type]
+            else:
+                codec.send(sock, obs)
             if not sock.poll(int(timeout_s * 1000)):
                 failures += 1
                 continue
-            sock.recv_multipart(copy=False)
+            reply = sock.recv_multipart(copy=False)
+            if codec is not None:
+                codec.decode(reply)
             rtts.append(time.perf_counter() - t0)
         return rtts, failures
 
@@ -159,33 +167,32 @@ class RawDealer:
         self.close()
 
 
-def codec_round_trips(dealer: RawDealer, images: dict[str, np.ndarray], n: int, period_s: float = 0.0,
-                      timeout_s: float = 5.0) -> tuple[list[float], int]:
-    """The floor's client: like `RawDealer.round_trips`, but each observation is encoded (as views, as the
-    real client does) and each chunk decoded inside the timed span (the observation is built outside it,
-    as for the real client)."""
-    from vla_async.bench.transport import reference_observation
-    from vla_async.protocol import ArraySpec, DecodeLimits, decode
-    from vla_async.reference_specs import policy_spec_for, reference_robot_spec
-    from vla_async.sockets import send_frames
+class ClientCodec:
+    """The floor's client work: encode each observation (as views, as the real client does), decode each
+    chunk against the agreed spec."""
 
-    expect = ArraySpec.for_chunk(policy_spec_for(reference_robot_spec(), 50, "floor"))
-    limits = DecodeLimits()
-    sock = dealer.socket
-    rtts: list[float] = []
-    failures = 0
-    start = time.perf_counter()
-    for i in range(n):
-        wait_for_slot(start, i, period_s)
-        obs = reference_observation(i, images)
-        t0 = time.perf_counter()
+    def __init__(self, images: dict[str, np.ndarray]):
+        from vla_async.protocol import ArraySpec, DecodeLimits
+        from vla_async.reference_specs import policy_spec_for, reference_robot_spec
+
+        self.images = images
+        self.expect = ArraySpec.for_chunk(policy_spec_for(reference_robot_spec(), 50, "floor"))
+        self.limits = DecodeLimits()
+
+    def observation(self, i: int) -> Any:
+        from vla_async.bench.transport import reference_observation
+
+        return reference_observation(i, self.images)
+
+    def send(self, sock: zmq.Socket, obs: Any) -> None:
+        from vla_async.sockets import send_frames
+
         send_frames(sock, encode(obs, copy=False))
-        if not sock.poll(int(timeout_s * 1000)):
-            failures += 1
-            continue
-        decode(sock.recv_multipart(copy=False), limits=limits, expect=expect)
-        rtts.append(time.perf_counter() - t0)
-    return rtts, failures
+
+    def decode(self, frames: Sequence[Any]) -> Any:
+        from vla_async.protocol import decode
+
+        return decode(frames, limits=self.limits, expect=self.expect)
 
 
 def raw_round_trips(port: int, frames: Sequence[Any], n: int, period_s: float = 0.0,

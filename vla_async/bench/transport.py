@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.bench.raw_zmq import FLOOR_MODES, RawDealer, codec_round_trips, wait_for_slot
+from vla_async.bench.raw_zmq import FLOOR_MODES, ClientCodec, RawDealer, wait_for_slot
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import ActionChunk, Observation
@@ -294,11 +294,12 @@ class _FloorEchoes:
         if not self.echoes:
             return []
         d, pid = self._dealers, {mode: echo.process.pid for mode, echo in self.echoes.items()}
-        return [("floor_codec_client", raw_pid, partial(codec_round_trips, raw, images)),
+        codec = ClientCodec(images)
+        return [("floor_codec_client", raw_pid, partial(raw.round_trips, None, codec=codec)),
                 ("floor_decode", pid["decode"], partial(d["decode"].round_trips, raw_frames)),
                 ("floor_model", pid["model"], partial(d["model"].round_trips, raw_frames)),
                 ("floor_model_hop", pid["model_hop"], partial(d["model_hop"].round_trips, raw_frames)),
-                ("floor_both", pid["model"], partial(codec_round_trips, d["model"], images))]
+                ("floor_both", pid["model"], partial(d["model"].round_trips, None, codec=codec))]
 
     def __enter__(self) -> _FloorEchoes:
         return self

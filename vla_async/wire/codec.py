@@ -172,20 +172,19 @@ def split_frames(frames: Sequence[Any], limits: DecodeLimits) -> list[memoryview
 
 
 def _check_tree(root: Any, limits: DecodeLimits) -> None:
-    """Nesting depth and total element count of an unpacked header, level by level, without recursion."""
-    level = [root]
+    """Nesting depth and total element count of an unpacked header, without recursion."""
+    stack = [(root, 1)]
     items = 0
-    depth = 1
-    while level:
+    while stack:
+        node, depth = stack.pop()
         if depth > limits.max_depth:
             raise garbage(f"header nests deeper than {limits.max_depth} levels")
-        below: list[Any] = []
-        for node in level:
-            children = node.values() if type(node) is dict else node
-            items += len(children)
-            below += [c for c in children if type(c) is dict or type(c) is list]
-        level = below
-        depth += 1
+        children = node.values() if type(node) is dict else node
+        items += len(children)
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
     if items > limits.max_items:
         raise garbage(f"header has {items} elements, limit {limits.max_items}")
 
