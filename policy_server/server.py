@@ -11,7 +11,8 @@ server or another client's work: both threads catch every exception per message 
 if one dies anyway the server records `fatal`, stops serving and `vla-async serve` exits non-zero.
 The ROUTER refuses frames over the policy spec's largest frame (plus margin) inside libzmq, and a
 full server evicts sessions that never sent an observation, or went idle, to admit a new robot; a
-peer whose messages keep being rejected is ignored for a cool-down (`penalty_box.py`).
+peer whose messages keep being rejected is ignored for a cool-down (`penalty_box.py`), and messages
+not from a session in good standing share a decode budget (`admission.py`).
 Usable in-process (`with PolicyServer(cfg, backend) as srv: srv.port`) or via `vla-async serve`.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from policy_server.admission import StrangerBudget
 from policy_server.backend import PolicyBackend, create_backend
 from policy_server.penalty_box import PenaltyBox
 from policy_server.session import PendingRequest, Session, pick_evictee
@@ -58,7 +60,7 @@ log = logging.getLogger("policy_server")
 _ACTIVE_WINDOW_S = 1.0  # a session that sent an observation this recently may join a batch being filled
 _COUNTERS = ("received", "chunks", "errors_sent", "garbage_dropped", "superseded", "deadline_dropped",
              "backend_errors", "sessions_opened", "sessions_expired", "sessions_evicted", "batch_fill_waits",
-             "internal_errors", "penalty_dropped", "peers_boxed", "inline_runs")
+             "internal_errors", "penalty_dropped", "peers_boxed", "inline_runs", "budget_dropped")
 _FRAME_MARGIN_BYTES = 1024 * 1024
 # Messages taken from the ROUTER per pass: small, so that a robot's request that arrives while a
 # flood is being handled waits for a few messages, not for a thousand (ROUTER queues fairly per peer).
@@ -126,6 +128,8 @@ class PolicyServer:
         self._last_box_log = float("-inf")
         box = config.penalty_box
         self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)  # I/O thread only
+        budget = config.admission
+        self._budget = StrangerBudget(budget.rate, budget.burst, budget.hello_share, time.monotonic())  # I/O only
 
     @property
     def fatal(self) -> str | None:
@@ -268,19 +272,23 @@ class PolicyServer:
                 next_sweep = now + 1.0
 
     def _triage(self, received: list[list[Any]]) -> list[list[Any]]:
-        """The messages of one read worth handling, established sessions' first (a robot's request is
-        not queued behind strangers'); a boxed peer's are dropped unread and unanswered."""
+        """The messages of one read worth handling, those of sessions in good standing first (a robot's
+        request is not queued behind strangers'); a boxed peer's, and strangers' over the budget
+        (admission.py), are dropped unread and unanswered."""
         now = time.monotonic()
         known: list[list[Any]] = []
         unknown: list[list[Any]] = []
         for frames in received:
             key = frames[0].bytes
+            session = self._sessions.get(key)
             if self._box.blocked(key, now):
                 self._counts["penalty_dropped"] += 1
-            elif key in self._sessions:
+            elif session is not None and session.in_good_standing:
                 known.append(frames)
-            else:
+            elif self._budget.admit(key, frames, now):
                 unknown.append(frames)
+            else:
+                self._counts["budget_dropped"] += 1
         return known + unknown if known and unknown else known or unknown
 
     def _strike(self, key: bytes) -> None:
@@ -341,6 +349,8 @@ class PolicyServer:
                          need_spec=True)
         except ProtocolError as exc:
             self._strike(key)
+            if session is not None:
+                session.in_good_standing = False  # its next messages share the stranger budget
             if exc.garbage:
                 self._counts["garbage_dropped"] += 1
             else:

@@ -37,6 +37,9 @@ class Session:
     last_seen: float = field(default_factory=time.monotonic)
     pending: PendingRequest | None = None
     last_observation_at: float = float("-inf")  # time.monotonic() of the latest offer()
+    # No message rejected since the Hello or since the latest valid Observation: its messages skip the
+    # server's stranger budget (policy_server/admission.py).
+    in_good_standing: bool = True
     received: int = 0
     superseded: int = 0
     served: int = 0
@@ -50,6 +53,7 @@ class Session:
         old = self.pending
         self.pending = PendingRequest(obs, now)
         self.last_observation_at = now
+        self.in_good_standing = True
         self.received += 1
         if old is not None:
             self.superseded += 1
@@ -60,10 +64,11 @@ class Session:
         return request
 
     def evictable(self, now: float, hello_grace_s: float, idle_timeout_s: float) -> bool:
-        """No Observation within `hello_grace_s` of the Hello, or none for `idle_timeout_s` since the last.
-        Pings do not count: a squatter that only keeps its connection alive is evictable."""
+        """No Observation within `hello_grace_s` of the Hello (at once if a message was rejected before
+        the first Observation), or none for `idle_timeout_s` since the last. Pings do not count: a
+        squatter that only keeps its connection alive is evictable."""
         if self.last_observation_at == float("-inf"):
-            return now - self.created_at > hello_grace_s
+            return not self.in_good_standing or now - self.created_at > hello_grace_s
         return now - self.last_observation_at > idle_timeout_s
 
 

@@ -34,9 +34,10 @@ def _print_server(r: dict[str, Any]) -> None:
           f"(ratio {c['p99_ms']['during'] / c['p99_ms']['before']:.2f})")
     stats = r.get("server_stats") or {}
     if stats:
-        print(f"  server read        {stats.get('received', 0)} messages through the decoder, "
-              f"{stats.get('penalty_dropped', 0)} dropped unread ({stats.get('peers_boxed', 0)} times a peer was "
-              f"put in the penalty box; new attacker identities {r['attacker'].get('rotations', 0)})")
+        print(f"  server read        {stats.get('received', 0)} messages through the decoder; dropped unread: "
+              f"{stats.get('budget_dropped', 0)} over the stranger budget, {stats.get('penalty_dropped', 0)} in the "
+              f"penalty box ({stats.get('peers_boxed', 0)} times a peer was boxed; new attacker identities "
+              f"{r['attacker'].get('rotations', 0)})")
     rss = r["rss_mib"]
     print(f"  server RSS MiB     start {rss['start']:.0f}  peak {max(rss['peak_hwm'], rss['peak_sampled']):.0f}")
 

@@ -97,6 +97,19 @@ class PenaltyBoxConfig(StrictModel):
     max_tracked: int = Field(4096, ge=1, le=1_000_000, description="peers remembered at once (memory bound)")
 
 
+class AdmissionConfig(StrictModel):
+    """A decode budget shared by every message that is not from a session in good standing (a peer
+    without a session, or one whose last message was rejected): over budget such messages are
+    dropped unread, so an attacker with ever new connections cannot take the I/O thread from the
+    robots; docs/hardening.md."""
+
+    rate: float = Field(200.0, ge=0, le=1_000_000, description="such messages decoded per second; the rest are "
+                        "dropped unread; 0 = off (decode every message)")
+    burst: float = Field(100.0, ge=1, le=1_000_000, description="such messages decoded at once after a quiet spell")
+    hello_share: float = Field(0.5, gt=0, le=1, description="part of rate and burst reserved for Hellos (new "
+                               "robots); Hellos may use the rest too")
+
+
 class ServerConfig(StrictModel):
     network: NetworkConfig = NetworkConfig()
     backend: BackendConfig = BackendConfig()
@@ -111,6 +124,7 @@ class ServerConfig(StrictModel):
         "to make room for a new robot (it re-handshakes when it comes back)")
     max_sessions_per_peer: int = Field(0, ge=0, le=4096, description="sessions per peer IP address; 0 = no limit")
     penalty_box: PenaltyBoxConfig = PenaltyBoxConfig()
+    admission: AdmissionConfig = AdmissionConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -176,18 +176,44 @@ class _Attacker:
             self.proc.wait(10)
 
 
+@dataclass
+class LateJoin:
+    """A second correct robot that connects once the attack has begun: a new robot must still get in."""
+
+    client: CorrectClient | None
+    error: str | None  # why it could not connect
+    during_attack: bool  # the attacker was still sending when the connect attempt ended
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"connected": self.client is not None, "error": self.error,
+                               "during_attack": self.during_attack}
+        return {**out, **self.client.summary()} if self.client is not None else out
+
+
+def _join_late(port: int, robot: RobotSpec, rate_hz: float, hostile: _Attacker) -> LateJoin:
+    client = CorrectClient(NetworkConfig(port=port, request_timeout_s=10.0), robot, rate_hz, phase="during")
+    try:
+        client.start()
+    except Exception as exc:  # noqa: BLE001 - refused (server full) or no Welcome in time: reported
+        client.client.close()
+        return LateJoin(None, f"{type(exc).__name__}: {str(exc)[:300]}", hostile.proc.poll() is None)
+    return LateJoin(client, None, hostile.proc.poll() is None)
+
+
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
                     server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0,
-                    rotate_every: int = 0, prebuild: bool = True) -> dict[str, Any]:
+                    rotate_every: int = 0, prebuild: bool = True, late_client: bool = False) -> dict[str, Any]:
     """Fuzz a real server process with `messages` malformed messages (`fuzz_rate` messages/s, 0 = as
     fast as the server takes them; `rotate_every` > 0: the attacker takes new identities every that
     many messages; `prebuild`: it builds them all before the baseline, so building them loads neither
-    phase; without, building paces it as in a CI run); see the module docstring. `server_stats` are the server's own counters (how many
-    messages it read, dropped unread in the penalty box, ...)."""
+    phase; without, building paces it as in a CI run; `late_client`: a second correct robot connects
+    once the attack has begun); see the module docstring. `server_stats` are the server's own
+    counters (how many messages it read, dropped unread by the stranger budget or the penalty box, ...)."""
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
             "--log_level=warning", *server_args]
+    late: LateJoin | None = None
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
@@ -198,12 +224,17 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
             correct.phase = "during"
             peak: dict[str, int] = {}
             hostile.go()
+            late = _join_late(server.port, robot, rate_hz, hostile) if late_client else None
             attacker = hostile.finish(pid, peak, timeout_s)
         finally:
             hostile.kill()
         correct.phase = "after"
+        if late is not None and late.client is not None:
+            late.client.phase = "after"
         time.sleep(1.0)
         correct.stop()
+        if late is not None and late.client is not None:
+            late.client.stop()
         end = proc_status(pid)
         alive = server.alive()
         exit_code = server.stop()
@@ -217,6 +248,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
                     "peak_hwm": end.get("VmHWM", 0) / 1024},
         "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
+        **({"late_client": late.summary()} if late is not None else {}),
     }
 
 
