@@ -40,6 +40,11 @@ def _print_server(r: dict[str, Any]) -> None:
               f"{r['attacker'].get('rotations', 0)})")
     rss = r["rss_mib"]
     print(f"  server RSS MiB     start {rss['start']:.0f}  peak {max(rss['peak_hwm'], rss['peak_sampled']):.0f}")
+    late = r.get("late_client")
+    if late is not None:
+        got = (f"{late['chunks']}/{late['requests']} chunks, lost {late['lost']}, in order {late['in_order']}"
+               if late["connected"] else f"not connected: {late['error']}")
+        print(f"  new robot          connected during the attack {late['connected'] and late['during_attack']}; {got}")
 
 
 def _print_client(r: dict[str, Any]) -> None:
@@ -69,6 +74,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--server-arg", action="append", default=[], metavar="--section.field=value",
                         help="extra server option, e.g. --server-arg=--penalty_box.strikes=0 (repeatable)")
     parser.add_argument("--baseline-s", type=float, default=5.0, help="correct client alone, before the fuzz")
+    parser.add_argument("--late-client", action="store_true",
+                        help="a second correct robot connects once the attack has begun (a new robot must get in)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(list(argv))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
@@ -77,7 +84,8 @@ def main(argv: Sequence[str]) -> int:
     results: dict[str, Any] = {"server": server_campaign(args.messages, seed=args.seed, rate_hz=args.rate_hz,
                                                          baseline_s=args.baseline_s, fuzz_rate=args.fuzz_rate,
                                                          rotate_every=args.rotate_every,
-                                                         server_args=tuple(args.server_arg))}
+                                                         server_args=tuple(args.server_arg),
+                                                         late_client=args.late_client)}
     _print_server(results["server"])
     if args.client_messages > 0:
         results["client"] = client_campaign(args.client_messages, seed=args.seed, rate_hz=args.rate_hz)
