@@ -7,9 +7,11 @@ so what is admitted depends on counts, never on speed.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import zmq
+from raw_peers import GARBAGE, ROBOT
+from raw_peers import ask as _ask
+from raw_peers import dealer as _dealer
+from raw_peers import obs as _obs
 
 from policy_server.admission import StrangerBudget, TokenBucket, looks_like_hello
 from policy_server.backends.linear import LinearBackend
@@ -18,13 +20,11 @@ from policy_server.session import Session, pick_evictee
 from vla_async.config import BackendConfig, ServerConfig
 from vla_async.config.schema import AdmissionConfig
 from vla_async.local_server import wait_until
-from vla_async.messages import ActionChunk, ErrorCode, ErrorMessage, Hello, Observation, Ping, Welcome
-from vla_async.protocol import DecodeLimits, decode, encode
-from vla_async.reference_specs import policy_spec_for, reference_robot_spec
+from vla_async.messages import ActionChunk, ErrorCode, ErrorMessage, Hello, Ping, Welcome
+from vla_async.protocol import encode
+from vla_async.reference_specs import policy_spec_for
 
 pytestmark = pytest.mark.timeout(90)
-ROBOT = reference_robot_spec(image_size=(8, 8))
-GARBAGE = [b"\xc1 not msgpack"]
 HELLO = encode(Hello("robot", ROBOT))
 
 
@@ -100,24 +100,6 @@ def _server(rate: float = 0.001, burst: float = 8.0, hello_share: float = 0.5) -
     config = ServerConfig(backend=BackendConfig(name="linear", options={"image_size": [8, 8]}),
                           admission=AdmissionConfig(rate=rate, burst=burst, hello_share=hello_share))
     return PolicyServer(config, LinearBackend(config.backend), port=0).start()
-
-
-def _dealer(port: int) -> zmq.Socket:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    return sock
-
-
-def _obs(rid: int, state_dim: int = 14) -> Observation:
-    return Observation(rid, rid, rid, np.zeros(state_dim, np.float32),
-                       {c.name: np.zeros(c.shape, np.uint8) for c in ROBOT.cameras})
-
-
-def _ask(sock: zmq.Socket, msg: object) -> object:
-    sock.send_multipart(encode(msg))
-    assert sock.poll(10_000), "no reply"
-    return decode(sock.recv_multipart(), limits=DecodeLimits())
 
 
 def test_strangers_over_budget_are_dropped_unread_while_robots_in_good_standing_are_always_heard():

@@ -6,9 +6,13 @@ the release with a generous bound.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import zmq
+from raw_peers import GARBAGE, ROBOT
+from raw_peers import ask as _ask
+from raw_peers import dealer as _dealer
+from raw_peers import obs as _obs
+from raw_peers import reply as _reply
 
 from policy_server.backends.linear import LinearBackend
 from policy_server.penalty_box import PenaltyBox
@@ -16,14 +20,11 @@ from policy_server.server import PolicyServer
 from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
 from vla_async.config.schema import PenaltyBoxConfig
 from vla_async.local_server import wait_until
-from vla_async.messages import ErrorCode, ErrorMessage, Hello, Observation, Ping, Pong, Welcome
-from vla_async.protocol import DecodeLimits, decode, encode
-from vla_async.reference_specs import reference_robot_spec
+from vla_async.messages import ErrorCode, ErrorMessage, Hello, Ping, Pong, Welcome
+from vla_async.protocol import encode
 from vla_async.transport import PolicyClient, ReceivedChunk
 
 pytestmark = pytest.mark.timeout(90)
-ROBOT = reference_robot_spec(image_size=(8, 8))
-GARBAGE = [b"\xc1 not msgpack"]
 
 
 # ------------------------------------------------------------------ the box itself (no sockets)
@@ -67,23 +68,6 @@ def _server(strikes: int = 5, cooldown_s: float = 60.0) -> PolicyServer:
     return PolicyServer(config, LinearBackend(config.backend), port=0).start()
 
 
-def _dealer(port: int) -> zmq.Socket:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    return sock
-
-
-def _obs(rid: int, state_dim: int = 14) -> Observation:
-    return Observation(rid, rid, rid, np.zeros(state_dim, np.float32),
-                       {c.name: np.zeros(c.shape, np.uint8) for c in ROBOT.cameras})
-
-
-def _reply(sock: zmq.Socket, timeout_ms: int = 5000) -> object:
-    assert sock.poll(timeout_ms), "no reply"
-    return decode(sock.recv_multipart(), limits=DecodeLimits())
-
-
 def _box_peer(srv: PolicyServer, sock: zmq.Socket, strikes: int) -> None:
     """`strikes` rejected messages: the first strikes-1 are answered, the last boxes the peer."""
     assert isinstance(_ask(sock, Hello("attacker", ROBOT)), Welcome)
@@ -92,11 +76,6 @@ def _box_peer(srv: PolicyServer, sock: zmq.Socket, strikes: int) -> None:
         reply = _reply(sock)
         assert isinstance(reply, ErrorMessage) and reply.code == ErrorCode.BAD_MESSAGE
     assert srv.stats["peers_boxed"] == 1
-
-
-def _ask(sock: zmq.Socket, msg: object) -> object:
-    sock.send_multipart(encode(msg))
-    return _reply(sock)
 
 
 def test_a_flooding_peer_is_dropped_unread_while_a_robot_keeps_being_served():

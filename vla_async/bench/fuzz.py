@@ -38,6 +38,10 @@ def _print_server(r: dict[str, Any]) -> None:
               f"{stats.get('budget_dropped', 0)} over the stranger budget, {stats.get('penalty_dropped', 0)} in the "
               f"penalty box ({stats.get('peers_boxed', 0)} times a peer was boxed; new attacker identities "
               f"{r['attacker'].get('rotations', 0)})")
+    busy = r["server_during_attack"]
+    print(f"  server CPU         {busy['cpu_s']:.1f} s in the {busy['wall_s']:.1f} s of the attack "
+          f"({100 * busy['cpu_s'] / max(busy['wall_s'], 1e-9):.0f}% of one core; "
+          f"{1e6 * busy['cpu_s'] / max(r['messages'], 1):.0f} us per malformed message)")
     rss = r["rss_mib"]
     print(f"  server RSS MiB     start {rss['start']:.0f}  peak {max(rss['peak_hwm'], rss['peak_sampled']):.0f}")
     late = r.get("late_client")

@@ -48,6 +48,16 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def proc_cpu_s(pid: int) -> float:
+    """CPU time (user + system, all threads) a live process has used so far, in seconds; 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @dataclass
 class Reply:
     request_id: int
@@ -223,9 +233,11 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
             time.sleep(baseline_s)
             correct.phase = "during"
             peak: dict[str, int] = {}
+            cpu0, t0 = proc_cpu_s(pid), time.monotonic()
             hostile.go()
             late = _join_late(server.port, robot, rate_hz, hostile) if late_client else None
             attacker = hostile.finish(pid, peak, timeout_s)
+            attack_cpu = {"cpu_s": proc_cpu_s(pid) - cpu0, "wall_s": time.monotonic() - t0}
         finally:
             hostile.kill()
         correct.phase = "after"
@@ -245,6 +257,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "server_alive_after": alive, "server_exit_code": exit_code, "process_exits": 0 if alive else 1,
         "thread_deaths": died + max(0, start.get("Threads", 0) - end.get("Threads", 0)),
         "threads": {"start": start.get("Threads"), "min_during": peak.get("threads_min"), "end": end.get("Threads")},
+        "server_during_attack": attack_cpu,
         "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
                     "peak_hwm": end.get("VmHWM", 0) / 1024},
         "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
