@@ -29,6 +29,8 @@ def _print_server(r: dict[str, Any]) -> None:
           f"{r['threads']['min_during']}/{r['threads']['end']})")
     print(f"  process exits      {r['process_exits']}  (server exit code after SIGTERM: {r['server_exit_code']})")
     print(f"  correct client     {c['chunks']}/{c['requests']} chunks, lost {c['lost']}, in order {c['in_order']}")
+    if c["lost"] or not c["in_order"]:
+        print(f"  correct client's errors {c['errors']}; transport {c['transport']}")
     print(f"  reply p50 ms       before {c['p50_ms']['before']:.2f}  during {c['p50_ms']['during']:.2f}")
     print(f"  reply p99 ms       before {c['p99_ms']['before']:.2f}  during {c['p99_ms']['during']:.2f}  "
           f"(ratio {c['p99_ms']['during'] / c['p99_ms']['before']:.2f})")
