@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,12 @@ class PolicyBackend(abc.ABC):
     @abc.abstractmethod
     def infer(self, batch: Sequence[PolicyInput]) -> list[np.ndarray]:
         """One chunk per input, each float32 [H, action_dim]. Raise BackendError on failure."""
+
+    def infer_stream(self, batch: Sequence[PolicyInput]) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Streamed chunks (a policy whose spec declares `streaming`, FASTER): yields (rows, chunks) as the model
+        runs, the first `rows` rows of every chunk final, the last yield with rows = H. The default: `infer`'s
+        chunks in one yield."""
+        yield self.spec.chunk_length, self.infer(batch)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -51,7 +51,7 @@ from vla_async.policy_input import policy_input
 from vla_async.protocol import DecodeLimits, ProtocolError, decode, encode, excerpt, largest_frame_bytes
 from vla_async.registry import load
 from vla_async.sockets import ServerEndpoint, SharedSocket, wait_readable
-from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches
+from vla_async.specs import SpecError, SpecMismatchError, spec_mismatches, streaming_plan
 from vla_async.supervision import ThreadSupervisor
 from vla_async.wire.builders import all_finite
 from vla_async.wire.errors import bounded
@@ -566,17 +566,14 @@ class PolicyServer:
         for session, req in live:
             inputs.append(policy_input(req.obs, session.robot_spec.fps, session.session_id, policy=spec))
         t_pre = time.monotonic()
+        injected_s = max(0.0, float(self._sampler.sample_s())) if self._sampler is not None else 0.0
         try:
-            outputs = self.backend.infer(inputs)
-            if len(outputs) != len(inputs):
-                raise ValueError(f"backend returned {len(outputs)} chunks for {len(inputs)} inputs")
+            outputs, sent = self._run_model(live, inputs, injected_s, (t_start, t_pre))
         except Exception as exc:  # a failing model must not take the server down
             self._counts["backend_errors"] += len(live)
             log.warning("backend failed: %s: %s", type(exc).__name__, exc)
             text = f"backend {spec.name!r} failed: {type(exc).__name__}: {exc}"[:500]
             return [(s, ErrorMessage(ErrorCode.BACKEND_ERROR, text, r.obs.request_id)) for s, r in live]
-        if self._sampler is not None:
-            time.sleep(max(0.0, float(self._sampler.sample_s())))
         t_model = time.monotonic()
         model_ms = (t_model - t_pre) * 1e3
         self._batch_ms.append(model_ms)
@@ -594,8 +591,55 @@ class PolicyServer:
                 model_ms=(t_model - t_pre) * 1e3, postprocess_ms=(t_post - t_model) * 1e3,
                 total_ms=(t_post - req.received_at) * 1e3, batch_size=len(live),
             )
-            replies.append((session, ActionChunk(req.obs.request_id, req.obs.exec_tick, result, timing)))
+            offset = sent if req.obs.stream else 0  # the rest of a streamed chunk, or the whole chunk
+            replies.append((session, ActionChunk(req.obs.request_id, req.obs.exec_tick, result[offset:], timing,
+                                                 row_offset=offset, final=True)))
         return replies
+
+    def _run_model(self, live: list[tuple[Session, PendingRequest]], inputs: list[Any], injected_s: float,
+                   times: tuple[float, float]) -> tuple[list[Any], int]:
+        """The backend's chunks for `inputs` and the rows already sent of each to the requests that asked for
+        a stream. A streaming policy's first final rows go out as a part as soon as the backend yields them (an
+        injected latency is spread over the run in proportion); the caller sends the rest. (chunks, 0) otherwise."""
+        streamers = [(s, r) for s, r in live if r.obs.stream]
+        plan = streaming_plan(self.backend.spec) if streamers else None
+        if plan is None:
+            outputs = self.backend.infer(inputs)
+            if injected_s:
+                time.sleep(injected_s)
+            _check_count(outputs, inputs)
+            return outputs, 0
+        sent, outputs, spec = 0, None, self.backend.spec
+        for rows, outputs in self.backend.infer_stream(inputs):
+            _check_count(outputs, inputs)
+            if rows >= spec.chunk_length:
+                break
+            time.sleep(injected_s * plan.fraction)
+            injected_s *= 1.0 - plan.fraction
+            self._send_parts(streamers, live, outputs, (sent, rows), times)
+            sent = rows
+        if injected_s:
+            time.sleep(injected_s)
+        return outputs, sent
+
+    def _send_parts(self, streamers: list[tuple[Session, PendingRequest]], live: list[tuple[Session, PendingRequest]],
+                    outputs: list[Any], rows: tuple[int, int], times: tuple[float, float]) -> None:
+        """Rows [lo, hi) of each streaming request's chunk, sent now as a part (not final)."""
+        spec = self.backend.spec
+        lo, hi = rows
+        t_start, t_pre = times
+        now = time.monotonic()
+        index = {id(r): i for i, (_, r) in enumerate(live)}
+        for session, req in streamers:
+            actions = _checked_actions(outputs[index[id(req)]], (spec.chunk_length, spec.action_dim))
+            if isinstance(actions, str):
+                raise ValueError(actions)
+            timing = ServerTiming(queue_ms=(t_start - req.received_at) * 1e3, preprocess_ms=(t_pre - t_start) * 1e3,
+                                  model_ms=(now - t_pre) * 1e3, total_ms=(now - req.received_at) * 1e3,
+                                  batch_size=len(live))
+            part = ActionChunk(req.obs.request_id, req.obs.exec_tick, actions[lo:hi], timing, row_offset=lo,
+                               final=False)
+            self._send([session.identity, *encode(part)])
 
 
 def _peer_address(frame: Any) -> str | None:
@@ -604,6 +648,11 @@ def _peer_address(frame: Any) -> str | None:
         return str(frame.get("Peer-Address"))
     except Exception:  # noqa: BLE001 - not a zmq.Frame, or no metadata (inproc): no per-peer limit
         return None
+
+
+def _check_count(outputs: Sequence[Any], inputs: Sequence[Any]) -> None:
+    if len(outputs) != len(inputs):
+        raise ValueError(f"backend returned {len(outputs)} chunks for {len(inputs)} inputs")
 
 
 def _checked_actions(actions: Any, want: tuple[int, int]) -> np.ndarray | str:

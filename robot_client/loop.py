@@ -211,7 +211,8 @@ class RealTimeClient:
                 chunk: ActionChunk = item.chunk
                 captured = capture.get(chunk.request_id)
                 latency = item.received_at - captured[1] if captured is not None else None
-                if latency is not None and self.stats is not None:
+                # a streamed chunk's first part is when it became usable; its later parts are not new requests
+                if latency is not None and self.stats is not None and chunk.row_offset == 0:
                     self.stats.add_request_latency(latency)
                 report = scheduler.on_chunk(chunk, k_now=k_now, latency_s=latency)
                 chunks.append((chunk.request_id, int(report.dropped_actions), bool(report.accepted)))
@@ -252,7 +253,8 @@ class RealTimeClient:
         policy.submit(Observation(
             request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick, state=obs.state,
             images=images, task=task, rollforward_state=request.rollforward_state,
-            environment_state=env_state, deadline_ms=deadline_ms, **prefix_fields(request, self.policy_spec),
+            environment_state=env_state, deadline_ms=deadline_ms, stream=request.stream,
+            **prefix_fields(request, self.policy_spec),
         ))
         return request.request_id
 

@@ -62,6 +62,9 @@ class Observation:
     chunk's row i), at most H rows. The first `prefix_frozen` rows are committed: the robot executes
     them before the chunk can arrive (d̂ ticks from the plan); the rest is the overlap the new chunk
     should stay close to (RTC's soft mask). Ticks are the client's: no clock sync.
+
+    `stream` (streamed chunks, sent only to a policy whose spec declares streaming): the client takes the chunk
+    in parts (`ActionChunk.row_offset` / `final`) as its rows are ready.
     """
 
     request_id: int
@@ -76,6 +79,7 @@ class Observation:
     action_prefix: np.ndarray | None = None
     prefix_tick: int = 0
     prefix_frozen: int = 0
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,21 +101,34 @@ class ServerTiming:
 
 @dataclass(frozen=True, eq=False)
 class ActionChunk:
-    """Server → client: `actions[i]` is the command for tick `start_tick + i`."""
+    """Server → client: `actions[i]` is the command for tick `start_tick + row_offset + i`.
+
+    A whole chunk has `row_offset` 0 and `final` True. A streamed chunk (FASTER) arrives in parts with the same
+    request id and start tick: rows `[row_offset, row_offset + n)` of the chunk, in order, each part starting
+    where the previous ended; `final` is True exactly on the part that ends at the chunk's last row (H).
+    """
 
     request_id: int
     start_tick: int
-    actions: np.ndarray  # [H, action_dim] float32
+    actions: np.ndarray  # [n, action_dim] float32 (n = H for a whole chunk)
     timing: ServerTiming = field(default_factory=ServerTiming)
+    row_offset: int = 0
+    final: bool = True
 
     @property
     def horizon(self) -> int:
+        """Rows in this message."""
         return int(self.actions.shape[0])
 
     @property
+    def is_part(self) -> bool:
+        """A part of a streamed chunk (not the whole chunk in one message)."""
+        return self.row_offset != 0 or not self.final
+
+    @property
     def end_tick(self) -> int:
-        """One past the last tick this chunk covers."""
-        return self.start_tick + self.horizon
+        """One past the last tick this message covers."""
+        return self.start_tick + self.row_offset + self.horizon
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from vla_async.plan import Plan, index_selector
 from vla_async.policy_input import uses_exec_offset
 from vla_async.rollforward import RollForward, create_rollforward, resolve_rollforward
 from vla_async.safety import SafetyLayer
-from vla_async.specs import PolicySpec, RobotSpec
+from vla_async.specs import PolicySpec, RobotSpec, streaming_plan
 from vla_async.triggers import TriggerState, create_trigger
 
 _EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest may be deferred, see plan.py)
@@ -49,6 +49,7 @@ class InferenceRequest(NamedTuple):
     # sent only to a policy whose spec accepts it; its first `prefix_frozen` rows run before the chunk can arrive
     action_prefix: np.ndarray | None = None
     prefix_frozen: int = 0
+    stream: bool = False  # ask the server to stream the chunk in parts (strategy streaming + a streaming policy)
 
 
 class TickOutput(NamedTuple):
@@ -80,6 +81,8 @@ class SchedulerStats:
     chunks: int = 0  # accepted
     chunks_rejected: int = 0
     chunks_superseded: int = 0  # arrived after a newer request's chunk (pipelining): not fused
+    parts: int = 0  # parts of streamed chunks fused (a whole chunk streamed in two parts counts 2 here, 1 in chunks)
+    parts_rejected: int = 0  # parts out of order, past the chunk or malformed: the rest of that stream is dropped
     late_actions_dropped: int = 0
     requests: int = 0
     failures: int = 0  # on_request_failed calls
@@ -99,6 +102,20 @@ def _action_state_index(robot: RobotSpec) -> np.ndarray:
     raise ValueError(
         f"robot {robot.name!r}: cannot map actions {list(robot.action_names)} onto state {list(robot.state_names)}"
     )
+
+
+def _part_rows(part: ActionChunk, received: int, chunk_length: int, action_dim: int) -> np.ndarray | None:
+    """The rows of a streamed part that extend the `received` ones (a repeat of received rows adds none), or None
+    when the part leaves a gap, overruns the chunk, is final anywhere but at its end, or is malformed."""
+    actions = part.actions
+    if type(actions) is not np.ndarray or actions.dtype.kind != "f":
+        actions = np.asarray(actions, dtype=float)
+    stop = part.row_offset + (len(actions) if actions.ndim == 2 else 0)
+    if (actions.ndim != 2 or actions.shape[1] != action_dim or not 0 <= part.row_offset <= received
+            or not part.row_offset < stop <= chunk_length or part.final != (stop == chunk_length)
+            or np.count_nonzero(np.isfinite(actions)) != actions.size):
+        return None
+    return actions[received - part.row_offset:]
 
 
 class ActionScheduler:
@@ -132,6 +149,8 @@ class ActionScheduler:
         self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
+        self._streams = bool(strategy.streaming) and streaming_plan(policy) is not None
+        self._parts: dict[int, np.ndarray] = {}  # request id -> rows of its streamed chunk received so far
         self._sync = strategy.sync
         self._align = strategy.fuser.align and not strategy.sync
         self.trigger = create_trigger(strategy)
@@ -239,7 +258,7 @@ class ActionScheduler:
             if rf_state is not None:
                 self._predictions[exec_tick] = (rid, rf_state)
         prefix, frozen = self._action_prefix(k, exec_tick) if self._sends_prefix else (None, 0)
-        request = InferenceRequest(rid, k, exec_tick, rf_state, prefix, frozen)
+        request = InferenceRequest(rid, k, exec_tick, rf_state, prefix, frozen, self._streams)
         in_flight[rid] = request
         self._last_request_tick = k
         if self._waiting_since is None:
@@ -279,14 +298,61 @@ class ActionScheduler:
     # ------------------------------------------------------------------ chunks
 
     def on_chunk(self, chunk: ActionChunk, k_now: int, latency_s: float | None = None) -> ChunkReport:
-        """Fuse a chunk into the plan from `k_now`, the first tick not commanded yet."""
+        """Fuse a chunk (or a part of a streamed one) into the plan from `k_now`, the first tick not commanded yet."""
+        if chunk.is_part or chunk.request_id in self._parts:
+            return self._on_part(chunk, k_now, latency_s)
         request = self._in_flight.pop(chunk.request_id, None)
         if request is None:
             self.stats.chunks_rejected += 1
             return ChunkReport(chunk.request_id, math.nan, 0, False)
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         self.delay.add_sample(lat_s)
-        placed, dropped = self._place(chunk, k_now)
+        return self._accept(chunk, k_now, lat_s)
+
+    def _on_part(self, part: ActionChunk, k_now: int, latency_s: float | None) -> ChunkReport:
+        """A part of a streamed chunk: rows extending the ones received in order are fused (the whole received
+        prefix, re-placed from `k_now`), so the plan never holds a row that has not arrived; past its end an
+        underrun holds and the watchdog stays armed until the final part. A part that leaves a gap, overruns the
+        chunk or is malformed drops the rest of that stream (its final part ends the request)."""
+        rid = part.request_id
+        request = self._in_flight.get(rid)
+        have = self._parts.get(rid)
+        n_have = 0 if have is None else len(have)
+        rows = _part_rows(part, n_have, self.chunk_length, self.action_dim)
+        if request is None or rows is None:
+            self._end_stream(rid, rejected=request is not None)
+            return ChunkReport(rid, math.nan, 0, False)
+        if len(rows) == 0:  # a repeat of rows already fused (a resent request): nothing new
+            return ChunkReport(rid, math.nan, 0, False)
+        lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
+        if n_have == 0:  # the first rows: what the robot waits for (d̂ is the delay until they are usable)
+            self.delay.add_sample(lat_s)
+        received = rows if have is None else np.concatenate([have, rows])
+        if part.final:
+            self._in_flight.pop(rid, None)
+            self._parts.pop(rid, None)
+        else:
+            self._parts[rid] = received
+        report = self._accept(ActionChunk(rid, part.start_tick, received), k_now, lat_s, n_have, part.final)
+        if report.accepted:
+            self.stats.parts += 1
+            if not part.final:
+                self._waiting_since = request.tick  # the watchdog stays armed until the final part
+        return report
+
+    def _end_stream(self, request_id: int, rejected: bool) -> None:
+        """Drop a stream after a bad part: forget its rows and free its request."""
+        self.stats.chunks_rejected += 1
+        self.stats.parts_rejected += rejected
+        self._parts.pop(request_id, None)
+        if self._in_flight.pop(request_id, None) is not None:
+            self.stats.failures += 1
+
+    def _accept(self, chunk: ActionChunk, k_now: int, lat_s: float, counted: int = 0,
+                complete: bool = True) -> ChunkReport:
+        """Place and fuse a chunk of a request that was in flight (`counted` leading rows were placed before;
+        `complete`: its last rows, so it counts as a chunk)."""
+        placed, dropped = self._place(chunk, k_now, counted)
         if placed is None:
             self.stats.chunks_rejected += 1
         elif chunk.request_id < self._newest_fused:  # pipelining: never overwrite a newer chunk's ticks
@@ -295,11 +361,12 @@ class ActionScheduler:
             placed = None
         else:
             self._fuse(placed, k_now)
+            self.stats.chunks += complete
         return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, placed is not None)
 
-    def _place(self, chunk: ActionChunk, k_now: int) -> tuple[PlacedChunk | None, int]:
-        """The chunk's finite actions on the tick grid, and how many of them are for ticks < k_now (dropped);
-        None when malformed or every action is late."""
+    def _place(self, chunk: ActionChunk, k_now: int, counted: int = 0) -> tuple[PlacedChunk | None, int]:
+        """The chunk's finite actions on the tick grid, and how many of them are for ticks < k_now (dropped; the
+        first `counted` rows were counted before); None when malformed or every action is late."""
         actions = chunk.actions
         if type(actions) is not np.ndarray or actions.dtype.kind != "f":
             actions = np.asarray(actions, dtype=float)
@@ -311,7 +378,7 @@ class ActionScheduler:
             actions = actions[: self.strategy.execution_horizon]
         start = chunk.start_tick if self._align else k_now
         dropped = min(len(actions), max(0, k_now - start))
-        self.stats.late_actions_dropped += dropped
+        self.stats.late_actions_dropped += max(0, dropped - counted)
         if dropped == len(actions):
             return None, dropped
         return PlacedChunk(start, actions, chunk.request_id), dropped
@@ -331,10 +398,10 @@ class ActionScheduler:
         plan.hold_until(k_now, max(k_now, chunk.start_tick), here)
         # rows up to the next chunk's likely junction now (it is requested this tick), the rest may wait until read
         self.fusion.fuse(plan, chunk, k_now, k_now + self.delay.delay_ticks_ceil + _EAGER_MARGIN_TICKS)
-        self.stats.chunks += 1
 
     def on_request_failed(self, request_id: int) -> None:
         """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""
+        self._parts.pop(request_id, None)
         if self._in_flight.pop(request_id, None) is not None:
             self.stats.failures += 1
             self._predictions = {t: v for t, v in self._predictions.items() if v[0] != request_id}

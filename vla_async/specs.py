@@ -163,6 +163,55 @@ def accepts_action_prefix(spec: PolicySpec | None) -> bool:
     return action_prefix_mode(spec) is not None
 
 
+#: `PolicySpec.extra` key by which a flow policy declares streamed chunks (FASTER's horizon-aware schedule):
+#: {"steps": N, "clean_rows": [rows final after each of the N steps], "first_rows": r}. The server sends the rows
+#: final after the first step with at least r of them as a partial chunk, then the rest.
+STREAMING_KEY = "streaming"
+_MAX_STREAM_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class StreamingPlan:
+    """When a streaming policy's first partial chunk is ready: after `first_step` of `steps` flow steps (the
+    share `fraction` of its compute), with `first_rows` rows final; the rest after the last step."""
+
+    steps: int
+    first_step: int
+    first_rows: int
+
+    @property
+    def fraction(self) -> float:
+        return self.first_step / self.steps
+
+
+def streaming_plan(spec: PolicySpec | None) -> StreamingPlan | None:
+    """The policy's streaming plan from its spec (untrusted: from a Welcome), or None when it declares none or
+    the declaration is malformed (then it is treated as a policy that does not stream)."""
+    decl = spec.extra.get(STREAMING_KEY) if spec is not None else None
+    if not isinstance(decl, Mapping) or not _valid_streaming(decl, spec.chunk_length):
+        return None
+    rows, first, h = decl["clean_rows"], decl["first_rows"], spec.chunk_length
+    step = next(i for i, r in enumerate(rows) if r >= first)
+    if rows[step] >= h:  # nothing to stream before the end
+        return None
+    return StreamingPlan(int(decl["steps"]), step + 1, int(rows[step]))
+
+
+def _valid_streaming(decl: Mapping[str, Any], h: int) -> bool:
+    """Whether a streaming declaration is well formed for chunks of `h` rows (bounded, ints, non-decreasing,
+    every row clean after the last step)."""
+    steps, rows, first = decl.get("steps"), decl.get("clean_rows"), decl.get("first_rows")
+    if not (_is_int(steps) and 1 <= steps <= _MAX_STREAM_STEPS and _is_int(first) and 1 <= first <= h):
+        return False
+    if not isinstance(rows, Sequence) or isinstance(rows, str) or len(rows) != steps:
+        return False
+    return all(_is_int(r) and 0 <= r <= h for r in rows) and list(rows) == sorted(rows) and rows[-1] == h
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _validate_common(spec: RobotSpec | PolicySpec, owner: str) -> None:
     if not isinstance(spec.name, str) or not spec.name:
         raise SpecError(f"{owner}: name must be a non-empty string")

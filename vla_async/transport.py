@@ -334,7 +334,8 @@ class PolicyClient:
         if not self._ready:  # no agreed spec yet: its shape is unchecked
             self._stats["garbage"] += 1
             return False
-        p = self._pending.pop(msg.request_id, None)
+        # a streamed chunk's parts share the request: it stays pending (deadline and all) until its final part
+        p = self._pending.pop(msg.request_id, None) if msg.final else self._pending.get(msg.request_id)
         if p is None:
             self._stats["dropped_stale"] += 1
         else:

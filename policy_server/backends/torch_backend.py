@@ -12,6 +12,10 @@ default for a model trained with prefix conditioning) | inpaint (guided denoisin
 flow `VisuomotorPolicy`; `rtc_guidance_weight` β, default inf = inpainting: on our x-prediction flows the
 ΠGDM Jacobian is weak and finite β barely moves the chunk, see README; `rtc_schedule` of the soft mask) | none.
 The policy spec then declares `action_prefix`, so clients send the prefix.
+Streamed chunks (a flow policy trained with `--streaming`, FASTER's horizon-aware schedule): `infer_stream` yields
+the first rows after the first flow step at which `stream_first_rows` of them are final (option; default from the
+card), then the whole chunk; `streaming: false` serves such a policy without it (options `compile` and
+`cuda_graphs` do not apply to the streamed path).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import importlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,7 @@ from policy_server.model_io import (
 )
 from policy_server.rtc import RtcOptions, rtc_row_weights
 from vla_async.config import BackendConfig
-from vla_async.specs import ACTION_PREFIX_KEY, PolicySpec
+from vla_async.specs import ACTION_PREFIX_KEY, STREAMING_KEY, PolicySpec, streaming_plan
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -97,7 +101,8 @@ class TorchBackend(PolicyBackend):
         self.dtype = DTYPES[config.dtype]
         module, self.card = load_torch_policy(path)
         self.rtc = _rtc_options(options, self.card, module)
-        self._spec = _spec_with_prefix_mode(self.card.spec, self.rtc.mode)
+        self._spec = _spec_with_streaming(_spec_with_prefix_mode(self.card.spec, self.rtc.mode), module, options)
+        self._stream = streaming_plan(self._spec)
         self.module = module.to(self.device, self.dtype) if self.dtype != torch.float32 else module.to(self.device)
         if options.get("compile"):
             self.module = torch.compile(self.module, backend=options.get("compile_backend", "inductor"), dynamic=False)
@@ -138,6 +143,29 @@ class TorchBackend(PolicyBackend):
         except Exception as exc:
             raise BackendError(f"torch policy failed: {type(exc).__name__}: {exc}") from exc
         return split_actions(out, len(batch), self.spec)
+
+    def infer_stream(self, batch: Sequence[PolicyInput]) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """The horizon-aware flow run step by step: the chunks after the spec's first streamed step (its clean rows
+        final), then after the last; a request with a prefix to inpaint, or a policy that does not stream, in one."""
+        plan = self._stream
+        if plan is None or (self.rtc.mode == "inpaint" and any(p.action_prefix is not None for p in batch)):
+            yield from super().infer_stream(batch)
+            return
+        m = self.module
+        arrays = stack_inputs(self.card, batch)
+        tensors = [torch.from_numpy(arrays[t.name]).to(self.device, self.dtype) for t in self.card.inputs]
+        try:
+            with torch.inference_mode():
+                images, task, offset, _ = m.split_inputs(tensors[0], tensors[1:])
+                cond = m.condition(tensors[0], images, task, offset)
+                for k, (rows, x) in enumerate(m.sample_steps(cond), start=1):
+                    if k == plan.first_step or k == plan.steps:
+                        out = m.to_actions(x, tensors[0]).float().cpu().numpy()
+                        yield rows, split_actions(out, len(batch), self.spec)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"torch policy failed: {type(exc).__name__}: {exc}") from exc
 
     def _run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         tensors = [torch.from_numpy(arrays[t.name]).to(self.device, self.dtype, non_blocking=True)
@@ -198,6 +226,27 @@ def _spec_with_prefix_mode(spec: PolicySpec, mode: str | None) -> PolicySpec:
     if mode is not None:
         extra[ACTION_PREFIX_KEY] = mode
     return dataclasses.replace(spec, extra=extra)
+
+
+def _spec_with_streaming(spec: PolicySpec, module: Any, options: dict[str, Any]) -> PolicySpec:
+    """`spec` declaring streamed chunks when the module runs the horizon-aware schedule and `streaming` is not
+    turned off; `stream_first_rows` sets the rows a first part waits for."""
+    extra = {k: v for k, v in spec.extra.items() if k != STREAMING_KEY}
+    if getattr(module, "streaming", False) and _flag(options.get("streaming", True)):
+        from policy_server.learning.model import streaming_declaration
+
+        first = options.get("stream_first_rows")
+        try:
+            extra[STREAMING_KEY] = streaming_declaration(module, None if first is None else int(first))
+        except (TypeError, ValueError):
+            raise BackendError(f"backend.options.stream_first_rows must be an integer, got {first!r}") from None
+    elif "streaming" in options and _flag(options["streaming"]):
+        raise BackendError("backend.options.streaming=true needs a flow policy trained with --streaming")
+    return dataclasses.replace(spec, extra=extra)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
 
 
 def _device(name: str) -> torch.device:

@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="POLICY_PT",
                    help="warm start from a trained policy.pt of the same architecture (e.g. a plain flow policy "
                         "before prefix conditioning: the new mask inputs start at zero weight)")
+    p.add_argument("--streaming", action="store_true",
+                   help="flow head: horizon-aware schedule (FASTER): near-term rows finish denoising first, so a "
+                        "server can stream them as a partial chunk before the rest is done")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies,
             vlash_state=args.vlash_state, plain_copy=args.plain_copy, exec_offset_input=args.exec_offset_input,
             prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,
-            progress=not args.no_progress,
+            streaming=args.streaming, progress=not args.no_progress,
         )
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:

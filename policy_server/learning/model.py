@@ -12,6 +12,11 @@ Two action heads predict the chunk as offsets from the current state (normalised
   The starting noise is one fixed N(0, I) draw stored in the model, so chunks are deterministic and
   the ONNX export needs no random op.
 - `regression`: one linear layer from the condition (the baseline).
+Streamed chunks (`streaming=True`, FASTER, arXiv 2603.19199): a horizon-aware flow schedule. Row i of the chunk
+has its own flow time τ_i(t) = min(1, t/u_i) along the global time t ∈ [0, 1], u_i = 1/N + (1 − 1/N)·(i/(H−1))^p
+(N = `flow_steps`, p = `stream_power`): row 0 is clean after the first Euler step, the last row after the last,
+so the first rows can be sent before the rest is denoised (`sample_steps`). The MLP sees the per-row τ; training
+draws t ~ U(0, 1) and the per-row τ from the same schedule (loss on the rows not yet clean).
 `forward(state, *images, [task], [exec_offset_s], [action_prefix, prefix_mask])` returns absolute joint
 targets [B, H, A].
 
@@ -85,18 +90,28 @@ def time_embedding(tau: torch.Tensor, dim: int = 32) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
+def _check_head(head: str, flow_target: str, prefix_conditioning: bool, streaming: bool, stream_power: float) -> None:
+    if head not in HEADS or flow_target not in FLOW_TARGETS:
+        raise ValueError(f"head must be one of {HEADS} and flow_target one of {FLOW_TARGETS}, "
+                         f"got {head!r}, {flow_target!r}")
+    if (prefix_conditioning or streaming) and head != "flow":
+        raise ValueError("prefix conditioning and streaming need the flow head")
+    if prefix_conditioning and streaming:
+        raise ValueError("a model is either prefix-conditioned or streaming (both add per-row inputs)")
+    if not stream_power > 0:
+        raise ValueError(f"stream_power must be > 0, got {stream_power!r}")
+
+
 class VisuomotorPolicy(nn.Module):
     def __init__(self, state_dim: int = 6, chunk_length: int = 50, cameras: Sequence[str] = ("front", "wrist"),
                  image_size: int = 64, vocab_size: int = 0, exec_offset: bool = False, head: str = "flow",
                  flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
-                 flow_target: str = "data", prefix_conditioning: bool = False):
+                 flow_target: str = "data", prefix_conditioning: bool = False, streaming: bool = False,
+                 stream_power: float = 1.0):
         super().__init__()
-        if head not in HEADS or flow_target not in FLOW_TARGETS:
-            raise ValueError(f"head must be one of {HEADS} and flow_target one of {FLOW_TARGETS}, "
-                             f"got {head!r}, {flow_target!r}")
-        if prefix_conditioning and head != "flow":
-            raise ValueError("prefix conditioning needs the flow head")
+        _check_head(head, flow_target, prefix_conditioning, streaming, stream_power)
         self.flow_target, self.prefix_conditioning = flow_target, prefix_conditioning
+        self.streaming, self.stream_power = streaming, float(stream_power)
         torch.manual_seed(seed)
         self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
@@ -106,7 +121,8 @@ class VisuomotorPolicy(nn.Module):
         self.trunk = nn.Sequential(mlp([cond_in, width, width]), nn.SiLU())
         out = chunk_length * state_dim
         if head == "flow":
-            self.velocity = mlp([out + 32 + width + (chunk_length if prefix_conditioning else 0), width, width, out])
+            per_row = chunk_length if prefix_conditioning or streaming else 0
+            self.velocity = mlp([out + 32 + width + per_row, width, width, out])
         else:
             self.regressor = nn.Linear(width, out)
         for name in ("state_mean", "offset_mean"):
@@ -114,6 +130,8 @@ class VisuomotorPolicy(nn.Module):
         self.register_buffer("state_std", torch.ones(state_dim))
         self.register_buffer("offset_std", torch.ones(chunk_length, state_dim))
         self.register_buffer("noise", torch.randn(chunk_length * state_dim, generator=torch.Generator().manual_seed(seed)))
+        self.row_finish = horizon_schedule(chunk_length, flow_steps, stream_power) if streaming else None
+        self.clean_after = clean_rows_per_step(self.row_finish, flow_steps) if streaming else None
 
     def set_normalisation(self, state_mean, state_std, offset_mean, offset_std, min_std: float = 1e-3) -> None:
         self.state_mean.copy_(torch.as_tensor(state_mean))
@@ -164,7 +182,9 @@ class VisuomotorPolicy(nn.Module):
     def velocity_at(self, x: torch.Tensor, tau: torch.Tensor, cond: torch.Tensor,
                     rows: torch.Tensor | None = None) -> torch.Tensor:
         parts = [x, time_embedding(tau), cond]
-        if self.prefix_conditioning:
+        if self.streaming:  # per-row flow times [B, H]; the shared τ above is the global schedule time
+            parts.append(rows if rows is not None else tau[:, None].expand(-1, self.chunk_length))
+        elif self.prefix_conditioning:
             parts.append(rows if rows is not None else torch.zeros(x.shape[0], self.chunk_length, dtype=x.dtype,
                                                                    device=x.device))
         return self.velocity(torch.cat(parts, dim=1))
@@ -179,7 +199,12 @@ class VisuomotorPolicy(nn.Module):
         """Euler integration of the learned flow from the stored noise (τ=0) to an action chunk (τ=1).
 
         `known` = (normalised prefix y, element mask m): with prefix conditioning the masked elements are held at
-        y (clean) at every step and in the result; the MLP sees the row mask."""
+        y (clean) at every step and in the result; the MLP sees the row mask. A streaming model follows its
+        horizon-aware schedule (`sample_steps`)."""
+        if self.streaming:
+            for _, x in self.sample_steps(cond):
+                pass
+            return x
         x = self.noise[None, :].expand(cond.shape[0], -1)
         rows = None
         if known is not None:
@@ -193,6 +218,27 @@ class VisuomotorPolicy(nn.Module):
             if known is not None:
                 x = m * y + (1 - m) * x
         return x
+
+    def row_taus(self, t: float, like: torch.Tensor) -> torch.Tensor:
+        """Per-row flow times τ_i(t) = min(1, t/u_i) of the horizon-aware schedule, [B, H] like `like` [B, ...]."""
+        u = torch.tensor(self.row_finish, dtype=like.dtype, device=like.device)
+        return (t / u).clamp(max=1.0)[None, :].expand(like.shape[0], -1)
+
+    def sample_steps(self, cond: torch.Tensor):
+        """Streaming Euler integration (horizon-aware schedule): yields (clean rows, x [B, H·A]) after each of the
+        `flow_steps` steps; rows below the count are final (never updated again), so they can be sent at once."""
+        x = self.noise[None, :].expand(cond.shape[0], -1)
+        n = self.flow_steps
+        for k in range(n):
+            t0, t1 = k / n, (k + 1) / n
+            tau0, tau1 = self.row_taus(t0, cond), self.row_taus(t1, cond)
+            f = self.velocity_at(x, torch.full((cond.shape[0],), t0, dtype=cond.dtype, device=cond.device), cond,
+                                 tau0)
+            x1 = f if self.flow_target == "data" else x + self.row_mask(1.0 - tau0) * f
+            # Euler on each row's own τ: x += Δτ/(1 − τ)·(x̂1 − x); a row reaching τ = 1 becomes x̂1 exactly
+            step = torch.where(tau0 < 1.0, (tau1 - tau0) / (1.0 - tau0).clamp_min(1e-6), torch.zeros_like(tau0))
+            x = x + self.row_mask(step) * (x1 - x)
+            yield self.clean_after[k], x
 
     def sample_guided(self, cond: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
                       guidance_weight: float, clip: float = 3.0) -> torch.Tensor:
@@ -243,6 +289,8 @@ class VisuomotorPolicy(nn.Module):
             prefix_rows = None if prefix_rows is None else prefix_rows.repeat(flow_samples)
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype)
         tau = torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype)
+        if self.streaming:
+            return self._streaming_loss(x0, x1, tau, cond)
         x_tau = (1 - tau[:, None]) * x0 + tau[:, None] * x1
         rows = None
         if self.prefix_conditioning and prefix_rows is not None:  # committed rows clean, loss on the others
@@ -255,6 +303,37 @@ class VisuomotorPolicy(nn.Module):
             return err.mean()
         free = 1 - m
         return (err * free).sum() / free.sum().clamp_min(1.0)
+
+
+    def _streaming_loss(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Loss at global times `t` [B] with the per-row τ of the horizon-aware schedule, over the rows not yet
+        clean (a clean row is given as it is and never updated)."""
+        u = torch.tensor(self.row_finish, dtype=x1.dtype)
+        taus = (t[:, None] / u[None, :]).clamp(max=1.0)  # [B, H]
+        m = self.row_mask(taus)
+        x_tau = (1 - m) * x0 + m * x1
+        f = self.velocity_at(x_tau, t, cond, taus)
+        err = (f - (x1 - x0 if self.flow_target == "velocity" else x1)) ** 2
+        free = self.row_mask((taus < 1.0).to(x1.dtype))
+        return (err * free).sum() / free.sum().clamp_min(1.0)
+
+
+def horizon_schedule(chunk_length: int, flow_steps: int, power: float = 1.0) -> tuple[float, ...]:
+    """u_i, the global flow time at which row i is clean: 1/N for row 0, 1 for the last row (FASTER)."""
+    first = 1.0 / flow_steps
+    if chunk_length == 1:
+        return (first,)
+    return tuple(first + (1.0 - first) * (i / (chunk_length - 1)) ** power for i in range(chunk_length))
+
+
+def clean_rows_per_step(row_finish: Sequence[float], flow_steps: int) -> tuple[int, ...]:
+    """Rows clean after each Euler step k (those with u_i ≤ (k+1)/N): a non-decreasing count, H after the last."""
+    out = []
+    for k in range(flow_steps):
+        t = (k + 1) / flow_steps
+        out.append(sum(1 for u in row_finish if u <= t + 1e-9))
+    out[-1] = len(row_finish)
+    return tuple(out)
 
 
 class InpaintingPolicy(nn.Module):
@@ -276,6 +355,14 @@ class InpaintingPolicy(nn.Module):
         cond = p.condition(state, images, task, offset)
         x = p.sample_guided(cond, p.normalise_chunk(prefix, state), p.row_mask(weights), math.inf)
         return torch.where(weights[:, :, None] >= 1.0, prefix, p.to_actions(x, state))
+
+
+def streaming_declaration(model: VisuomotorPolicy, first_rows: int | None = None) -> dict:
+    """The policy spec's `streaming` entry (`vla_async.specs.streaming_plan` reads it): flow steps, rows clean
+    after each, and the rows a first partial chunk waits for (default: a fifth of the chunk)."""
+    h = model.chunk_length
+    first = max(1, math.ceil(h / 5)) if first_rows is None else int(first_rows)
+    return {"steps": model.flow_steps, "clean_rows": list(model.clean_after), "first_rows": min(h, max(1, first))}
 
 
 def build_policy(**kwargs) -> VisuomotorPolicy:

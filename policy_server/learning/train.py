@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from policy_server.learning.demos import Demos, load_demos
-from policy_server.learning.model import VisuomotorPolicy, parameter_count
+from policy_server.learning.model import VisuomotorPolicy, parameter_count, streaming_declaration
 from policy_server.learning.samples import Samples, build_samples, vocabulary
 from policy_server.model_io import (
     EXEC_OFFSET_KEY,
@@ -26,7 +26,7 @@ from policy_server.model_io import (
     TensorSpec,
     write_card,
 )
-from vla_async.specs import ACTION_PREFIX_KEY, ActionKind, CameraSpec, PolicySpec
+from vla_async.specs import ACTION_PREFIX_KEY, STREAMING_KEY, ActionKind, CameraSpec, PolicySpec
 
 FACTORY = "policy_server.learning.model:build_policy"
 
@@ -60,6 +60,7 @@ class TrainConfig:
     exec_offset_input: bool = False
     prefix_ticks: tuple[int, int] | None = None  # prefix conditioning: committed rows d drawn from this range
     prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
+    streaming: bool = False  # horizon-aware flow schedule (FASTER): near-term rows clean first, streamable
     init_from: str | None = None  # warm start: a policy.pt of the same architecture (prefix inputs may be new)
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -74,6 +75,8 @@ class TrainConfig:
             if self.head != "flow" or not 0 <= lo <= hi <= self.chunk_length - 1:
                 raise ValueError(f"prefix conditioning needs the flow head and 0 <= lo <= hi < chunk_length, "
                                  f"got {self.prefix_ticks} with head {self.head!r}")
+        if self.streaming and (self.head != "flow" or self.prefix_ticks is not None):
+            raise ValueError("--streaming needs the flow head and no --prefix-ticks")
 
 
 @dataclass
@@ -101,7 +104,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
                   image_size=demos.image_size, vocab_size=len(vocab), exec_offset=cfg.exec_offset_input,
                   head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target,
-                  prefix_conditioning=cfg.prefix_ticks is not None)
+                  prefix_conditioning=cfg.prefix_ticks is not None, streaming=cfg.streaming)
     model = VisuomotorPolicy(**kwargs)
     if cfg.init_from:
         warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
@@ -280,7 +283,7 @@ def validate(model: VisuomotorPolicy, demos: Demos, val_set: Samples, max_sample
 def _flow_fields(cfg: TrainConfig) -> dict:
     flow = cfg.head == "flow"
     return {"flow_steps": cfg.flow_steps if flow else None, "flow_target": cfg.flow_target if flow else None,
-            "flow_samples": cfg.flow_samples if flow else None}
+            "flow_samples": cfg.flow_samples if flow else None, "streaming": cfg.streaming}
 
 
 def _vlash_fields(cfg: TrainConfig) -> dict:
@@ -297,7 +300,8 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                       action_kind=ActionKind.ABSOLUTE, cameras=cameras, fps=demos.fps,
                       extra={"kind": "learned visuomotor policy", "head": cfg.head,
                              "tasks": sorted(set(demos.instructions)), "exec_offset_s_input": cfg.exec_offset_input,
-                             **({ACTION_PREFIX_KEY: "trained"} if cfg.prefix_ticks else {})})
+                             **({ACTION_PREFIX_KEY: "trained"} if cfg.prefix_ticks else {}),
+                             **({STREAMING_KEY: streaming_declaration(model)} if cfg.streaming else {})})
     inputs = [TensorSpec(STATE_KEY, "state", (len(demos.state_names),))]
     inputs += [TensorSpec(IMAGE_PREFIX + c.name, f"image:{c.name}", (3, size, size)) for c in cameras]
     inputs.append(TensorSpec(TASK_KEY, "task", (len(vocab),), vocab=tuple(vocab)))

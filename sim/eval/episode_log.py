@@ -32,6 +32,14 @@ class RequestRecord:
     dropped_actions: int = 0
     failed: bool = False
 
+    def arrived(self, tick: int, latency_s: float | None, accepted: bool, dropped: int) -> None:
+        """A chunk, or a part of a streamed one, reached the scheduler at `tick`: the first arrival is when the
+        chunk became usable; parts add their dropped actions, and any accepted part accepts the chunk."""
+        if self.arrival_tick is None:
+            self.arrival_tick, self.latency_s = tick, latency_s
+        self.accepted = self.accepted or accepted
+        self.dropped_actions += dropped
+
 
 @dataclass(frozen=True)
 class EventRecord:

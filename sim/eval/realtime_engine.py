@@ -154,8 +154,7 @@ def log_from_client_jsonl(path: str | Path, robot: object, meta: dict, status: o
         for request_id, dropped, accepted in row.get("arrivals", ()):
             req = rec.requests.get(int(request_id))
             if req is not None:
-                req.arrival_tick, req.latency_s = k, (k - req.capture_tick) / fps
-                req.accepted, req.dropped_actions = bool(accepted), int(dropped)
+                req.arrived(k, (k - req.capture_tick) / fps, bool(accepted), int(dropped))
         command, state = np.asarray(row["command"]), np.asarray(row["state"])
         rec.tick(tick=k, command=command, state=state, commanded_tool=fk(command), measured_tool=fk(state),
                  stalled=row["stalled"], watchdog=row["watchdog"], source_request_id=row["source_request_id"],

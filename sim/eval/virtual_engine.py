@@ -23,6 +23,7 @@ from sim.eval.server_model import ServerModel
 from vla_async.config import BackendConfig, ConfigError, InjectedLatencyConfig, SafetyConfig, StrategyConfig
 from vla_async.messages import ActionChunk, Observation
 from vla_async.policy_input import policy_input, prefix_fields
+from vla_async.specs import streaming_plan
 
 if TYPE_CHECKING:
     from vla_async.robot import RobotObservation
@@ -91,15 +92,14 @@ def run_virtual_episode(
             obs = robot.get_observation(with_images=False)
             step = driver.step(k, obs.state)
             for d in step.deliveries:
-                req = rec.requests[d.chunk.request_id]
-                req.arrival_tick, req.latency_s = k, d.latency_s
-                req.accepted, req.dropped_actions = bool(d.report.accepted), int(d.report.dropped_actions)
+                rec.requests[d.chunk.request_id].arrived(k, d.latency_s, bool(d.report.accepted),
+                                                         int(d.report.dropped_actions))
             out = step.output
             robot.send_action(out.command)
             if out.request is not None:
-                chunk = _plan_chunk(source, out.request, obs, robot, fps)
+                parts = _plan_chunk(source, out.request, obs, robot, fps)
                 rec.request(out.request.request_id, k, out.request.exec_tick)
-                failed += server.submit(now, out.request.request_id, chunk)
+                failed += server.submit(now, out.request.request_id, parts)
                 _send_started(driver, server, now)
             rec.tick(
                 tick=k, command=out.command, state=obs.state, commanded_tool=robot.tool_position_for(out.command),
@@ -143,18 +143,30 @@ def step_world(robot: Any, rec: EpisodeRecorder) -> tuple[bool, bool, float]:
 
 
 def _send_started(driver: VirtualDriver, server: ServerModel, now_s: float) -> None:
-    """Chunks the modelled server started computing by `now_s` travel to the robot, arriving when computed."""
+    """Chunks the modelled server started computing by `now_s` travel to the robot, arriving when computed: each
+    part of a streamed chunk when its share of the compute is done."""
     for st in server.advance(now_s):
-        driver.send(st.payload, st.arrival_s, latency_s=st.arrival_s - st.submit_s)
+        for chunk, share in st.payload:
+            arrival = st.start_s + share * (st.arrival_s - st.start_s)
+            driver.send(chunk, arrival, latency_s=arrival - st.submit_s)
 
 
 def _plan_chunk(source: ChunkSource, request: InferenceRequest, obs: RobotObservation, robot: Any,
-                fps: float) -> ActionChunk:
+                fps: float) -> list[tuple[ActionChunk, float]]:
     """The in-process policy's chunk for `request`, conditioned as the policy server conditions a backend
-    (the cameras the policy needs are rendered here, at the request tick, and nowhere else)."""
+    (the cameras the policy needs are rendered here, at the request tick, and nowhere else), as (message, share of
+    the compute done when it is sent): the whole chunk at 1, or, for a request to stream and a policy whose spec
+    declares streaming, its first final rows at the plan's share of the flow steps (the injected latency is taken
+    as the flow steps' compute, spread evenly over them), then the rest at 1."""
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
                           state=obs.state, images=source.render(robot), task=robot.instruction,
                           rollforward_state=request.rollforward_state, environment_state=obs.environment_state,
                           **prefix_fields(request, source.spec))
-    actions = source.plan(policy_input(message, fps, policy=source.spec))
-    return ActionChunk(request.request_id, request.exec_tick, np.asarray(actions, dtype=np.float32))
+    actions = np.asarray(source.plan(policy_input(message, fps, policy=source.spec)), dtype=np.float32)
+    plan = streaming_plan(source.spec) if request.stream else None
+    rid, start = request.request_id, request.exec_tick
+    if plan is None:
+        return [(ActionChunk(rid, start, actions), 1.0)]
+    r = plan.first_rows
+    return [(ActionChunk(rid, start, actions[:r], row_offset=0, final=False), plan.fraction),
+            (ActionChunk(rid, start, actions[r:], row_offset=r, final=True), 1.0)]

@@ -214,6 +214,9 @@ class StrategyConfig(StrictModel):
     action_prefix: Literal["none", "committed"] = Field(
         "none", description="committed: requests carry the plan from exec_tick (its first d̂ ticks committed) for "
         "real-time chunking; sent only to a policy whose spec accepts an action prefix")
+    streaming: bool = Field(
+        False, description="ask for streamed chunks (FASTER): a policy whose spec declares streaming sends each chunk's "
+        "first rows as soon as they are denoised, then the rest; the plan fuses rows as they arrive")
 
     @model_validator(mode="before")
     @classmethod

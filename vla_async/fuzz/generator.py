@@ -3,7 +3,7 @@
 Each case starts from a valid message for the agreed specs and breaks one thing the decoder must
 catch: nesting bombs, huge/negative/zero shapes, dtype/shape/byte mismatches, truncated and extra
 frames, msgpack ext/bin types, wrong versions, wrong meta types, bad specs, JPEG header bombs,
-random bit flips and plain garbage. `to_server` cases attack a policy server, `to_client` cases a
+random bit flips, plain garbage, and parts of streamed chunks with hostile row ranges or flags. `to_server` cases attack a policy server, `to_client` cases a
 robot client. The same seed gives the same cases.
 """
 
@@ -31,6 +31,8 @@ _DTYPES = ("object", "complex128", "<f4", "int128", "float32", "uint8", "jpeg", 
 _VERSIONS = (0, 2, -1, "1", 1.0, None, 2**64 - 1, [1], {"v": 1}, True)
 _BAD_VALUES = ("x", -1, 2**64 - 1, -(2**63), float("nan"), float("inf"), True, None, [], {}, [1, 2], 1e308,
                "\x00" * 100, "é" * 1000)
+_BAD_ROW_OFFSETS = (-1, -(2**63), 2**63 - 1, 2**64 - 1, "1", 1.5, True, None, [], {})
+_BAD_FLAGS = ("true", 1, 0, None, [], {}, 1.0, "yes")
 _META_KEYS = ("request_id", "tick", "exec_tick", "task", "deadline_ms", "start_tick", "timing", "seq", "code",
               "message", "client_name", "robot_spec", "policy_spec", "session_id")
 
@@ -67,7 +69,7 @@ class MessageFuzzer:
             "byte_count": self._byte_count, "frame_count": self._frame_count, "ext_type": self._ext_type,
             "version": self._version, "meta_type": self._meta_type, "bad_spec": self._bad_spec,
             "wrong_direction": self._wrong_direction, "bitflip": self._bitflip, "garbage": self._garbage,
-            "jpeg_bomb": self._jpeg,
+            "jpeg_bomb": self._jpeg, "stream_part": self._stream_part,
         }
 
     # ------------------------------------------------------------------ helpers
@@ -232,6 +234,32 @@ class MessageFuzzer:
             i, shape = 0, self.rng.choice(([16384, 16384, 3], [64, 64, 3]))
         header["arrays"][i] = [header["arrays"][i][0], "jpeg", shape]
         frames[1 + i] = bomb
+        return self._with(header, frames)
+
+
+    def _stream_part(self) -> list[bytes]:
+        """To a client: a part of a streamed chunk whose rows leave the chunk, are empty, or whose row_offset or
+        final flag is of the wrong type or value (final only on the part ending at row H). To a server: an
+        Observation whose `stream` flag is not a boolean."""
+        if self.direction == "to_server":
+            header = self._header(self._obs)
+            header["meta"]["stream"] = self.rng.choice(_BAD_FLAGS)
+            return self._with(header, list(self._obs))
+        h, d = self.policy.chunk_length, self.policy.action_dim
+        roll = self.rng.random()
+        lo, n, final = self.rng.randrange(h), 1, False
+        if roll < 0.25:  # past the end, or final where the part does not end the chunk / not final where it does
+            lo, n, final = self.rng.choice(((h - 1, 2, True), (h, 1, True), (h - 1, 1, False), (0, 1, True),
+                                            (max(0, h - 2), 1, True), (1, h, True)))
+        elif roll < 0.4:  # no rows, or more rows than a chunk has
+            n = self.rng.choice((0, h + 1, 2 * h))
+        frames = _bytes(encode(ActionChunk(HOSTILE_RID_BASE, 1, np.zeros((n, d), np.float32), row_offset=1, final=False)))
+        header = self._header(frames)
+        header["meta"]["row_offset"], header["meta"]["final"] = lo, final
+        if 0.4 <= roll < 0.7:
+            header["meta"]["row_offset"] = self.rng.choice(_BAD_ROW_OFFSETS)
+        elif roll >= 0.7:
+            header["meta"]["final"] = self.rng.choice(_BAD_FLAGS)
         return self._with(header, frames)
 
 

@@ -66,6 +66,12 @@ class Meta:
             raise bad(f"{self.kind}.{key}: expected a string, got {excerpt(value)}", self.request_id)
         return value
 
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if type(value) is not bool:
+            raise bad(f"{self.kind}.{key}: expected true or false, got {excerpt(value)}", self.request_id)
+        return value
+
     def map(self, key: str) -> Mapping[str, Any]:
         value = self.data.get(key)
         if type(value) is not dict:
@@ -142,7 +148,8 @@ def build_observation(meta: Meta, arrays: dict[str, np.ndarray]) -> Observation:
         raise bad("Observation.deadline_ms must be > 0", rid)
     return Observation(
         request_id=rid, tick=meta.int("tick"), exec_tick=exec_tick, state=_finite("state", state, rid),
-        images=images, task=meta.str("task", ""), deadline_ms=deadline, **extra, **prefix,
+        images=images, task=meta.str("task", ""), deadline_ms=deadline, stream=meta.bool("stream", False),
+        **extra, **prefix,
     )
 
 
@@ -162,8 +169,12 @@ def build_chunk(meta: Meta, arrays: dict[str, np.ndarray]) -> ActionChunk:
     actions = arrays.get("actions")
     if actions is None or len(arrays) != 1 or actions.ndim != 2 or actions.dtype != _FLOAT32:
         raise bad("ActionChunk needs exactly one float32 [H, action_dim] array 'actions'", rid)
+    offset, final = meta.int("row_offset", 0), meta.bool("final", True)
+    if offset < 0 or actions.shape[0] == 0:
+        raise bad(f"ActionChunk rows [{offset}, {offset + actions.shape[0]}): a part needs row_offset >= 0 and at "
+                  "least one row", rid)
     return ActionChunk(request_id=rid, start_tick=meta.int("start_tick"), actions=_finite("actions", actions, rid),
-                       timing=_timing(meta, rid))
+                       timing=_timing(meta, rid), row_offset=offset, final=final)
 
 
 def _spec(meta: Meta, key: str, cls: type) -> Any:

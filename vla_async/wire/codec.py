@@ -107,6 +107,8 @@ def _observation_meta(msg: Observation, image_encoding: str, jpeg_quality: int, 
             "task": msg.task, "deadline_ms": float(msg.deadline_ms)}
     if msg.action_prefix is not None:
         meta["prefix_tick"], meta["prefix_frozen"] = int(msg.prefix_tick), int(msg.prefix_frozen)
+    if msg.stream:
+        meta["stream"] = True
     return meta
 
 
@@ -135,6 +137,8 @@ def encode(
         t = msg.timing
         meta = {"request_id": int(msg.request_id), "start_tick": int(msg.start_tick), "timing": [
             t.queue_ms, t.preprocess_ms, t.model_ms, t.postprocess_ms, t.total_ms, t.batch_size]}
+        if msg.row_offset or not msg.final:  # a part of a streamed chunk (a whole chunk's header is unchanged)
+            meta["row_offset"], meta["final"] = int(msg.row_offset), bool(msg.final)
         _array_entry("actions", np.asarray(msg.actions, dtype=np.float32), arrays, frames, copy)
     else:
         meta = _control_meta(msg)

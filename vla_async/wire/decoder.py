@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vla_async.messages import PROTOCOL_VERSION, ErrorCode, Message
+from vla_async.messages import PROTOCOL_VERSION, ActionChunk, ErrorCode, Message
 from vla_async.wire.builders import ARRAY_MESSAGES, BUILDERS, Meta, request_id_of
 from vla_async.wire.codec import DecodeLimits, split_frames, unpack_header
 from vla_async.wire.errors import ProtocolError, bad, excerpt
-from vla_async.wire.validation import ArraySpec, decode_arrays
+from vla_async.wire.validation import ArraySpec, check_chunk_rows, decode_arrays
 
 
 def decode(frames: Sequence[Any], *, limits: DecodeLimits, expect: ArraySpec | None = None,
@@ -55,4 +55,7 @@ def _decode(frames: Sequence[Any], limits: DecodeLimits, expect: ArraySpec | Non
         raise ProtocolError(ErrorCode.NO_SESSION, "send Hello first (or again: the server restarted)",
                             request_id=rid)
     arrays = decode_arrays(header.get("arrays", []), buffers[1:], limits, expect, rid)
-    return builder(Meta(meta_raw, kind, rid), arrays)
+    msg = builder(Meta(meta_raw, kind, rid), arrays)
+    if expect is not None and type(msg) is ActionChunk:
+        check_chunk_rows(msg.row_offset, msg.horizon, msg.final, expect, rid)
+    return msg

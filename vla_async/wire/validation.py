@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_async.specs import PolicySpec, RobotSpec, accepts_action_prefix
+from vla_async.specs import PolicySpec, RobotSpec, accepts_action_prefix, streaming_plan
 from vla_async.wire.codec import DTYPES, FLOAT_DTYPES, IMAGE_PREFIX, JPEG, DecodeLimits
 from vla_async.wire.errors import bad, excerpt
 
@@ -71,7 +71,22 @@ class ArraySpec:
 
     @classmethod
     def for_chunk(cls, policy: PolicySpec) -> ArraySpec:
-        return cls({"actions": ExpectedArray((policy.chunk_length, policy.action_dim), frozenset({"float32"}))})
+        """A whole chunk [H, A]; up to H rows when the policy streams its chunks in parts."""
+        return cls({"actions": ExpectedArray((policy.chunk_length, policy.action_dim), frozenset({"float32"}),
+                                             up_to_rows=streaming_plan(policy) is not None)})
+
+
+def check_chunk_rows(row_offset: int, rows: int, final: bool, expect: ArraySpec, rid: int | None) -> None:
+    """A chunk's (or a streamed part's) rows `[row_offset, row_offset + rows)` within the agreed chunk length H, and
+    `final` exactly when they end at H (a whole chunk is `[0, H)`, final)."""
+    want = expect.arrays.get("actions")
+    if want is None:
+        return
+    h = want.shape[0]
+    stop = row_offset + rows
+    if not 0 <= row_offset < stop <= h or final != (stop == h):
+        raise bad(f"ActionChunk rows [{row_offset}, {stop}) final={final}: parts must lie within the chunk's {h} "
+                  f"rows, and only the part ending at row {h} is final", rid)
 
 
 def largest_frame_bytes(policy: PolicySpec) -> int:
