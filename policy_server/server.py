@@ -610,14 +610,19 @@ class PolicyServer:
             _check_count(outputs, inputs)
             return outputs, 0
         sent, outputs, spec = 0, None, self.backend.spec
+        shares = iter([step / plan.steps for step, _ in plan.sends])
+        done = 0.0  # share of the injected latency slept so far
         for rows, outputs in self.backend.infer_stream(inputs):
             _check_count(outputs, inputs)
             if rows >= spec.chunk_length:
                 break
-            time.sleep(injected_s * plan.fraction)
-            injected_s *= 1.0 - plan.fraction
-            self._send_parts(streamers, live, outputs, (sent, rows), times)
-            sent = rows
+            share = next(shares, done)
+            time.sleep(injected_s * (share - done))
+            done = share
+            if rows > sent:
+                self._send_parts(streamers, live, outputs, (sent, rows), times)
+                sent = rows
+        injected_s *= 1.0 - done
         if injected_s:
             time.sleep(injected_s)
         return outputs, sent

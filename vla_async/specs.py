@@ -164,23 +164,32 @@ def accepts_action_prefix(spec: PolicySpec | None) -> bool:
 
 
 #: `PolicySpec.extra` key by which a flow policy declares streamed chunks (FASTER's horizon-aware schedule):
-#: {"steps": N, "clean_rows": [rows final after each of the N steps], "first_rows": r}. The server sends the rows
-#: final after the first step with at least r of them as a partial chunk, then the rest.
+#: {"steps": N, "clean_rows": [rows final after each of the N steps], "first_rows": r, "every_step": bool}. The
+#: server sends the rows final after the first step with at least r of them as a part, then (every_step, the
+#: default) the rows each later step finishes, or (every_step false) the rest at the end.
 STREAMING_KEY = "streaming"
 _MAX_STREAM_STEPS = 1000
 
 
 @dataclass(frozen=True)
 class StreamingPlan:
-    """When a streaming policy's first partial chunk is ready: after `first_step` of `steps` flow steps (the
-    share `fraction` of its compute), with `first_rows` rows final; the rest after the last step."""
+    """When a streaming policy's parts are ready: `sends` = ((flow step after which a part is sent, rows final by
+    then), ...), non-decreasing, the last (steps, H): the whole chunk."""
 
     steps: int
-    first_step: int
-    first_rows: int
+    sends: tuple[tuple[int, int], ...]
+
+    @property
+    def first_step(self) -> int:
+        return self.sends[0][0]
+
+    @property
+    def first_rows(self) -> int:
+        return self.sends[0][1]
 
     @property
     def fraction(self) -> float:
+        """The share of the flow steps done when the first part is sent."""
         return self.first_step / self.steps
 
 
@@ -194,7 +203,11 @@ def streaming_plan(spec: PolicySpec | None) -> StreamingPlan | None:
     step = next(i for i, r in enumerate(rows) if r >= first)
     if rows[step] >= h:  # nothing to stream before the end
         return None
-    return StreamingPlan(int(decl["steps"]), step + 1, int(rows[step]))
+    sends = [(step + 1, int(rows[step]))]
+    if decl.get("every_step", True) is not False:
+        sends += [(i + 1, int(rows[i])) for i in range(step + 1, len(rows) - 1) if rows[i] > rows[i - 1]]
+    sends.append((len(rows), h))
+    return StreamingPlan(int(decl["steps"]), tuple(sends))
 
 
 def _valid_streaming(decl: Mapping[str, Any], h: int) -> bool:

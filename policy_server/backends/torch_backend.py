@@ -13,8 +13,8 @@ flow `VisuomotorPolicy`; `rtc_guidance_weight` β, default inf = inpainting: on 
 ΠGDM Jacobian is weak and finite β barely moves the chunk, see README; `rtc_schedule` of the soft mask) | none.
 The policy spec then declares `action_prefix`, so clients send the prefix.
 Streamed chunks (a flow policy trained with `--streaming`, FASTER's horizon-aware schedule): `infer_stream` yields
-the first rows after the first flow step at which `stream_first_rows` of them are final (option; default from the
-card), then the whole chunk; `streaming: false` serves such a policy without it (options `compile` and
+the first rows after the first flow step at which `stream_first_rows` of them are final (option; default a fifth of
+the chunk), then after every later step that finishes more rows (`stream_every_step: false`: only the whole chunk); `streaming: false` serves such a policy without it (options `compile` and
 `cuda_graphs` do not apply to the streamed path).
 """
 
@@ -158,8 +158,9 @@ class TorchBackend(PolicyBackend):
             with torch.inference_mode():
                 images, task, offset, _ = m.split_inputs(tensors[0], tensors[1:])
                 cond = m.condition(tensors[0], images, task, offset)
+                sends = {step for step, _ in plan.sends}
                 for k, (rows, x) in enumerate(m.sample_steps(cond), start=1):
-                    if k == plan.first_step or k == plan.steps:
+                    if k in sends:
                         out = m.to_actions(x, tensors[0]).float().cpu().numpy()
                         yield rows, split_actions(out, len(batch), self.spec)
         except BackendError:
@@ -237,7 +238,8 @@ def _spec_with_streaming(spec: PolicySpec, module: Any, options: dict[str, Any])
 
         first = options.get("stream_first_rows")
         try:
-            extra[STREAMING_KEY] = streaming_declaration(module, None if first is None else int(first))
+            extra[STREAMING_KEY] = streaming_declaration(module, None if first is None else int(first),
+                                                         _flag(options.get("stream_every_step", True)))
         except (TypeError, ValueError):
             raise BackendError(f"backend.options.stream_first_rows must be an integer, got {first!r}") from None
     elif "streaming" in options and _flag(options["streaming"]):

@@ -357,12 +357,14 @@ class InpaintingPolicy(nn.Module):
         return torch.where(weights[:, :, None] >= 1.0, prefix, p.to_actions(x, state))
 
 
-def streaming_declaration(model: VisuomotorPolicy, first_rows: int | None = None) -> dict:
+def streaming_declaration(model: VisuomotorPolicy, first_rows: int | None = None, every_step: bool = True) -> dict:
     """The policy spec's `streaming` entry (`vla_async.specs.streaming_plan` reads it): flow steps, rows clean
-    after each, and the rows a first partial chunk waits for (default: a fifth of the chunk)."""
+    after each, the rows a first part waits for (default: a fifth of the chunk), and whether every later step's
+    new rows are sent as they are done (else the rest at the end)."""
     h = model.chunk_length
     first = max(1, math.ceil(h / 5)) if first_rows is None else int(first_rows)
-    return {"steps": model.flow_steps, "clean_rows": list(model.clean_after), "first_rows": min(h, max(1, first))}
+    return {"steps": model.flow_steps, "clean_rows": list(model.clean_after), "first_rows": min(h, max(1, first)),
+            "every_step": bool(every_step)}
 
 
 def build_policy(**kwargs) -> VisuomotorPolicy:

@@ -156,8 +156,8 @@ def _plan_chunk(source: ChunkSource, request: InferenceRequest, obs: RobotObserv
     """The in-process policy's chunk for `request`, conditioned as the policy server conditions a backend
     (the cameras the policy needs are rendered here, at the request tick, and nowhere else), as (message, share of
     the compute done when it is sent): the whole chunk at 1, or, for a request to stream and a policy whose spec
-    declares streaming, its first final rows at the plan's share of the flow steps (the injected latency is taken
-    as the flow steps' compute, spread evenly over them), then the rest at 1."""
+    declares streaming, each part at its share of the flow steps (the injected latency is taken as the flow steps'
+    compute, spread evenly over them): the first final rows, then the rows each later step finishes, the rest at 1."""
     message = Observation(request_id=request.request_id, tick=request.tick, exec_tick=request.exec_tick,
                           state=obs.state, images=source.render(robot), task=robot.instruction,
                           rollforward_state=request.rollforward_state, environment_state=obs.environment_state,
@@ -167,6 +167,9 @@ def _plan_chunk(source: ChunkSource, request: InferenceRequest, obs: RobotObserv
     rid, start = request.request_id, request.exec_tick
     if plan is None:
         return [(ActionChunk(rid, start, actions), 1.0)]
-    r = plan.first_rows
-    return [(ActionChunk(rid, start, actions[:r], row_offset=0, final=False), plan.fraction),
-            (ActionChunk(rid, start, actions[r:], row_offset=r, final=True), 1.0)]
+    parts, lo = [], 0
+    for step, rows in plan.sends:
+        parts.append((ActionChunk(rid, start, actions[lo:rows], row_offset=lo, final=rows == len(actions)),
+                      step / plan.steps))
+        lo = rows
+    return parts

@@ -105,6 +105,9 @@ def test_every_generated_stream_part_is_rejected_in_both_directions():
 def test_streaming_plan_reads_a_declaration_and_ignores_malformed_ones():
     plan = streaming_plan(STREAMING)
     assert (plan.steps, plan.first_step, plan.first_rows, plan.fraction) == (5, 2, 3, 0.4)
+    assert plan.sends == ((2, 3), (3, 5), (4, 8), (5, 10))  # every later step's new rows, then the whole chunk
+    once = streaming_plan(dataclasses.replace(PLAIN, extra={STREAMING_KEY: {**DECLARATION, "every_step": False}}))
+    assert once.sends == ((2, 3), (5, 10))
     assert streaming_plan(PLAIN) is None and streaming_plan(None) is None
     bad = [{"steps": 5, "clean_rows": [1, 3, 5, 8, 9], "first_rows": 3},  # not all rows clean at the end
            {"steps": 5, "clean_rows": [3, 1, 5, 8, 10], "first_rows": 3},  # decreasing
