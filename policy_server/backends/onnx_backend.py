@@ -10,6 +10,7 @@ Options (`backend.options`): `threads` (intra-op threads), `warmup_iters`, `grap
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from policy_server.model_io import (
     stack_inputs,
 )
 from vla_async.config import BackendConfig
-from vla_async.specs import PolicySpec
+from vla_async.specs import STREAMING_KEY, PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class OnnxBackend(PolicyBackend):
         self.on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
         log.info("onnx backend: %s on %s", path.name, self.session.get_providers()[0])
         self.card = _card_for(self.session, path)
+        # the exported graph runs the whole flow at once: a streaming policy's parts cannot be sent from it
+        extra = {k: v for k, v in self.card.spec.extra.items() if k != STREAMING_KEY}
+        self._spec = dataclasses.replace(self.card.spec, extra=extra)
         declared = {i.name: (tuple(i.shape), ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         check_declared_inputs(declared, self.card, f"ONNX model {path}")
         outputs = [o.name for o in self.session.get_outputs()]
@@ -83,7 +87,7 @@ class OnnxBackend(PolicyBackend):
 
     @property
     def spec(self) -> PolicySpec:
-        return self.card.spec
+        return self._spec
 
     def warmup(self) -> None:
         zeros = {t.name: np.zeros((1, *t.shape), dtype=np.float32) for t in self.card.inputs}

@@ -202,8 +202,7 @@ class VisuomotorPolicy(nn.Module):
         y (clean) at every step and in the result; the MLP sees the row mask. A streaming model follows its
         horizon-aware schedule (`sample_steps`)."""
         if self.streaming:
-            for _, x in self.sample_steps(cond):
-                pass
+            *_, (_, x) = self.sample_steps(cond)
             return x
         x = self.noise[None, :].expand(cond.shape[0], -1)
         rows = None

@@ -124,7 +124,8 @@ def run_realtime_episode(
         base = Path(workdir) if workdir else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         log_path = base / f"{task}_{strategy.name}_{latency.mean_ms:.0f}ms_seed{seed}.jsonl"
-        with LocalServer(server_overrides(latency, chunk_length, backend), log_path=base / "server.log") as server:
+        with LocalServer(server_overrides(latency, chunk_length, backend), log_path=base / "server.log",
+                         startup_timeout_s=realtime.startup_timeout_s) as server:
             cfg = client_config(task, strategy, seed, server.port, fps, max_duration_s, safety, log_path, cams, size)
             robot = sim.make_robot(task, mode="realtime", fps=fps, seed=seed, cameras=cams, image_size=size,
                                    render=bool(cams))

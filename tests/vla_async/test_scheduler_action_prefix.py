@@ -53,3 +53,17 @@ def test_vlash_rtc_prefix_starts_at_the_rolled_forward_exec_tick_with_nothing_co
 def test_other_strategies_send_no_prefix(preset):
     _, req, _ = _run_until_second_request(preset, 3)
     assert req.action_prefix is None and req.prefix_frozen == 0
+
+
+@pytest.mark.parametrize("latency", [3, 6])
+def test_vlash_rtc_rail_commits_the_first_d_hat_rows_and_conditions_on_where_they_start(latency):
+    """The composition (issue 16): the chunk from the capture tick, its first d̂ rows committed, the state the
+    command at capture; with VLASH's `commanded` rollforward nothing would be committed (= vlash_rail_rf)."""
+    sched, req, chunk = _run_until_second_request("vlash_rtc_rail", latency)
+    k = req.tick
+    d_hat = sched.delay.delay_ticks_ceil
+    assert req.exec_tick == k and req.prefix_frozen == d_hat >= latency
+    np.testing.assert_allclose(req.rollforward_state, sched.plan.rows().pos[sched.plan.rows().index(k)], atol=1e-9)
+    assert len(req.action_prefix) >= d_hat
+    _, rf, _ = _run_until_second_request("vlash_rtc", latency)
+    assert rf.prefix_frozen == 0 and rf.exec_tick > rf.tick  # the VLASH rollforward: nothing committed
