@@ -72,6 +72,7 @@ class EpisodeLog:
     events: list[EventRecord] = field(default_factory=list)
     success: bool = False
     completion_time_s: float | None = None
+    task_metrics: dict[str, float] = field(default_factory=dict)  # the task's own scalars at the end (reach_jump: hits, targets)
 
     @property
     def num_ticks(self) -> int:
@@ -91,6 +92,7 @@ class EpisodeLog:
             "requests": [asdict(r) for r in self.requests],
             "events": [asdict(e) for e in self.events],
             "success": self.success, "completion_time_s": self.completion_time_s,
+            "task_metrics": self.task_metrics,
         }
         with open(path, "w") as fh:
             fh.write(json.dumps(header) + "\n")
@@ -119,6 +121,7 @@ class EpisodeLog:
             rec.tick(**{k: v for k, v in row.items()})
         rec.requests = {r["request_id"]: RequestRecord(**r) for r in header["requests"]}
         rec.add_events(EventRecord(e["time_s"], e["kind"], tuple(e["target"])) for e in header["events"])
+        rec.task_metrics = dict(header.get("task_metrics", {}))
         return rec.finish(header["success"], header["completion_time_s"])
 
 
@@ -132,6 +135,7 @@ class EpisodeRecorder:
         self.rows: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
         self.requests: dict[int, RequestRecord] = {}
         self._events: dict[tuple[float, str], EventRecord] = {}
+        self.task_metrics: dict[str, float] = {}  # the task's latest status metrics (set as the episode runs)
 
     def tick(
         self, *, tick: int, command: Any, state: Any, commanded_tool: Any = _NAN3, measured_tool: Any = _NAN3,
@@ -189,6 +193,7 @@ class EpisodeRecorder:
             requests=sorted(self.requests.values(), key=lambda q: q.request_id),
             events=sorted(self._events.values(), key=lambda e: e.time_s),
             success=bool(success), completion_time_s=completion_time_s,
+            task_metrics={k: float(v) for k, v in self.task_metrics.items()},
         )
 
 

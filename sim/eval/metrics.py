@@ -317,6 +317,7 @@ def episode_metrics(
         "reaction_cmd_s": [r if r is not None else w for r, w in zip(per_event["reaction_cmd"], windows, strict=True)],
         "time_to_hit_s": [h if h is not None else w for h, w in zip(hits, windows, strict=True)],
         "hit_missed": sum(h is None for h in hits),
+        **task_hits(log.task_metrics),
         "reversal_lag_s": [g for g in lags if g is not None],
         "events": len(events),
         "ttfa_s": [t / fps for t in ttfa.values()],
@@ -339,6 +340,20 @@ def _stat(values: Sequence[float], kind: str) -> float | None:
     if kind == "max":
         return float(arr.max())
     return float(np.percentile(arr, float(kind[1:])))
+
+
+def task_hits(task_metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """The task's own count of targets hit in time and targets judged (reach_jump), None for other tasks."""
+    if "hits" not in task_metrics or "targets" not in task_metrics:
+        return {"task_hits": None, "task_targets": None}
+    return {"task_hits": float(task_metrics["hits"]), "task_targets": float(task_metrics["targets"])}
+
+
+def pooled_hit_fraction(episodes: Sequence[Mapping[str, object]]) -> float | None:
+    """Targets hit within the task's time limit / targets judged, pooled over the cell's episodes."""
+    counted = [ep for ep in episodes if ep.get("task_targets") is not None]
+    targets = sum(float(ep["task_targets"]) for ep in counted)  # type: ignore[arg-type]
+    return sum(float(ep["task_hits"]) for ep in counted) / targets if targets else None  # type: ignore[arg-type]
 
 
 def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
@@ -373,6 +388,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
         "events": sum(int(ep["events"]) for ep in episodes),  # type: ignore[call-overload]
         "reaction_missed": sum(int(ep["reaction_missed"]) for ep in episodes),  # type: ignore[call-overload]
         "hit_missed": sum(int(ep["hit_missed"]) for ep in episodes),  # type: ignore[call-overload]
+        "hit_fraction": pooled_hit_fraction(episodes),
         "requests": mean_of("requests"), "failed_requests": sum(int(ep["failed_requests"]) for ep in episodes),  # type: ignore[call-overload]
     }
     for key, stats in {

@@ -164,6 +164,7 @@ def log_from_client_jsonl(path: str | Path, robot: object, meta: dict, status: o
         if int(row.get("request_id", -1)) >= 0:
             rec.request(int(row["request_id"]), k, int(row["request_exec_tick"]))
     rec.add_events(getattr(status, "events", []))
+    rec.task_metrics = dict(getattr(status, "metrics", {}) or {})
     success = bool(getattr(status, "success", False))
     completion = (int(rows[-1]["tick"]) + 1) / fps if success and rows else None
     return rec.finish(success, completion)

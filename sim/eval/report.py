@@ -37,6 +37,9 @@ COLUMNS: list[Column] = [
     Column("miss", "reaction_missed", 1.0, "{:.0f}", "target jumps with no measured reaction (all seeds)"),
     Column("hit s", "time_to_hit_s_mean", 1.0, "{:.2f}",
            "target jump → measured tool on the target (reach_jump); a miss counts as its whole window"),
+    Column("hit frac", "hit_fraction", 1.0, "{:.2f}",
+           "reach_jump: targets touched within the task's time limit (1.5 s) / targets judged, pooled over seeds "
+           "(the task's own hit fraction; '–': the task has no targets)"),
     Column("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}", "track: target reversal → commanded reversal"),
     Column("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}",
            "time to first action: observation captured → first command from its chunk"),

@@ -139,6 +139,7 @@ def step_world(robot: Any, rec: EpisodeRecorder) -> tuple[bool, bool, float]:
     robot.step_tick()
     status = robot.task_status()
     rec.add_events(status.events)
+    rec.task_metrics = dict(status.metrics)
     return status.success, status.success or status.done, robot.time_s
 
 

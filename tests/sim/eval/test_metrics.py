@@ -152,6 +152,21 @@ def test_episode_metrics_and_aggregate(tmp_path):
     assert row["success_ci95"] == list(wilson_interval(1, 2))
 
 
+def test_hit_fraction_is_the_tasks_own_count_pooled_over_episodes(tmp_path):
+    """reach_jump reports hits and judged targets; the row pools them (3 + 1 of 4 + 2), other tasks get None."""
+    logs = []
+    for hits, targets in ((3.0, 4.0), (1.0, 2.0)):
+        log = _log(True, 0.6)
+        log.task_metrics = {"hits": hits, "targets": targets, "mean_time_to_hit_s": 0.5}
+        logs.append(log)
+    path = tmp_path / "ep.jsonl"
+    logs[1].save_jsonl(path)
+    assert type(logs[1]).load_jsonl(path).task_metrics["hits"] == 1.0
+    row = aggregate([episode_metrics(log) for log in logs])
+    assert row["hit_fraction"] == pytest.approx(4 / 6)
+    assert aggregate([episode_metrics(_log(True, 0.6))])["hit_fraction"] is None
+
+
 def test_typical_step_is_the_p95_of_moving_steps():
     rec = EpisodeRecorder({}, 10.0, np.array([True]))
     pos = np.cumsum([0.0, 0, 0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05, 0.05, 0.05])  # 9 moving steps

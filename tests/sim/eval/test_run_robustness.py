@@ -29,8 +29,10 @@ def test_the_episode_stream_rebuilds_the_rows(tmp_path, capsys):
     rebuilt = rows_from_stream(lines)
     assert [r["strategy"] for r in rebuilt] == [r["strategy"] for r in rows]
     for a, b in zip(rebuilt, rows, strict=True):
-        for key in ("trigger", "max_in_flight", "success_rate", "requests", "rms_jerk", "junction_pre_da_p95"):
+        for key in ("trigger", "max_in_flight", "success_rate", "requests", "rms_jerk", "junction_pre_da_p95",
+                    "hit_fraction"):
             assert a[key] == pytest.approx(b[key]), key
+    assert all(0.0 <= r["hit_fraction"] <= 1.0 for r in rows)  # the task's own count of the first target (2 s)
     spec = importlib.util.spec_from_file_location("eval_tables", ROOT / "scripts" / "eval_tables.py")
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
