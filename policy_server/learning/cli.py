@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", default=None, help="comma-separated subset of the dataset's cameras")
     p.add_argument("--max-episodes", type=int, default=None)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
+    p.add_argument("--cpu-budget", type=float, default=None,
+                   help="stop after this many CPU seconds of training (the training process's own CPU time: the same "
+                        "compute however loaded a shared machine is; the learning-rate schedule follows it too)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--vlash", type=_latency, default=None, metavar="LO,HI",
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset=args.dataset, out=args.out, head=args.head, steps=args.steps, batch_size=args.batch_size,
             lr=args.lr, chunk_length=args.chunk_length, flow_steps=args.flow_steps, flow_target=args.flow_target, flow_samples=args.flow_samples,
             seed=args.seed, threads=args.threads, labels=args.labels, cameras=args.cameras.split(",") if args.cameras else None, max_episodes=args.max_episodes,
-            time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+            time_budget_s=args.time_budget, cpu_budget_s=args.cpu_budget, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies,
             vlash_state=args.vlash_state, plain_copy=args.plain_copy, exec_offset_input=args.exec_offset_input,
             prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,

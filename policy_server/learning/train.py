@@ -51,6 +51,7 @@ class TrainConfig:
     max_episodes: int | None = None
     val_fraction: float = 0.05
     time_budget_s: float | None = None
+    cpu_budget_s: float | None = None  # stop after this much CPU time of the training process (fair on a shared machine)
     checkpoint_every: int = 500
     eval_every: int = 250
     vlash_latency_s: tuple[float, float] | None = None
@@ -68,6 +69,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if min(self.steps, self.batch_size, self.threads, self.flow_samples) < 1:
             raise ValueError("steps, batch_size, threads and flow_samples must be >= 1")
+        if any(b is not None and not b > 0 for b in (self.time_budget_s, self.cpu_budget_s)):
+            raise ValueError("time and CPU budgets must be > 0 seconds")
         if self.exec_offset_input and self.vlash_latency_s is None:
             raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
         if self.prefix_ticks is not None:
@@ -121,7 +124,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     _plot(history, out / "training_curve.png", cfg.head)
     (out / "train_log.json").write_text(json.dumps({"config": asdict(cfg), "history": history}, indent=1))
     val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
-    print(f"train: {history['steps']} steps in {history['train_seconds']:.1f} s "
+    print(f"train: {history['steps']} steps in {history['train_seconds']:.1f} s wall, {history['cpu_seconds']:.1f} s CPU "
           f"({history['train_seconds'] / max(1, history['steps']) * 1000:.0f} ms/step, {cfg.threads} thread(s)); "
           f"final loss {history['loss'][-1][1]:.4f}; val chunk RMSE {val if val is None else round(val, 4)} rad → {policy_path}")
     return TrainResult(policy_path, history["steps"], history["train_seconds"], history["loss"][-1][1], val,
@@ -180,20 +183,22 @@ def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Sa
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     log = _Log(cfg, demos, val_set)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(1, cfg.steps + 1):
-        lr = learning_rate(cfg, step, time.perf_counter() - start)
+        lr = learning_rate(cfg, step, time.perf_counter() - start, time.process_time() - cpu_start)
         batch = batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen))
         loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen), cfg.flow_samples)
-        over_budget = cfg.time_budget_s is not None and time.perf_counter() - start > cfg.time_budget_s
+        over_budget = budget_used(cfg, time.perf_counter() - start, time.process_time() - cpu_start) >= 1.0
         log.step(model, step, loss, final=step == cfg.steps or over_budget)
         if step % cfg.checkpoint_every == 0:
             torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict()}, out / "checkpoint.pt")
         if over_budget:
-            print(f"\ntrain: time budget {cfg.time_budget_s:.0f} s reached at step {step}")
+            print(f"\ntrain: budget reached at step {step} (wall {time.perf_counter() - start:.0f} s of "
+                  f"{cfg.time_budget_s}, CPU {time.process_time() - cpu_start:.0f} s of {cfg.cpu_budget_s})")
             break
     log.close()
     log.history["train_seconds"] = time.perf_counter() - start
+    log.history["cpu_seconds"] = time.process_time() - cpu_start
     return log.history
 
 
@@ -253,12 +258,20 @@ class _Log:
             self.bar.close()
 
 
-def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float, warmup: int = 100) -> float:
-    """Linear warm-up, then cosine decay over the run's progress: the larger of the step fraction and,
-    with a time budget, the time fraction (so a run cut by its budget still ends at a low rate)."""
-    progress = step / cfg.steps
+def budget_used(cfg: TrainConfig, elapsed_s: float, cpu_s: float = 0.0) -> float:
+    """The larger share used of the wall-clock and CPU-time budgets (0 when there is none)."""
+    used = 0.0
     if cfg.time_budget_s:
-        progress = max(progress, elapsed_s / cfg.time_budget_s)
+        used = max(used, elapsed_s / cfg.time_budget_s)
+    if cfg.cpu_budget_s:
+        used = max(used, cpu_s / cfg.cpu_budget_s)
+    return used
+
+
+def learning_rate(cfg: TrainConfig, step: int, elapsed_s: float, cpu_s: float = 0.0, warmup: int = 100) -> float:
+    """Linear warm-up, then cosine decay over the run's progress: the larger of the step fraction and,
+    with a time or CPU budget, the share of it used (so a run cut by its budget still ends at a low rate)."""
+    progress = max(step / cfg.steps, budget_used(cfg, elapsed_s, cpu_s))
     warm = min(1.0, step / min(warmup, max(1, cfg.steps // 10)))
     return cfg.lr * warm * 0.5 * (1.0 + np.cos(np.pi * min(1.0, progress)))
 
@@ -315,7 +328,8 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
                 "labels": cfg.labels, "head": cfg.head, **_flow_fields(cfg),
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
-                "train_seconds": round(history["train_seconds"], 1), "val_chunk_rmse_rad": val,
+                "train_seconds": round(history["train_seconds"], 1),
+                "cpu_seconds": round(history.get("cpu_seconds", 0.0), 1), "val_chunk_rmse_rad": val,
                 **_vlash_fields(cfg),
                 "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
