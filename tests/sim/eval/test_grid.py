@@ -51,7 +51,7 @@ def test_cli_single_cell_flags_and_overrides():
         parse_args(["--bogus.field=1"])
 
 
-@pytest.mark.parametrize("name", ["quick.yaml", "full.yaml"])
+@pytest.mark.parametrize("name", ["quick.yaml", "full.yaml", "learned_reach_jump.yaml"])
 def test_shipped_grids_load(name):
     cfg = load_eval_config(f"eval/{name}")
     assert expand_cells(cfg) and cfg.tasks
