@@ -77,6 +77,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--streaming", action="store_true",
                    help="flow head: horizon-aware schedule (FASTER): near-term rows finish denoising first, so a "
                         "server can stream them as a partial chunk before the rest is done")
+    p.add_argument("--augment-shift", type=int, default=0, metavar="PIXELS",
+                   help="random-shift image augmentation (DrQ): pad by PIXELS, crop back at a random offset")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); it is validated and saved")
+    p.add_argument("--aux-weight", type=float, default=0.0,
+                   help="auxiliary loss on privileged scene targets from the demonstrations (the named object's "
+                        "pose and the named goal's position; training only, never a policy input); the model "
+                        "card records it")
+    p.add_argument("--colour-keypoints", type=int, default=0, metavar="N",
+                   help="per camera, N full-resolution colour keypoints (1x1 convs + spatial softmax over every "
+                        "pixel): small objects, e.g. pick_place's ~3 px cubes, get their own coordinates")
+    p.add_argument("--colour-temperature", type=float, default=0.1,
+                   help="initial (learned) temperature of the colour keypoints' spatial softmax")
+    p.add_argument("--colour-pool", choices=["avg", "max"], default="avg",
+                   help="colour keypoints at half resolution: average the image first, or detect at full "
+                        "resolution and keep each 2x2 block's strongest response")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -94,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies,
             vlash_state=args.vlash_state, plain_copy=args.plain_copy, exec_offset_input=args.exec_offset_input,
             prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,
-            streaming=args.streaming, progress=not args.no_progress,
+            streaming=args.streaming,
+            augment_shift=args.augment_shift, ema_decay=args.ema, aux_weight=args.aux_weight,
+            colour_keypoints=args.colour_keypoints, colour_temperature=args.colour_temperature,
+            colour_pool=args.colour_pool,
+            progress=not args.no_progress,
         )
         train(cfg)
     except (FileNotFoundError, ValueError) as exc:

@@ -19,6 +19,8 @@ from vla_async.registry import load
 # The labeller, by name (like the backends' registry): the sim's stateless scripted expert. Training
 # reads recorded demonstrations and never imports the simulator directly.
 EXPERT_PLANNER = "sim.experts:ExpertPolicy"
+# Privileged scene targets for the auxiliary loss (the named object and goal positions), by name too.
+SCENE_TARGETS = "sim.tasks.layout:scene_targets"
 
 
 def expert_chunks(states: np.ndarray, envs: np.ndarray, instructions: Sequence[str], chunk_length: int,
@@ -37,3 +39,9 @@ def recorded_chunks(actions: np.ndarray, episode_end: np.ndarray, chunk_length: 
     idx = np.minimum(idx, episode_end[:, None] - 1)
     return actions[idx]
 
+
+
+def scene_targets(envs: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
+    """[N, K] what each frame's instruction is about (object pose, goal position), from the privileged
+    environment state: an auxiliary training target only, never a policy input."""
+    return load(SCENE_TARGETS)(envs, instructions)

@@ -58,8 +58,33 @@ class SpatialSoftmax(nn.Module):
         return (attention @ self.coords).reshape(b, 2 * c)
 
 
+class ColourKeypoints(nn.Module):
+    """Colour keypoints at half resolution: 1×1 convs (per-pixel colour detectors) and a spatial softmax over
+    every pixel, so a few-pixel object (a 64 px camera sees a cube as ~3×3 px) has its own expected (x, y)
+    instead of being averaged away by strided convolutions. `pool="avg"` halves the image first (2×2 mean);
+    `"max"` runs the first detector layer at full resolution and keeps each 2×2 block's strongest response,
+    so a small object's colour is not diluted by the background around it."""
+
+    def __init__(self, image_size: int, channels: int, temperature: float = 0.1, pool: str = "avg"):
+        super().__init__()
+        if pool == "max":
+            self.detect = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, channels, 1))
+        elif pool == "avg":
+            self.detect = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(3, 16, 1), nn.ReLU(), nn.Conv2d(16, channels, 1))
+        else:
+            raise ValueError(f"colour keypoint pool must be 'avg' or 'max', got {pool!r}")
+        self.keypoints = SpatialSoftmax(image_size // 2, image_size // 2)
+        with torch.no_grad():
+            self.keypoints.log_temperature.fill_(math.log(temperature))
+        self.out_dim = 2 * channels
+
+    def forward(self, centred: torch.Tensor) -> torch.Tensor:
+        return self.keypoints(self.detect(centred))
+
+
 class CameraEncoder(nn.Module):
-    def __init__(self, image_size: int, channels: int = 32):
+    def __init__(self, image_size: int, channels: int = 32, colour_keypoints: int = 0, colour_temperature: float = 0.1,
+                 colour_pool: str = "avg"):
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
@@ -68,10 +93,16 @@ class CameraEncoder(nn.Module):
         )
         side = (image_size - 5) // 2 + 1 - 4
         self.keypoints = SpatialSoftmax(side, side)
-        self.out_dim = 2 * channels
+        self.colour = (ColourKeypoints(image_size, colour_keypoints, colour_temperature, colour_pool)
+                       if colour_keypoints else None)
+        self.out_dim = 2 * channels + (self.colour.out_dim if self.colour is not None else 0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.keypoints(self.convs(image * 2.0 - 1.0))
+        centred = image * 2.0 - 1.0
+        features = self.keypoints(self.convs(centred))
+        if self.colour is None:
+            return features
+        return torch.cat([features, self.colour(centred)], dim=1)
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -107,7 +138,8 @@ class VisuomotorPolicy(nn.Module):
                  image_size: int = 64, vocab_size: int = 0, exec_offset: bool = False, head: str = "flow",
                  flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
                  flow_target: str = "data", prefix_conditioning: bool = False, streaming: bool = False,
-                 stream_power: float = 1.0):
+                 stream_power: float = 1.0, aux_dim: int = 0, colour_keypoints: int = 0,
+                 colour_temperature: float = 0.1, colour_pool: str = "avg"):
         super().__init__()
         _check_head(head, flow_target, prefix_conditioning, streaming, stream_power)
         self.flow_target, self.prefix_conditioning = flow_target, prefix_conditioning
@@ -115,7 +147,9 @@ class VisuomotorPolicy(nn.Module):
         torch.manual_seed(seed)
         self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
-        self.encoders = nn.ModuleList(CameraEncoder(image_size) for _ in self.cameras)
+        self.encoders = nn.ModuleList(CameraEncoder(image_size, colour_keypoints=colour_keypoints,
+                                                    colour_temperature=colour_temperature, colour_pool=colour_pool)
+                                      for _ in self.cameras)
         self.task_embedding = nn.Linear(vocab_size, task_dim, bias=False) if vocab_size else None
         cond_in = sum(e.out_dim for e in self.encoders) + state_dim + (task_dim if vocab_size else 0) + int(exec_offset)
         self.trunk = nn.Sequential(mlp([cond_in, width, width]), nn.SiLU())
@@ -125,6 +159,8 @@ class VisuomotorPolicy(nn.Module):
             self.velocity = mlp([out + 32 + width + per_row, width, width, out])
         else:
             self.regressor = nn.Linear(width, out)
+        # auxiliary head (training only, not in the served graph): the condition → privileged scene targets
+        self.aux_head = nn.Linear(width, aux_dim) if aux_dim else None
         for name in ("state_mean", "offset_mean"):
             self.register_buffer(name, torch.zeros(state_dim if name == "state_mean" else (chunk_length, state_dim)))
         self.register_buffer("state_std", torch.ones(state_dim))
@@ -272,14 +308,25 @@ class VisuomotorPolicy(nn.Module):
 
     def loss(self, state: torch.Tensor, images: Sequence[torch.Tensor], task: torch.Tensor | None,
              exec_offset: torch.Tensor | None, target: torch.Tensor, generator: torch.Generator | None = None,
-             prefix_rows: torch.Tensor | None = None, flow_samples: int = 1) -> torch.Tensor:
+             prefix_rows: torch.Tensor | None = None, flow_samples: int = 1,
+             aux_target: torch.Tensor | None = None, aux_weight: float = 1.0) -> torch.Tensor:
         """Training loss for absolute target chunks [B, H, A] (normalised offset space); `prefix_rows` [B] (prefix
         conditioning): how many leading rows of each target are given clean as the committed prefix.
 
         `flow_samples` (flow head): (noise, τ) draws per sample; the image encoders run once per sample,
         so extra draws cost only the small velocity MLP and give the head more training signal per step.
+        `aux_target` [B, aux_dim] (normalised privileged scene targets): adds `aux_weight` × the MSE of the
+        auxiliary head, which makes the encoders localise what the instruction names.
         """
         cond = self.condition(state, images, task, exec_offset)
+        aux = 0.0
+        if aux_target is not None and self.aux_head is not None:
+            aux = aux_weight * F.mse_loss(self.aux_head(cond), aux_target)
+        return aux + self._action_loss(cond, target, state, generator, prefix_rows, flow_samples)
+
+    def _action_loss(self, cond: torch.Tensor, target: torch.Tensor, state: torch.Tensor,
+                     generator: torch.Generator | None, prefix_rows: torch.Tensor | None,
+                     flow_samples: int) -> torch.Tensor:
         x1 = self.normalise_chunk(target, state)
         if self.head == "regression":
             return F.mse_loss(self.regressor(cond), x1)

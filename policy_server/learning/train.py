@@ -63,6 +63,12 @@ class TrainConfig:
     prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
     streaming: bool = False  # horizon-aware flow schedule (FASTER): near-term rows clean first, streamable
     init_from: str | None = None  # warm start: a policy.pt of the same architecture (prefix inputs may be new)
+    augment_shift: int = 0  # random-shift image augmentation (DrQ): pad by this many pixels, crop back at random
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights; validate and save it
+    aux_weight: float = 0.0  # > 0: auxiliary loss on privileged scene targets (training only, see labels.py)
+    colour_keypoints: int = 0  # > 0: per camera, this many colour keypoints (model.ColourKeypoints)
+    colour_temperature: float = 0.1  # their spatial softmax's initial temperature (learned)
+    colour_pool: str = "avg"  # avg | max (model.ColourKeypoints)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -71,6 +77,8 @@ class TrainConfig:
             raise ValueError("steps, batch_size, threads and flow_samples must be >= 1")
         if any(b is not None and not b > 0 for b in (self.time_budget_s, self.cpu_budget_s)):
             raise ValueError("time and CPU budgets must be > 0 seconds")
+        if self.augment_shift < 0 or not 0.0 <= self.ema_decay < 1.0 or self.aux_weight < 0:
+            raise ValueError("augment_shift and aux_weight must be >= 0 and ema_decay in [0, 1)")
         if self.exec_offset_input and self.vlash_latency_s is None:
             raise ValueError("exec_offset_s as an input needs VLASH training (a latency range)")
         if self.prefix_ticks is not None:
@@ -103,11 +111,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed,
                             cfg.vlash_state, cfg.plain_copy)
     train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
+    aux = SceneTargets.of(demos, train_set) if cfg.aux_weight > 0 else None
     prep_s = time.perf_counter() - t0
     kwargs = dict(state_dim=demos.states.shape[1], chunk_length=cfg.chunk_length, cameras=demos.cameras,
                   image_size=demos.image_size, vocab_size=len(vocab), exec_offset=cfg.exec_offset_input,
                   head=cfg.head, flow_steps=cfg.flow_steps, seed=cfg.seed, flow_target=cfg.flow_target,
                   prefix_conditioning=cfg.prefix_ticks is not None, streaming=cfg.streaming)
+    if cfg.colour_keypoints:
+        kwargs.update(colour_keypoints=cfg.colour_keypoints, colour_temperature=cfg.colour_temperature,
+                      colour_pool=cfg.colour_pool)
+    if aux is not None:
+        kwargs["aux_dim"] = aux.dim
     model = VisuomotorPolicy(**kwargs)
     if cfg.init_from:
         warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
@@ -116,7 +130,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
           f"samples ({cfg.labels} labels{', VLASH' if cfg.vlash_latency_s else ''}), {parameter_count(model):,} "
           f"parameters, head={cfg.head}; data ready in {prep_s:.1f} s")
-    history = _loop(model, demos, train_set, val_set, cfg, out)
+    history = _loop(model, demos, train_set, val_set, cfg, out, aux)
     model.eval()
     policy_path = out / "policy.pt"
     torch.save(model.state_dict(), policy_path)
@@ -127,6 +141,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     print(f"train: {history['steps']} steps in {history['train_seconds']:.1f} s wall, {history['cpu_seconds']:.1f} s CPU "
           f"({history['train_seconds'] / max(1, history['steps']) * 1000:.0f} ms/step, {cfg.threads} thread(s)); "
           f"final loss {history['loss'][-1][1]:.4f}; val chunk RMSE {val if val is None else round(val, 4)} rad → {policy_path}")
+    if history["val_scene_rmse"]:
+        print(f"train: held-out scene-target RMSE of the auxiliary head: {history['val_scene_rmse'][-1][1]}")
     return TrainResult(policy_path, history["steps"], history["train_seconds"], history["loss"][-1][1], val,
                        parameter_count(model))
 
@@ -179,27 +195,107 @@ def batch_tensors(demos: Demos, s: Samples, idx: np.ndarray) -> tuple:
             torch.from_numpy(s.exec_offset_s[idx])[:, None], torch.from_numpy(s.target[idx]))
 
 
-def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Samples, cfg: TrainConfig, out: Path) -> dict:
+def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Samples, cfg: TrainConfig, out: Path,
+          aux: SceneTargets | None = None) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    log = _Log(cfg, demos, val_set)
+    log = _Log(cfg, demos, val_set, aux)
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(1, cfg.steps + 1):
         lr = learning_rate(cfg, step, time.perf_counter() - start, time.process_time() - cpu_start)
-        batch = batch_tensors(demos, train_set, _batch_indices(len(train_set), cfg, gen))
-        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen), cfg.flow_samples)
+        idx = _batch_indices(len(train_set), cfg, gen)
+        batch = batch_tensors(demos, train_set, idx)
+        if cfg.augment_shift:
+            batch[1][:] = [random_shift(img, cfg.augment_shift, gen) for img in batch[1]]
+        extra = {} if aux is None else {"aux_target": aux.normalised(train_set.frame[idx]), "aux_weight": cfg.aux_weight}
+        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen), cfg.flow_samples, extra)
+        if ema is not None:
+            ema.update(model)
         over_budget = budget_used(cfg, time.perf_counter() - start, time.process_time() - cpu_start) >= 1.0
-        log.step(model, step, loss, final=step == cfg.steps or over_budget)
+        log.step(ema.averaged if ema is not None else model, step, loss, final=step == cfg.steps or over_budget)
         if step % cfg.checkpoint_every == 0:
-            torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict()}, out / "checkpoint.pt")
+            torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        **({"ema": ema.averaged.state_dict()} if ema is not None else {})}, out / "checkpoint.pt")
         if over_budget:
             print(f"\ntrain: budget reached at step {step} (wall {time.perf_counter() - start:.0f} s of "
                   f"{cfg.time_budget_s}, CPU {time.process_time() - cpu_start:.0f} s of {cfg.cpu_budget_s})")
             break
     log.close()
+    if ema is not None:  # the served policy is the averaged one
+        model.load_state_dict(ema.averaged.state_dict())
     log.history["train_seconds"] = time.perf_counter() - start
     log.history["cpu_seconds"] = time.process_time() - cpu_start
     return log.history
+
+
+def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """DrQ random shift: pad [B, C, H, W] by `pad` (edge pixels repeated) and crop each image back at a random
+    offset, so the policy cannot rely on exact pixel positions."""
+    b, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).tolist()
+    return torch.stack([padded[i, :, y:y + h, x:x + w] for i, (x, y) in enumerate(zip(dx, dy, strict=True))])
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters (buffers copied): the weights that are validated,
+    checkpointed and served."""
+
+    def __init__(self, model: VisuomotorPolicy, decay: float):
+        import copy
+
+        self.decay = decay
+        self.averaged = copy.deepcopy(model).eval()
+        for p in self.averaged.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: VisuomotorPolicy) -> None:
+        for avg, p in zip(self.averaged.parameters(), model.parameters(), strict=True):
+            avg.lerp_(p.detach(), 1.0 - self.decay)
+        for avg, b in zip(self.averaged.buffers(), model.buffers(), strict=True):
+            avg.copy_(b)
+
+
+@dataclass
+class SceneTargets:
+    """Privileged scene targets per frame (labels.scene_targets), normalised with the training set's mean and
+    std: the auxiliary loss's targets. Never a policy input."""
+
+    values: np.ndarray  # [N frames, K] in their own units (m, rad, 0/1)
+    mean: np.ndarray
+    std: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, demos: Demos, train_set: Samples) -> SceneTargets:
+        from policy_server.learning.labels import scene_targets
+
+        values = scene_targets(demos.environment_states, demos.instructions).astype(np.float32)
+        seen = values[np.unique(train_set.frame)]
+        names = tuple(load_scene_target_names())
+        return cls(values, seen.mean(0), np.maximum(seen.std(0), 1e-3), names)
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    def normalised(self, frames: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((self.values[frames] - self.mean) / self.std)
+
+    def rmse(self, model: VisuomotorPolicy, cond: torch.Tensor, frames: np.ndarray) -> dict[str, float]:
+        """Held-out RMSE of the auxiliary head per target, in the targets' units."""
+        with torch.inference_mode():
+            pred = model.aux_head(cond).numpy() * self.std + self.mean
+        err = np.sqrt(np.mean((pred - self.values[frames]) ** 2, axis=0))
+        return {n: round(float(e), 4) for n, e in zip(self.names, err, strict=True)}
+
+
+def load_scene_target_names() -> tuple[str, ...]:
+    from vla_async.registry import load
+
+    return load("sim.tasks.layout:SCENE_TARGET_NAMES")
 
 
 def _batch_indices(n: int, cfg: TrainConfig, gen: torch.Generator) -> np.ndarray:
@@ -218,12 +314,14 @@ def prefix_rows(cfg: TrainConfig, batch: int, gen: torch.Generator) -> torch.Ten
 
 
 def _train_step(model: VisuomotorPolicy, opt: torch.optim.Optimizer, lr: float, batch: tuple,
-                gen: torch.Generator, rows: torch.Tensor | None = None, flow_samples: int = 1) -> float:
+                gen: torch.Generator, rows: torch.Tensor | None = None, flow_samples: int = 1,
+                extra: dict | None = None) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     state, images, task, offset, target = batch
     model.train()
-    loss = model.loss(state, images, task, offset, target, generator=gen, prefix_rows=rows, flow_samples=flow_samples)
+    loss = model.loss(state, images, task, offset, target, generator=gen, prefix_rows=rows, flow_samples=flow_samples,
+                      **(extra or {}))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -234,9 +332,9 @@ def _train_step(model: VisuomotorPolicy, opt: torch.optim.Optimizer, lr: float, 
 class _Log:
     """Loss EMA, held-out error every `eval_every` steps and at the end, and the progress bar."""
 
-    def __init__(self, cfg: TrainConfig, demos: Demos, val_set: Samples):
-        self.cfg, self.demos, self.val_set = cfg, demos, val_set
-        self.history: dict = {"loss": [], "val_rmse_rad": [], "steps": 0, "train_seconds": 0.0}
+    def __init__(self, cfg: TrainConfig, demos: Demos, val_set: Samples, aux: SceneTargets | None = None):
+        self.cfg, self.demos, self.val_set, self.aux = cfg, demos, val_set, aux
+        self.history: dict = {"loss": [], "val_rmse_rad": [], "val_scene_rmse": [], "steps": 0, "train_seconds": 0.0}
         self.ema: float | None = None
         self.bar = _bar(cfg)
 
@@ -247,6 +345,8 @@ class _Log:
             self.history["loss"].append((step, self.ema))
         if len(self.val_set) and (step % self.cfg.eval_every == 0 or final):
             self.history["val_rmse_rad"].append((step, validate(model, self.demos, self.val_set)))
+            if self.aux is not None:
+                self.history["val_scene_rmse"].append((step, validate_scene(model, self.demos, self.val_set, self.aux)))
         if self.bar is not None:
             self.bar.update(1)
             if step % 10 == 0:
@@ -293,6 +393,18 @@ def validate(model: VisuomotorPolicy, demos: Demos, val_set: Samples, max_sample
     return float(torch.sqrt(torch.mean((pred - target) ** 2)))
 
 
+def validate_scene(model: VisuomotorPolicy, demos: Demos, val_set: Samples, aux: SceneTargets,
+                   max_samples: int = 256) -> dict[str, float]:
+    """Held-out RMSE of the auxiliary head per scene target (how well the features localise what the
+    instruction names), in the targets' units."""
+    idx = np.linspace(0, len(val_set) - 1, min(len(val_set), max_samples)).round().astype(int)
+    state, images, task, offset, _ = batch_tensors(demos, val_set, idx)
+    model.eval()
+    with torch.inference_mode():
+        cond = model.condition(state, images, task if model.vocab_size else None, offset if model.exec_offset else None)
+    return aux.rmse(model, cond, val_set.frame[idx])
+
+
 def _flow_fields(cfg: TrainConfig) -> dict:
     flow = cfg.head == "flow"
     return {"flow_steps": cfg.flow_steps if flow else None, "flow_target": cfg.flow_target if flow else None,
@@ -333,6 +445,13 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                 **_vlash_fields(cfg),
                 "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
+                "augment_shift": cfg.augment_shift, "ema_decay": cfg.ema_decay,
+                "colour_keypoints": cfg.colour_keypoints,
+                "colour_pool": cfg.colour_pool if cfg.colour_keypoints else None,
+                "aux_weight": cfg.aux_weight or None,
+                "aux_targets": "privileged scene state (named cube pose and grasp flag, named zone xy), training only"
+                               if cfg.aux_weight else None,
+                "val_scene_rmse": history["val_scene_rmse"][-1][1] if history["val_scene_rmse"] else None,
                 "parameters": parameter_count(model)}
     return ModelCard(spec=spec, inputs=tuple(inputs), model={"factory": FACTORY, "kwargs": kwargs, "training": training})
 

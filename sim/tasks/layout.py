@@ -32,3 +32,35 @@ def task_index(name: str) -> int:
     if name not in POLICY_TASKS:
         raise ValueError(f"unknown policy task {name!r}; available: {list(POLICY_TASKS)}")
     return POLICY_TASKS.index(name)
+
+
+#: names of `scene_targets` columns (what an auxiliary training loss asks a policy to read off its images)
+SCENE_TARGET_NAMES: tuple[str, ...] = ("object_x", "object_y", "object_z", "object_yaw", "object_grasped",
+                                       "goal_x", "goal_y")
+
+
+def scene_targets(environment_states, instructions) -> np.ndarray:  # noqa: F821
+    """[N, 7] float32: per frame, what the camera shows that the instruction is about (SCENE_TARGET_NAMES):
+    pick_place: the named cube (x, y, z, yaw, grasped) and the named zone (x, y); reach_jump/track: the
+    target's xyz, the rest 0. Privileged state, for an auxiliary training loss only (never a policy input)."""
+    import numpy as np
+
+    from sim.experts import parse_instruction
+
+    env = np.asarray(environment_states, np.float32)
+    out = np.zeros((len(env), len(SCENE_TARGET_NAMES)), np.float32)
+    parsed: dict[str, tuple[slice, slice] | None] = {}
+    for i, text in enumerate(instructions):
+        if text not in parsed:
+            try:
+                cube, zone = parse_instruction(text)
+                parsed[text] = (CUBE[cube], ZONE[zone])
+            except ValueError:
+                parsed[text] = None
+        picked = parsed[text]
+        if picked is None:
+            out[i, :3] = env[i, TARGET_POS]
+        else:
+            out[i, :5] = env[i, picked[0]]
+            out[i, 5:] = env[i, picked[1]]
+    return out

@@ -86,7 +86,9 @@ def _reply(client: PolicyClient) -> ReceivedChunk | ErrorMessage:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("variant", [["--head", "flow"],
-                                     ["--head", "regression", "--vlash", "0.1,0.2", "--exec-offset-input"]])
+                                     ["--head", "regression", "--vlash", "0.1,0.2", "--exec-offset-input"],
+                                     ["--head", "regression", "--colour-keypoints", "2", "--aux-weight", "1",
+                                      "--ema", "0.9", "--augment-shift", "2"]])
 def test_record_train_export_serve_one_chunk(dataset, tmp_path, variant):
     info = json.loads((dataset / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 2 and info["total_frames"] == 30
