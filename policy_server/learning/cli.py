@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--colour-pool", choices=["avg", "max"], default="avg",
                    help="colour keypoints at half resolution: average the image first, or detect at full "
                         "resolution and keep each 2x2 block's strongest response")
+    p.add_argument("--colour-init", choices=["random", "opponent"], default="random",
+                   help="colour keypoint detectors start random or as colour-opponent channels (learned either way)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             streaming=args.streaming,
             augment_shift=args.augment_shift, ema_decay=args.ema, aux_weight=args.aux_weight,
             colour_keypoints=args.colour_keypoints, colour_temperature=args.colour_temperature,
-            colour_pool=args.colour_pool,
+            colour_pool=args.colour_pool, colour_init=args.colour_init,
             progress=not args.no_progress,
         )
         train(cfg)

@@ -65,8 +65,11 @@ class ColourKeypoints(nn.Module):
     `"max"` runs the first detector layer at full resolution and keeps each 2×2 block's strongest response,
     so a small object's colour is not diluted by the background around it."""
 
-    def __init__(self, image_size: int, channels: int, temperature: float = 0.1, pool: str = "avg"):
+    def __init__(self, image_size: int, channels: int, temperature: float = 0.1, pool: str = "avg",
+                 init: str = "random"):
         super().__init__()
+        if init not in ("random", "opponent"):
+            raise ValueError(f"colour keypoint init must be 'random' or 'opponent', got {init!r}")
         if pool == "max":
             self.detect = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, channels, 1))
         elif pool == "avg":
@@ -76,15 +79,33 @@ class ColourKeypoints(nn.Module):
         self.keypoints = SpatialSoftmax(image_size // 2, image_size // 2)
         with torch.no_grad():
             self.keypoints.log_temperature.fill_(math.log(temperature))
+        if init == "opponent":
+            self._opponent_init()
         self.out_dim = 2 * channels
 
     def forward(self, centred: torch.Tensor) -> torch.Tensor:
         return self.keypoints(self.detect(centred))
 
+    @torch.no_grad()
+    def _opponent_init(self) -> None:
+        """Start the detectors as colour-opponent channels (red, green, blue, yellow, cyan, magenta: each
+        colour minus the mean of the others, in the [-1, 1] image), thresholded so a grey table gives 0 and a
+        saturated object ~4; the next layer passes them through. Only the starting point: all of it is learned
+        (a random start took thousands of steps to find 3 px objects, if it found them)."""
+        first, last = self.detect[0] if isinstance(self.detect[0], nn.Conv2d) else self.detect[1], self.detect[-1]
+        directions = torch.tensor([[1, -0.5, -0.5], [-0.5, 1, -0.5], [-0.5, -0.5, 1], [0.5, 0.5, -1],
+                                   [-1, 0.5, 0.5], [0.5, -1, 0.5]])
+        k = min(len(directions), first.out_channels, last.out_channels)
+        first.weight[:k, :, 0, 0] = 4.0 * directions[:k]
+        first.bias[:k] = -1.0
+        last.weight[:, :k].zero_()
+        last.weight[:k, :k, 0, 0] = torch.eye(k)
+        last.bias[:k] = 0.0
+
 
 class CameraEncoder(nn.Module):
     def __init__(self, image_size: int, channels: int = 32, colour_keypoints: int = 0, colour_temperature: float = 0.1,
-                 colour_pool: str = "avg"):
+                 colour_pool: str = "avg", colour_init: str = "random"):
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
@@ -93,7 +114,7 @@ class CameraEncoder(nn.Module):
         )
         side = (image_size - 5) // 2 + 1 - 4
         self.keypoints = SpatialSoftmax(side, side)
-        self.colour = (ColourKeypoints(image_size, colour_keypoints, colour_temperature, colour_pool)
+        self.colour = (ColourKeypoints(image_size, colour_keypoints, colour_temperature, colour_pool, colour_init)
                        if colour_keypoints else None)
         self.out_dim = 2 * channels + (self.colour.out_dim if self.colour is not None else 0)
 
@@ -139,7 +160,7 @@ class VisuomotorPolicy(nn.Module):
                  flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
                  flow_target: str = "data", prefix_conditioning: bool = False, streaming: bool = False,
                  stream_power: float = 1.0, aux_dim: int = 0, colour_keypoints: int = 0,
-                 colour_temperature: float = 0.1, colour_pool: str = "avg"):
+                 colour_temperature: float = 0.1, colour_pool: str = "avg", colour_init: str = "random"):
         super().__init__()
         _check_head(head, flow_target, prefix_conditioning, streaming, stream_power)
         self.flow_target, self.prefix_conditioning = flow_target, prefix_conditioning
@@ -148,7 +169,8 @@ class VisuomotorPolicy(nn.Module):
         self.state_dim, self.chunk_length, self.head = state_dim, chunk_length, head
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
         self.encoders = nn.ModuleList(CameraEncoder(image_size, colour_keypoints=colour_keypoints,
-                                                    colour_temperature=colour_temperature, colour_pool=colour_pool)
+                                                    colour_temperature=colour_temperature, colour_pool=colour_pool,
+                                                    colour_init=colour_init)
                                       for _ in self.cameras)
         self.task_embedding = nn.Linear(vocab_size, task_dim, bias=False) if vocab_size else None
         cond_in = sum(e.out_dim for e in self.encoders) + state_dim + (task_dim if vocab_size else 0) + int(exec_offset)

@@ -69,6 +69,7 @@ class TrainConfig:
     colour_keypoints: int = 0  # > 0: per camera, this many colour keypoints (model.ColourKeypoints)
     colour_temperature: float = 0.1  # their spatial softmax's initial temperature (learned)
     colour_pool: str = "avg"  # avg | max (model.ColourKeypoints)
+    colour_init: str = "random"  # random | opponent (colour-opponent detectors to start from)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -119,7 +120,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                   prefix_conditioning=cfg.prefix_ticks is not None, streaming=cfg.streaming)
     if cfg.colour_keypoints:
         kwargs.update(colour_keypoints=cfg.colour_keypoints, colour_temperature=cfg.colour_temperature,
-                      colour_pool=cfg.colour_pool)
+                      colour_pool=cfg.colour_pool, colour_init=cfg.colour_init)
     if aux is not None:
         kwargs["aux_dim"] = aux.dim
     model = VisuomotorPolicy(**kwargs)
@@ -448,6 +449,7 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                 "augment_shift": cfg.augment_shift, "ema_decay": cfg.ema_decay,
                 "colour_keypoints": cfg.colour_keypoints,
                 "colour_pool": cfg.colour_pool if cfg.colour_keypoints else None,
+                "colour_init": cfg.colour_init if cfg.colour_keypoints else None,
                 "aux_weight": cfg.aux_weight or None,
                 "aux_targets": "privileged scene state (named cube pose and grasp flag, named zone xy), training only"
                                if cfg.aux_weight else None,

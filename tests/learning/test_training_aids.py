@@ -79,3 +79,16 @@ def test_the_auxiliary_loss_trains_the_aux_head_and_stays_out_of_the_served_outp
     with_aux.backward()
     assert model.aux_head.weight.grad.abs().sum() > 0
     assert model(state, *images).shape == (2, 4, 6)  # the aux head is not part of the served graph
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_colour_opponent_start_locates_a_red_and_a_blue_cube_from_the_first_step(pool):
+    layer = ColourKeypoints(32, channels=8, temperature=0.1, pool=pool, init="opponent")
+    image = torch.full((1, 3, 32, 32), 0.45)
+    image[0, :, 4:7, 24:27] = torch.tensor([0.85, 0.1, 0.1])[:, None, None]  # red, 3×3 px
+    image[0, :, 20:23, 8:11] = torch.tensor([0.1, 0.2, 0.85])[:, None, None]  # blue
+    image[0, :, 10:20, 12:22] = torch.tensor([0.9, 0.9, 0.1])[:, None, None]  # a large yellow zone
+    kp = ((layer(image * 2 - 1)[0].reshape(8, 2) + 1) / 2 * 31).tolist()
+    assert kp[0] == pytest.approx([25, 5], abs=1.5)  # red channel: the red cube, not the zone
+    assert kp[2] == pytest.approx([9, 21], abs=1.5)  # blue channel
+    assert kp[3] == pytest.approx([16.5, 14.5], abs=1.5)  # yellow channel: the zone
