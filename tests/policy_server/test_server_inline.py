@@ -83,10 +83,13 @@ def test_a_proven_fast_model_runs_on_the_io_thread_with_identical_replies():
         stats = srv.stats
     with _serve(worker_backend, batching={**GENEROUS, "inline_max_ms": 0.0}) as srv:  # 0 = always hand off
         handed_off = _round_trips(srv, range(1, 31))
-    # the first runs prove the model fast on the worker; from then on the I/O thread runs each request
+    # the first runs prove the model fast on the worker; from then on the I/O thread runs the requests,
+    # except one read together with another message (a heartbeat) or met by a worker not yet back to
+    # idle: the rule hands those off, so a loaded machine may see a few
     assert inline_backend.threads[:_INLINE_AFTER] == ["server-worker"] * _INLINE_AFTER
-    assert inline_backend.threads[_INLINE_AFTER:] == ["server-io"] * (30 - _INLINE_AFTER)
-    assert stats["inline_runs"] == 30 - _INLINE_AFTER and stats["chunks"] == 30
+    after = inline_backend.threads[_INLINE_AFTER:]
+    assert set(after) <= {"server-io", "server-worker"} and after.count("server-io") >= len(after) * 3 // 4, after
+    assert stats["inline_runs"] == after.count("server-io") and stats["chunks"] == 30
     assert set(worker_backend.threads) == {"server-worker"}
     assert all(isinstance(r, ReceivedChunk) for r in inline + handed_off)
     assert [r.chunk.request_id for r in inline] == list(range(1, 31))
