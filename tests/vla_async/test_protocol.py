@@ -195,3 +195,23 @@ def test_chunk_timing_rejects_bools_and_non_finite_numbers():
             decode(_with_header(frames, meta={**meta, "timing": bad}), limits=LIMITS)
     out = decode(frames, limits=LIMITS)
     assert out.timing == ServerTiming(1.0, 2.0, 3.0, 4.0, 5.0, 1)
+
+
+def test_a_welcome_is_encoded_from_its_own_policy_spec_every_time():
+    """The codec computes a spec's dict once per spec object (a Hello flood must not pay `asdict` each time):
+    the bytes must equal a fresh encoding, and another spec object, even an equal-looking one, its own."""
+    import dataclasses
+
+    def packed(spec):
+        return msgpack.unpackb(msgpack.packb(spec.to_dict()))
+
+    first = encode(Welcome("s1", POLICY))
+    assert encode(Welcome("s2", POLICY))[0] != first[0]  # the session id differs, the spec part is the same
+    assert msgpack.unpackb(first[0])["meta"]["policy_spec"] == packed(POLICY)
+    other = dataclasses.replace(POLICY, name=POLICY.name + "-b", extra={"note": 1})
+    meta = msgpack.unpackb(encode(Welcome("s1", other))[0])["meta"]["policy_spec"]
+    assert meta == packed(other) and meta["name"] == POLICY.name + "-b" and meta["extra"] == {"note": 1}
+    for i in range(20):  # more specs than the cache holds: each still encodes as itself
+        spec = dataclasses.replace(POLICY, name=f"p{i}")
+        assert msgpack.unpackb(encode(Welcome("s", spec))[0])["meta"]["policy_spec"]["name"] == f"p{i}"
+    assert decode(encode(Welcome("s1", POLICY)), limits=DecodeLimits()) == Welcome("s1", POLICY)

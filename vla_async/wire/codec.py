@@ -112,11 +112,29 @@ def _observation_meta(msg: Observation, image_encoding: str, jpeg_quality: int, 
     return meta
 
 
+_SPEC_DICTS: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(spec) -> (spec, spec.to_dict()), a few entries
+_SPEC_DICTS_MAX = 8
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    """`spec.to_dict()`, computed once per spec object: a server sends its one PolicySpec in every Welcome, and
+    `dataclasses.asdict` costs ~0.5 ms a time, which a flood of Hellos would pay on the I/O thread. The entry
+    holds the spec, so its id is not reused while cached; the dict is only ever packed, never handed out."""
+    hit = _SPEC_DICTS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    data = spec.to_dict()
+    if len(_SPEC_DICTS) >= _SPEC_DICTS_MAX:
+        _SPEC_DICTS.clear()
+    _SPEC_DICTS[id(spec)] = (spec, data)
+    return data
+
+
 def _control_meta(msg: Message) -> dict[str, Any]:
     if isinstance(msg, Hello):
         return {"client_name": msg.client_name, "robot_spec": msg.robot_spec.to_dict()}
     if isinstance(msg, Welcome):
-        return {"session_id": msg.session_id, "policy_spec": msg.policy_spec.to_dict(), "server_name": msg.server_name}
+        return {"session_id": msg.session_id, "policy_spec": _spec_dict(msg.policy_spec), "server_name": msg.server_name}
     if isinstance(msg, ErrorMessage):
         return {"code": ErrorCode(msg.code).value, "message": msg.message, "request_id": msg.request_id}
     if isinstance(msg, Ping | Pong):
