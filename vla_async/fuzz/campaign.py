@@ -149,12 +149,10 @@ class _Attacker:
 
     def __init__(self, port: int, messages: int, seed: int, image_size: tuple[int, int], rate: float,
                  rotate_every: int, prebuild: bool):
-        env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        cmd = [sys.executable, "-m", "vla_async.fuzz.attacker", "--port", str(port), "--messages", str(messages),
-               "--seed", str(seed), "--image-size", str(image_size[0]), str(image_size[1]), "--rate", str(rate),
-               "--rotate-every", str(rotate_every), "--wait-for-go", *(["--prebuild"] if prebuild else [])]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+        self.proc = _module_process("vla_async.fuzz.attacker", [
+            "--port", str(port), "--messages", str(messages), "--seed", str(seed), "--image-size", str(image_size[0]),
+            str(image_size[1]), "--rate", str(rate), "--rotate-every", str(rotate_every), "--wait-for-go",
+            *(["--prebuild"] if prebuild else [])])
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":  # EOF when it failed
             self.finish(0, {}, 10.0)
@@ -186,28 +184,63 @@ class _Attacker:
             self.proc.wait(10)
 
 
-@dataclass
+def _module_process(module: str, args: list[str]) -> subprocess.Popen:
+    """`python -m module args` with this checkout first on the path, talking over stdin/stdout (text)."""
+    env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
 class LateJoin:
-    """A second correct robot that connects once the attack has begun: a new robot must still get in."""
+    """A second correct robot that connects once the attack has begun (a new robot must still get in), in a
+    process of its own (`vla_async.fuzz.late_client`), so it does not share the measuring client's interpreter."""
 
-    client: CorrectClient | None
-    error: str | None  # why it could not connect
-    during_attack: bool  # the attacker was still sending when the connect attempt ended
+    def __init__(self, port: int, rate_hz: float, image_size: tuple[int, int]):
+        """Starts the process (it imports, then waits for `connect`)."""
+        self.proc = _module_process("vla_async.fuzz.late_client", [
+            "--port", str(port), "--rate", str(rate_hz), "--image-size", str(image_size[0]), str(image_size[1])])
+        assert self.proc.stdout is not None
+        self._ready = self.proc.stdout.readline().strip() == "ready"
+        self.during_attack = False
+        self.state: dict[str, Any] = {"connected": False, "error": "not asked to connect"}
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"connected": self.client is not None, "error": self.error,
-                               "during_attack": self.during_attack}
-        return {**out, **self.client.summary()} if self.client is not None else out
+    def connect(self, hostile: _Attacker) -> None:
+        """Connect now; returns once it has connected or given up."""
+        assert self.proc.stdout is not None
+        self._say("connect")
+        first = self.proc.stdout.readline() if self._ready else ""
+        self.during_attack = hostile.proc.poll() is None  # the attacker was still sending when the attempt ended
+        try:
+            self.state = json.loads(first)
+        except ValueError:
+            self.state = {"connected": False, "error": f"the late client failed: {first[:300]!r}"}
 
+    def _say(self, command: str) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
 
-def _join_late(port: int, robot: RobotSpec, rate_hz: float, hostile: _Attacker) -> LateJoin:
-    client = CorrectClient(NetworkConfig(port=port, request_timeout_s=10.0), robot, rate_hz, phase="during")
-    try:
-        client.start()
-    except Exception as exc:  # noqa: BLE001 - refused (server full) or no Welcome in time: reported
-        client.client.close()
-        return LateJoin(None, f"{type(exc).__name__}: {str(exc)[:300]}", hostile.proc.poll() is None)
-    return LateJoin(client, None, hostile.proc.poll() is None)
+    def after(self) -> None:
+        """Its later replies count as after the attack."""
+        self._say("after")
+
+    def finish(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Stop it; its summary (`connected`, `error`, `during_attack` and the CorrectClient summary)."""
+        self._say("stop")
+        try:
+            out, _ = self.proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate(timeout=10)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if self.state.get("connected") and lines:
+            self.state = json.loads(lines[-1])
+        return {"error": None, **self.state, "during_attack": self.during_attack}
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
@@ -223,11 +256,11 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
     robot = reference_robot_spec(image_size=image_size)
     args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
             "--log_level=warning", *server_args]
-    late: LateJoin | None = None
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
         hostile = _Attacker(server.port, messages, seed, image_size, fuzz_rate, rotate_every, prebuild)
+        late = LateJoin(server.port, rate_hz, image_size) if late_client else None  # started (imports) before the baseline
         try:
             correct = CorrectClient(NetworkConfig(port=server.port, request_timeout_s=10.0), robot, rate_hz).start()
             time.sleep(baseline_s)
@@ -235,18 +268,20 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
             peak: dict[str, int] = {}
             cpu0, t0 = proc_cpu_s(pid), time.monotonic()
             hostile.go()
-            late = _join_late(server.port, robot, rate_hz, hostile) if late_client else None
+            if late is not None:
+                late.connect(hostile)
             attacker = hostile.finish(pid, peak, timeout_s)
             attack_cpu = {"cpu_s": proc_cpu_s(pid) - cpu0, "wall_s": time.monotonic() - t0}
+            correct.phase = "after"
+            if late is not None:
+                late.after()
+            time.sleep(1.0)
+            correct.stop()
+            late_summary = late.finish() if late is not None else None
         finally:
             hostile.kill()
-        correct.phase = "after"
-        if late is not None and late.client is not None:
-            late.client.phase = "after"
-        time.sleep(1.0)
-        correct.stop()
-        if late is not None and late.client is not None:
-            late.client.stop()
+            if late is not None:
+                late.kill()
         end = proc_status(pid)
         alive = server.alive()
         exit_code = server.stop()
@@ -261,7 +296,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "rss_mib": {"start": start.get("VmRSS", 0) / 1024, "peak_sampled": peak.get("rss_kib", 0) / 1024,
                     "peak_hwm": end.get("VmHWM", 0) / 1024},
         "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
-        **({"late_client": late.summary()} if late is not None else {}),
+        **({"late_client": late_summary} if late_summary is not None else {}),
     }
 
 
