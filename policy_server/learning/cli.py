@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
                         "resolution and keep each 2x2 block's strongest response")
     p.add_argument("--colour-init", choices=["random", "opponent"], default="random",
                    help="colour keypoint detectors start random or as colour-opponent channels (learned either way)")
+    p.add_argument("--no-camera-conv", action="store_true",
+                   help="colour keypoints only: no conv trunk per camera (needs --colour-keypoints)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -115,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             streaming=args.streaming,
             augment_shift=args.augment_shift, ema_decay=args.ema, aux_weight=args.aux_weight,
             colour_keypoints=args.colour_keypoints, colour_temperature=args.colour_temperature,
-            colour_pool=args.colour_pool, colour_init=args.colour_init,
+            colour_pool=args.colour_pool, colour_init=args.colour_init, camera_conv=not args.no_camera_conv,
             progress=not args.no_progress,
         )
         train(cfg)

@@ -104,22 +104,33 @@ class ColourKeypoints(nn.Module):
 
 
 class CameraEncoder(nn.Module):
+    """Per camera: a small strided conv trunk with spatial-softmax keypoints, and/or colour keypoints
+    (`conv=False`: colour keypoints only, for scenes whose objects are told apart by colour; training is then
+    several times cheaper, as the trunk's image-sized activations dominate the backward pass)."""
+
     def __init__(self, image_size: int, channels: int = 32, colour_keypoints: int = 0, colour_temperature: float = 0.1,
-                 colour_pool: str = "avg", colour_init: str = "random"):
+                 colour_pool: str = "avg", colour_init: str = "random", conv: bool = True):
         super().__init__()
-        self.convs = nn.Sequential(
-            nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
-            nn.Conv2d(16, 16, 3), nn.ReLU(),
-            nn.Conv2d(16, channels, 3),
-        )
-        side = (image_size - 5) // 2 + 1 - 4
-        self.keypoints = SpatialSoftmax(side, side)
+        if not conv and not colour_keypoints:
+            raise ValueError("a camera encoder without the conv trunk needs colour keypoints")
+        self.convs: nn.Module | None = None
+        self.keypoints: SpatialSoftmax | None = None
+        if conv:
+            self.convs = nn.Sequential(
+                nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(),
+                nn.Conv2d(16, 16, 3), nn.ReLU(),
+                nn.Conv2d(16, channels, 3),
+            )
+            side = (image_size - 5) // 2 + 1 - 4
+            self.keypoints = SpatialSoftmax(side, side)
         self.colour = (ColourKeypoints(image_size, colour_keypoints, colour_temperature, colour_pool, colour_init)
                        if colour_keypoints else None)
-        self.out_dim = 2 * channels + (self.colour.out_dim if self.colour is not None else 0)
+        self.out_dim = (2 * channels if conv else 0) + (self.colour.out_dim if self.colour is not None else 0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         centred = image * 2.0 - 1.0
+        if self.convs is None:
+            return self.colour(centred)
         features = self.keypoints(self.convs(centred))
         if self.colour is None:
             return features
@@ -160,7 +171,8 @@ class VisuomotorPolicy(nn.Module):
                  flow_steps: int = 10, width: int = 256, task_dim: int = 32, seed: int = 0,
                  flow_target: str = "data", prefix_conditioning: bool = False, streaming: bool = False,
                  stream_power: float = 1.0, aux_dim: int = 0, colour_keypoints: int = 0,
-                 colour_temperature: float = 0.1, colour_pool: str = "avg", colour_init: str = "random"):
+                 colour_temperature: float = 0.1, colour_pool: str = "avg", colour_init: str = "random",
+                 camera_conv: bool = True):
         super().__init__()
         _check_head(head, flow_target, prefix_conditioning, streaming, stream_power)
         self.flow_target, self.prefix_conditioning = flow_target, prefix_conditioning
@@ -170,7 +182,7 @@ class VisuomotorPolicy(nn.Module):
         self.cameras, self.vocab_size, self.exec_offset, self.flow_steps = list(cameras), vocab_size, exec_offset, flow_steps
         self.encoders = nn.ModuleList(CameraEncoder(image_size, colour_keypoints=colour_keypoints,
                                                     colour_temperature=colour_temperature, colour_pool=colour_pool,
-                                                    colour_init=colour_init)
+                                                    colour_init=colour_init, conv=camera_conv)
                                       for _ in self.cameras)
         self.task_embedding = nn.Linear(vocab_size, task_dim, bias=False) if vocab_size else None
         cond_in = sum(e.out_dim for e in self.encoders) + state_dim + (task_dim if vocab_size else 0) + int(exec_offset)

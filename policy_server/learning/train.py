@@ -70,6 +70,7 @@ class TrainConfig:
     colour_temperature: float = 0.1  # their spatial softmax's initial temperature (learned)
     colour_pool: str = "avg"  # avg | max (model.ColourKeypoints)
     colour_init: str = "random"  # random | opponent (colour-opponent detectors to start from)
+    camera_conv: bool = True  # False: colour keypoints only (no conv trunk per camera)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -121,6 +122,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.colour_keypoints:
         kwargs.update(colour_keypoints=cfg.colour_keypoints, colour_temperature=cfg.colour_temperature,
                       colour_pool=cfg.colour_pool, colour_init=cfg.colour_init)
+    if not cfg.camera_conv:
+        kwargs["camera_conv"] = False
     if aux is not None:
         kwargs["aux_dim"] = aux.dim
     model = VisuomotorPolicy(**kwargs)

@@ -92,3 +92,26 @@ def test_colour_opponent_start_locates_a_red_and_a_blue_cube_from_the_first_step
     assert kp[0] == pytest.approx([25, 5], abs=1.5)  # red channel: the red cube, not the zone
     assert kp[2] == pytest.approx([9, 21], abs=1.5)  # blue channel
     assert kp[3] == pytest.approx([16.5, 14.5], abs=1.5)  # yellow channel: the zone
+
+
+def test_a_colour_keypoints_only_encoder_has_no_conv_trunk_and_its_policy_trains_and_round_trips():
+    """`camera_conv=False`: each camera's features are its colour keypoints alone (2 per channel); the model
+    is smaller, trains (gradients reach the colour detectors) and is rebuilt from its saved kwargs."""
+    from policy_server.learning.model import CameraEncoder, build_policy, parameter_count
+
+    with pytest.raises(ValueError, match="needs colour keypoints"):
+        CameraEncoder(16, conv=False)
+    kwargs = dict(cameras=("front", "wrist"), image_size=16, head="regression", chunk_length=4, colour_keypoints=3,
+                  camera_conv=False)
+    model = VisuomotorPolicy(**kwargs)
+    full = VisuomotorPolicy(**{**kwargs, "camera_conv": True})
+    assert all(e.convs is None and e.out_dim == 6 for e in model.encoders)
+    assert parameter_count(model) < parameter_count(full)
+    state, images, target = torch.zeros(2, 6), [torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)], torch.ones(2, 4, 6)
+    loss = model.loss(state, images, None, None, target)
+    loss.backward()
+    assert model.encoders[0].colour.detect[1].weight.grad.abs().sum() > 0  # avg pool, then the first 1×1 conv
+    again = build_policy(**kwargs)
+    again.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(again(state, *images), model(state, *images))
