@@ -34,7 +34,8 @@ def _ticks(text: str) -> tuple[int, int]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-async train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="LeRobotDataset v3 folder from `vla-async record`")
+    p.add_argument("--dataset", required=True, help="LeRobotDataset v3 folder from `vla-async record`; several comma-separated "
+                   "(e.g. demonstrations + DAgger recordings) are trained on as one")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--head", choices=["flow", "regression"], default="flow")
     p.add_argument("--steps", type=int, default=3000)

@@ -69,6 +69,40 @@ def load_demos(root: str | Path, cameras: Sequence[str] | None = None, max_episo
     )
 
 
+def load_datasets(roots: str | Path | Sequence[str | Path], cameras: Sequence[str] | None = None,
+                  max_episodes: int | None = None) -> Demos:
+    """One or more datasets (a comma-separated string or a list of folders) as one `Demos`, e.g. expert
+    demonstrations plus DAgger recordings; episodes are renumbered in order and must agree on fps, state
+    names, cameras and image size. `max_episodes` applies to each dataset."""
+    if isinstance(roots, str):
+        roots = [r for r in roots.split(",") if r]
+    elif isinstance(roots, Path):
+        roots = [roots]
+    parts = [load_demos(r, cameras, max_episodes) for r in roots]
+    if not parts:
+        raise ValueError("no dataset given")
+    first = parts[0]
+    for root, d in zip(roots, parts, strict=True):
+        if (d.fps, d.state_names, d.cameras, d.image_size) != (first.fps, first.state_names, first.cameras, first.image_size):
+            raise ValueError(f"dataset {root} does not match the first (fps, state names, cameras, image size): "
+                             f"{(d.fps, d.state_names, d.cameras, d.image_size)} vs "
+                             f"{(first.fps, first.state_names, first.cameras, first.image_size)}")
+    if len(parts) == 1:
+        return first
+    episode_base = np.cumsum([0] + [len(d.episodes()) for d in parts[:-1]])
+    frame_base = np.cumsum([0] + [len(d) for d in parts[:-1]])
+    renumbered = [np.unique(d.episode, return_inverse=True)[1] + b for d, b in zip(parts, episode_base, strict=True)]
+    return Demos(
+        fps=first.fps, state_names=first.state_names, cameras=first.cameras,
+        states=np.concatenate([d.states for d in parts]), actions=np.concatenate([d.actions for d in parts]),
+        environment_states=np.concatenate([d.environment_states for d in parts]),
+        images={c: np.concatenate([d.images[c] for d in parts]) for c in first.cameras},
+        episode=np.concatenate(renumbered).astype(np.int64),
+        episode_end=np.concatenate([d.episode_end + b for d, b in zip(parts, frame_base, strict=True)]),
+        instructions=[t for d in parts for t in d.instructions],
+    )
+
+
 def _cameras(root: Path, info: dict, cameras: Sequence[str] | None) -> list[str]:
     """The requested cameras (default: all recorded), each checked to be in the dataset."""
     recorded = [k[len(IMAGE_PREFIX):] for k, f in info["features"].items() if f["dtype"] == "video"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policy_server.learning.demos import Demos, load_demos
+from policy_server.learning.demos import Demos, load_datasets
 from policy_server.learning.model import VisuomotorPolicy, parameter_count, streaming_declaration
 from policy_server.learning.samples import Samples, build_samples, vocabulary
 from policy_server.model_io import (
@@ -108,7 +108,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    demos = load_demos(cfg.dataset, cfg.cameras, cfg.max_episodes)
+    demos = load_datasets(cfg.dataset, cfg.cameras, cfg.max_episodes)
     vocab = vocabulary(demos.instructions) if not cfg.init_from else _card_vocab(cfg.init_from)
     samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed,
                             cfg.vlash_state, cfg.plain_copy)

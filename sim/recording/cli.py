@@ -3,6 +3,9 @@
 Episodes are recorded and their videos encoded in `--workers` processes (episode i uses seed
 `--seed + i`); the main process writes the data parquet files in episode order and the metadata
 at the end, then prints the recording rate. Noise injection is described in `sim.recording.noise`.
+`--policy` records DAgger data instead: a trained policy drives (the expert's chunk with probability
+`--beta`) and the expert labels at training time (`vla-async train --labels expert`); see
+`sim.recording.dagger`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.recording.dagger import DaggerConfig
 from sim.recording.noise import NoiseConfig
 from sim.tasks.layout import TASKS
 
@@ -31,6 +35,7 @@ class RecordJob:
     noise: NoiseConfig
     max_seconds: float | None
     replan_every: int
+    dagger: DaggerConfig | None = None
 
 
 def run_job(job: RecordJob):
@@ -40,7 +45,7 @@ def run_job(job: RecordJob):
 
     episode = record_episode(job.task, job.seed, cameras=job.cameras, image_size=job.image_size, fps=job.fps,
                              noise=job.noise, max_seconds=job.max_seconds,
-                             replan_every=job.replan_every)
+                             replan_every=job.replan_every, dagger=job.dagger)
     return write_episode_videos(job.root, episode, job.episode_index)
 
 
@@ -60,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-std", type=float, default=0.08, help="perturbation std per arm joint (rad); 0 = off")
     p.add_argument("--noise-rate", type=float, default=0.6, help="perturbation bursts per second")
     p.add_argument("--noise-fraction", type=float, default=0.5, help="fraction of episodes with noise")
+    p.add_argument("--policy", default=None, help="DAgger: a trained policy (.onnx or policy.pt) drives; the expert "
+                   "labels at training time (--labels expert)")
+    p.add_argument("--beta", type=float, default=0.0,
+                   help="DAgger: probability per chunk that the expert's chunk is executed instead of the policy's")
     return p
 
 
@@ -74,11 +83,12 @@ def record(args: argparse.Namespace) -> Path:
     cameras = tuple(c for c in args.cameras.split(",") if c)
     so101.robot_spec(args.fps, cameras, (args.image_size, args.image_size))  # validates the camera names
     noise = NoiseConfig(std_rad=args.noise_std, rate_hz=args.noise_rate, episode_fraction=args.noise_fraction)
+    dagger = DaggerConfig(args.policy, args.beta) if args.policy else None
     root = Path(args.out)
     writer = LeRobotV3Writer(root, fps=args.fps, cameras=cameras, image_size=args.image_size,
                              state_names=so101.NAMES, env_dim=ENV_STATE_DIM, robot_type=so101.ROBOT_NAME)
     jobs = [RecordJob(root, args.task, args.seed + i, i, cameras, args.image_size, args.fps, noise, args.max_seconds,
-                      args.replan_every)
+                      args.replan_every, dagger)
             for i in range(args.episodes)]
     start = time.perf_counter()
     successes = 0
@@ -92,7 +102,8 @@ def record(args: argparse.Namespace) -> Path:
     frames = writer.total_frames
     print(f"recorded {len(jobs)} {args.task} episodes ({frames} frames, {len(cameras)} camera(s) at "
           f"{args.image_size} px, {args.workers} worker(s)) in {wall:.1f} s: {frames / wall:.1f} steps/s, "
-          f"{len(jobs) / wall * 60:.1f} episodes/min; expert success {successes}/{len(jobs)} → {root}")
+          f"{len(jobs) / wall * 60:.1f} episodes/min; {'policy (DAgger)' if dagger else 'expert'} success "
+          f"{successes}/{len(jobs)} → {root}")
     return root
 
 

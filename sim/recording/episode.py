@@ -5,6 +5,9 @@ and the environment state, and the arm executes the chunk's actions one per tick
 trajectory runs ahead of the lagging servo, as in the async loop; replanning every tick from the
 measured state would crawl). The chunk's action for the tick is the label; what the arm executes is
 the label plus the noise injector's offset (see `sim.recording.noise`).
+
+With `dagger` (see `sim.recording.dagger`) a learned policy drives instead, the expert's chunk only with
+probability β, and the recorded action is the command executed; the labels come from relabelling.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.recording.dagger import DaggerConfig
 from sim.recording.noise import NoiseConfig, NoiseInjector
 
 
@@ -29,6 +33,7 @@ class Episode:
     images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> [T, H, W, 3] uint8
     success: bool = False
     noisy: bool = False
+    expert_fraction: float = 1.0  # share of executed chunks that were the expert's (DAgger recordings: < 1)
 
     @property
     def length(self) -> int:
@@ -45,8 +50,10 @@ def record_episode(
     noise: NoiseConfig | None = None,
     max_seconds: float | None = None,
     replan_every: int = 10,
+    dagger: DaggerConfig | None = None,
 ) -> Episode:
-    """Run the expert on `task` from `seed` until the task is done (or `max_seconds`) and keep every frame."""
+    """Run the expert (or, with `dagger`, a learned policy labelled by the expert) on `task` from `seed` until
+    the task is done (or `max_seconds`) and keep every frame."""
     import sim
     from sim.experts import ExpertPolicy
 
@@ -55,6 +62,12 @@ def record_episode(
     robot.connect()
     expert = ExpertPolicy(replan_every, fps)
     injector = NoiseInjector(noise or NoiseConfig(std_rad=0.0), seed, fps)
+    driver = None
+    if dagger is not None:
+        from sim.recording.dagger import PolicyDriver
+
+        driver = PolicyDriver(dagger, seed, fps, cameras, image_size)
+    chunks = expert_chunks = 0
     duration = robot.world.task.duration_s if max_seconds is None else min(max_seconds, robot.world.task.duration_s)
     states, actions, envs = [], [], []
     frames: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
@@ -63,6 +76,9 @@ def record_episode(
             obs = robot.get_observation(with_images=bool(cameras))
             if tick % replan_every == 0:
                 chunk = expert.plan(obs.state, obs.environment_state, robot.instruction)
+                if driver is not None:
+                    chunk, by_expert = driver.chunk(obs, robot.instruction, chunk)
+                    chunks, expert_chunks = chunks + 1, expert_chunks + by_expert
             label = chunk[tick % replan_every]
             states.append(obs.state)
             actions.append(label)
@@ -76,10 +92,13 @@ def record_episode(
         status = robot.task_status()
     finally:
         robot.disconnect()
+        if driver is not None:
+            driver.close()
     return Episode(
         task=task, seed=seed, instruction=robot.instruction, fps=fps,
         states=np.asarray(states, np.float32), actions=np.asarray(actions, np.float32),
         environment_states=np.asarray(envs, np.float32),
         images={c: np.stack(f) for c, f in frames.items()},
         success=bool(status.success), noisy=injector.enabled,
+        expert_fraction=expert_chunks / chunks if chunks else 1.0,
     )
