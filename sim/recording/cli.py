@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    "labels at training time (--labels expert)")
     p.add_argument("--beta", type=float, default=0.0,
                    help="DAgger: probability per chunk that the expert's chunk is executed instead of the policy's")
+    p.add_argument("--policy-state", choices=("command", "measured"), default="command",
+                   help="DAgger: the state the policy is given: the last command sent (as vlash_rail's last_command "
+                   "rollforward does) or the measured state")
     return p
 
 
@@ -83,7 +86,11 @@ def record(args: argparse.Namespace) -> Path:
     cameras = tuple(c for c in args.cameras.split(",") if c)
     so101.robot_spec(args.fps, cameras, (args.image_size, args.image_size))  # validates the camera names
     noise = NoiseConfig(std_rad=args.noise_std, rate_hz=args.noise_rate, episode_fraction=args.noise_fraction)
-    dagger = DaggerConfig(args.policy, args.beta) if args.policy else None
+    dagger = DaggerConfig(args.policy, args.beta, args.policy_state) if args.policy else None
+    if dagger is not None:  # load it once here: a policy that does not fit is a one-line error before any work
+        from sim.recording.dagger import PolicyDriver
+
+        PolicyDriver(dagger, args.seed, args.fps, cameras, args.image_size, args.replan_every).close()
     root = Path(args.out)
     writer = LeRobotV3Writer(root, fps=args.fps, cameras=cameras, image_size=args.image_size,
                              state_names=so101.NAMES, env_dim=ENV_STATE_DIM, robot_type=so101.ROBOT_NAME)

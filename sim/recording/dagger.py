@@ -25,8 +25,13 @@ import numpy as np
 class DaggerConfig:
     policy: str  # .onnx file or policy.pt (torch) made by `vla-async train` / `export-onnx`
     beta: float = 0.0  # probability per chunk that the expert's chunk is executed instead of the policy's
+    # the state the policy is given: the last command sent (what `vlash_rail`'s `last_command` rollforward
+    # sends; the measured state before the first command) or the measured state (`sync`, `rail`)
+    condition: str = "command"
 
     def __post_init__(self) -> None:
+        if self.condition not in ("command", "measured"):
+            raise ValueError(f"--policy-state must be 'command' or 'measured', got {self.condition!r}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"--beta must be in [0, 1], got {self.beta}")
         if not Path(self.policy).is_file():
@@ -40,28 +45,42 @@ class DaggerConfig:
 class PolicyDriver:
     """Chooses each executed chunk: the learned policy's, or with probability β the expert's."""
 
-    def __init__(self, config: DaggerConfig, seed: int, fps: float, cameras: Sequence[str], image_size: int):
+    def __init__(self, config: DaggerConfig, seed: int, fps: float, cameras: Sequence[str], image_size: int,
+                 replan_every: int = 1):
+        """Raises ValueError (one line) when the policy cannot be loaded or does not fit the recording."""
         from sim.eval.policy_source import BackendSource
-        from vla_async.config import BackendConfig
+        from vla_async.config import BackendConfig, ConfigError
 
         backend = BackendConfig(name=config.backend_name, path=config.policy, options={"threads": 1})
-        self._source = BackendSource(backend, None, None, fps)
-        missing = sorted(set(self._source.cameras) - set(cameras))
-        if missing or (self._source.cameras and self._source.image_size != (image_size, image_size)):
-            self._source.close()
-            raise ValueError(f"--policy needs camera(s) {list(self._source.cameras)} at "
-                             f"{self._source.image_size[0]} px; recording {list(cameras)} at {image_size} px")
+        try:
+            self._source = BackendSource(backend, None, None, fps)
+        except ConfigError as exc:
+            raise ValueError(f"--policy {config.policy}: {exc}") from None
+        source = self._source
+        missing = sorted(set(source.cameras) - set(cameras))
+        problem = None
+        if missing or (source.cameras and source.image_size != (image_size, image_size)):
+            problem = (f"--policy needs camera(s) {list(source.cameras)} at {source.image_size[0]} px; "
+                       f"recording {list(cameras)} at {image_size} px")
+        elif replan_every > source.chunk_length:
+            problem = f"--replan-every must be <= the policy's chunk length {source.chunk_length}, got {replan_every}"
+        if problem:
+            source.close()
+            raise ValueError(problem)
         self.beta = config.beta
+        self.condition = config.condition
         self._rng = np.random.default_rng([seed, 0xDA66E7])
 
-    def chunk(self, obs, instruction: str, expert_chunk: np.ndarray) -> tuple[np.ndarray, bool]:
+    def chunk(self, obs, instruction: str, expert_chunk: np.ndarray,
+              last_command: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
         """(chunk to execute, whether it is the expert's)."""
         if self.beta > 0 and self._rng.random() < self.beta:
             return expert_chunk, True
         from vla_async.policy_input import PolicyInput
 
         images = {c: obs.images[c] for c in self._source.cameras}
-        planned = self._source.plan(PolicyInput(state=obs.state, images=images, task=instruction))
+        state = obs.state if self.condition == "measured" or last_command is None else last_command
+        planned = self._source.plan(PolicyInput(state=np.asarray(state, np.float32), images=images, task=instruction))
         return np.asarray(planned, np.float32), False
 
     def close(self) -> None:

@@ -66,8 +66,9 @@ def record_episode(
     if dagger is not None:
         from sim.recording.dagger import PolicyDriver
 
-        driver = PolicyDriver(dagger, seed, fps, cameras, image_size)
+        driver = PolicyDriver(dagger, seed, fps, cameras, image_size, replan_every)
     chunks = expert_chunks = 0
+    command = None
     duration = robot.world.task.duration_s if max_seconds is None else min(max_seconds, robot.world.task.duration_s)
     states, actions, envs = [], [], []
     frames: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
@@ -77,7 +78,7 @@ def record_episode(
             if tick % replan_every == 0:
                 chunk = expert.plan(obs.state, obs.environment_state, robot.instruction)
                 if driver is not None:
-                    chunk, by_expert = driver.chunk(obs, robot.instruction, chunk)
+                    chunk, by_expert = driver.chunk(obs, robot.instruction, chunk, command)
                     chunks, expert_chunks = chunks + 1, expert_chunks + by_expert
             label = chunk[tick % replan_every]
             states.append(obs.state)
@@ -85,7 +86,8 @@ def record_episode(
             envs.append(obs.environment_state)
             for cam in cameras:
                 frames[cam].append(obs.images[cam])
-            robot.send_action(label + injector.offset(tick))
+            command = label + injector.offset(tick)
+            robot.send_action(command)
             robot.step_tick()
             if robot.task_status().done:
                 break

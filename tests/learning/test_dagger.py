@@ -52,8 +52,9 @@ def _first_action(root) -> np.ndarray:
     return load_demos(root).actions[0]
 
 
-def _policy_first_chunk(onnx) -> np.ndarray:
-    """The policy's chunk for the first frame of episode 0 (the same seed renders the same scene)."""
+def _policy_chunks(onnx, first_command: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """The policy's chunk for the first frame of episode 0 (the same seed renders the same scene), and with
+    `first_command`, its chunks for the second frame given the measured state and given that command."""
     import sim
     from policy_server.backend import PolicyInput, create_backend
     from vla_async.config import BackendConfig
@@ -61,9 +62,16 @@ def _policy_first_chunk(onnx) -> np.ndarray:
     robot = sim.make_robot(TASK, mode="virtual", seed=SEED, cameras=("front",), image_size=(SIZE, SIZE))
     robot.connect()
     try:
-        obs = robot.get_observation(with_images=True)
         backend = create_backend(BackendConfig(name="onnx", path=str(onnx)))
-        return backend.infer([PolicyInput(state=obs.state, images=obs.images, task=robot.instruction)])[0]
+        obs = robot.get_observation(with_images=True)
+        first = backend.infer([PolicyInput(state=obs.state, images=obs.images, task=robot.instruction)])[0]
+        if first_command is None:
+            return (first,)
+        robot.send_action(first_command)
+        robot.step_tick()
+        obs = robot.get_observation(with_images=True)
+        given = [PolicyInput(state=s, images=obs.images, task=robot.instruction) for s in (obs.state, first_command)]
+        return (first, *backend.infer(given))
     finally:
         robot.disconnect()
 
@@ -75,10 +83,27 @@ def test_the_policy_drives_at_beta_0_and_the_expert_at_beta_1(recorded, tmp_path
     assert _record(tmp_path / "b1", "--policy", str(onnx), "--beta", "1") == 0
     assert [e["vla_async/expert_fraction"] for e in _episodes(tmp_path / "b0")] == [0.0, 0.0]
     assert [e["vla_async/expert_fraction"] for e in _episodes(tmp_path / "b1")] == [1.0, 1.0]
-    policy_action = _policy_first_chunk(onnx)[0]
+    policy_action = _policy_chunks(onnx)[0][0]
     np.testing.assert_allclose(_first_action(tmp_path / "b0"), policy_action, atol=1e-5)  # the executed command
     np.testing.assert_allclose(_first_action(tmp_path / "b1"), _first_action(demos), atol=1e-6)  # the expert's
     assert not np.allclose(policy_action, _first_action(demos), atol=1e-3)  # a 3-step policy is not the expert
+
+
+@pytest.mark.timeout(300)
+def test_every_tick_the_policy_is_given_the_last_command_or_the_measured_state(recorded, tmp_path):
+    from policy_server.learning.demos import load_demos
+
+    _, onnx = recorded
+    for condition in ("command", "measured"):
+        assert _record(tmp_path / condition, "--policy", str(onnx), "--replan-every", "1",
+                       "--policy-state", condition) == 0
+    by_command, by_measured = load_demos(tmp_path / "command").actions, load_demos(tmp_path / "measured").actions
+    np.testing.assert_allclose(by_command[0], by_measured[0], atol=1e-6)  # no command before the first tick
+    first, from_measured, from_command = _policy_chunks(onnx, by_command[0])
+    np.testing.assert_allclose(by_command[0], first[0], atol=1e-5)
+    np.testing.assert_allclose(by_command[1], from_command[0], atol=1e-5)  # a new chunk every tick, row 0 executed
+    np.testing.assert_allclose(by_measured[1], from_measured[0], atol=1e-5)
+    assert not np.allclose(from_command[0], from_measured[0], atol=1e-4)
 
 
 @pytest.mark.timeout(300)
@@ -108,6 +133,18 @@ def test_a_missing_policy_or_a_bad_beta_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "p.onnx").write_bytes(b"")
     assert _record(tmp_path / "y", "--policy", str(tmp_path / "p.onnx"), "--beta", "1.5") == 2
     assert "--beta must be in [0, 1]" in capsys.readouterr().err
+    assert _record(tmp_path / "z", "--policy", str(tmp_path / "p.onnx")) == 2
+    err = capsys.readouterr().err
+    assert "--policy" in err and "p.onnx" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "z").exists()
+
+
+def test_a_policy_that_does_not_fit_the_recording_is_refused(recorded, tmp_path, capsys):
+    _, onnx = recorded
+    assert _record(tmp_path / "a", "--policy", str(onnx), "--replan-every", "11") == 2  # chunk length 10
+    assert "--replan-every must be <= the policy's chunk length 10, got 11" in capsys.readouterr().err
+    assert _record(tmp_path / "b", "--policy", str(onnx), "--cameras", "wrist") == 2
+    assert "--policy needs camera(s) ['front'] at 32 px; recording ['wrist'] at 32 px" in capsys.readouterr().err
 
 
 def test_datasets_that_do_not_match_are_refused(recorded, tmp_path):
