@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-state", choices=("command", "measured"), default="command",
                    help="DAgger: the state the policy is given: the last command sent (as vlash_rail's last_command "
                    "rollforward does) or the measured state")
+    p.add_argument("--policy-delay-ticks", type=int, default=0,
+                   help="DAgger: ticks from a policy request to its chunk's use (inference latency; the previous chunk "
+                   "runs meanwhile)")
     return p
 
 
@@ -86,7 +89,7 @@ def record(args: argparse.Namespace) -> Path:
     cameras = tuple(c for c in args.cameras.split(",") if c)
     so101.robot_spec(args.fps, cameras, (args.image_size, args.image_size))  # validates the camera names
     noise = NoiseConfig(std_rad=args.noise_std, rate_hz=args.noise_rate, episode_fraction=args.noise_fraction)
-    dagger = DaggerConfig(args.policy, args.beta, args.policy_state) if args.policy else None
+    dagger = DaggerConfig(args.policy, args.beta, args.policy_state, args.policy_delay_ticks) if args.policy else None
     if dagger is not None:  # load it once here: a policy that does not fit is a one-line error before any work
         from sim.recording.dagger import PolicyDriver
 

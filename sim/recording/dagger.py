@@ -28,10 +28,17 @@ class DaggerConfig:
     # the state the policy is given: the last command sent (what `vlash_rail`'s `last_command` rollforward
     # sends; the measured state before the first command) or the measured state (`sync`, `rail`)
     condition: str = "command"
+    # ticks from a policy request to its chunk's use (the inference latency, e.g. 6 = 200 ms at 30 fps): the
+    # previous chunk runs meanwhile, the new one is used from the row for the current tick (aligned, as
+    # the rail fuser places it); the arm holds its start until the first chunk arrives. The expert's
+    # chunks (β) are used at once.
+    delay_ticks: int = 0
 
     def __post_init__(self) -> None:
         if self.condition not in ("command", "measured"):
             raise ValueError(f"--policy-state must be 'command' or 'measured', got {self.condition!r}")
+        if self.delay_ticks < 0:
+            raise ValueError(f"--policy-delay-ticks must be >= 0, got {self.delay_ticks}")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"--beta must be in [0, 1], got {self.beta}")
         if not Path(self.policy).is_file():
@@ -49,6 +56,7 @@ class PolicyDriver:
                  replan_every: int = 1):
         """Raises ValueError (one line) when the policy cannot be loaded or does not fit the recording."""
         from sim.eval.policy_source import BackendSource
+        from sim.experts import ExpertPolicy
         from vla_async.config import BackendConfig, ConfigError
 
         backend = BackendConfig(name=config.backend_name, path=config.policy, options={"threads": 1})
@@ -67,21 +75,44 @@ class PolicyDriver:
         if problem:
             source.close()
             raise ValueError(problem)
-        self.beta = config.beta
-        self.condition = config.condition
+        self.config = config
+        self.replan_every = replan_every
+        self._expert = ExpertPolicy(source.chunk_length, fps)
         self._rng = np.random.default_rng([seed, 0xDA66E7])
+        self._pending: list[tuple[int, int, np.ndarray]] = []  # (first tick of use, capture tick, chunk)
+        self._active: tuple[int, int, np.ndarray] | None = None
+        self.requests = self.expert_requests = 0
 
-    def chunk(self, obs, instruction: str, expert_chunk: np.ndarray,
-              last_command: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-        """(chunk to execute, whether it is the expert's)."""
-        if self.beta > 0 and self._rng.random() < self.beta:
-            return expert_chunk, True
+    @property
+    def expert_fraction(self) -> float:
+        """Share of the requests the expert answered."""
+        return self.expert_requests / self.requests if self.requests else 0.0
+
+    def action(self, tick: int, obs, instruction: str, last_command: np.ndarray | None) -> np.ndarray:
+        """The command for this tick: every `replan_every` ticks a request (the expert's chunk with probability
+        β, at once; else the policy's, usable `delay_ticks` later), and the row of the newest usable chunk for
+        this tick; before the first one, the arm holds where it is."""
+        if tick % self.replan_every == 0:
+            self.requests += 1
+            if self.config.beta > 0 and self._rng.random() < self.config.beta:
+                self.expert_requests += 1
+                self._pending = [(tick, tick, self._expert.plan(obs.state, obs.environment_state, instruction))]
+            else:
+                self._pending.append((tick + self.config.delay_ticks, tick, self._plan(obs, instruction, last_command)))
+        while self._pending and self._pending[0][0] <= tick:
+            self._active = self._pending.pop(0)
+        if self._active is None:
+            return np.asarray(obs.state if last_command is None else last_command, np.float32)
+        _, capture, chunk = self._active
+        return chunk[min(tick - capture, len(chunk) - 1)]
+
+    def _plan(self, obs, instruction: str, last_command: np.ndarray | None) -> np.ndarray:
         from vla_async.policy_input import PolicyInput
 
         images = {c: obs.images[c] for c in self._source.cameras}
-        state = obs.state if self.condition == "measured" or last_command is None else last_command
+        state = obs.state if self.config.condition == "measured" or last_command is None else last_command
         planned = self._source.plan(PolicyInput(state=np.asarray(state, np.float32), images=images, task=instruction))
-        return np.asarray(planned, np.float32), False
+        return np.asarray(planned, np.float32)
 
     def close(self) -> None:
         self._source.close()

@@ -33,7 +33,7 @@ class Episode:
     images: dict[str, np.ndarray] = field(default_factory=dict)  # camera -> [T, H, W, 3] uint8
     success: bool = False
     noisy: bool = False
-    expert_fraction: float = 1.0  # share of executed chunks that were the expert's (DAgger recordings: < 1)
+    expert_fraction: float = 1.0  # share of requests the expert answered (DAgger recordings: < 1)
 
     @property
     def length(self) -> int:
@@ -67,7 +67,6 @@ def record_episode(
         from sim.recording.dagger import PolicyDriver
 
         driver = PolicyDriver(dagger, seed, fps, cameras, image_size, replan_every)
-    chunks = expert_chunks = 0
     command = None
     duration = robot.world.task.duration_s if max_seconds is None else min(max_seconds, robot.world.task.duration_s)
     states, actions, envs = [], [], []
@@ -75,12 +74,12 @@ def record_episode(
     try:
         for tick in range(max(1, int(round(duration * fps)))):
             obs = robot.get_observation(with_images=bool(cameras))
-            if tick % replan_every == 0:
-                chunk = expert.plan(obs.state, obs.environment_state, robot.instruction)
-                if driver is not None:
-                    chunk, by_expert = driver.chunk(obs, robot.instruction, chunk, command)
-                    chunks, expert_chunks = chunks + 1, expert_chunks + by_expert
-            label = chunk[tick % replan_every]
+            if driver is not None:
+                label = driver.action(tick, obs, robot.instruction, command)
+            else:
+                if tick % replan_every == 0:
+                    chunk = expert.plan(obs.state, obs.environment_state, robot.instruction)
+                label = chunk[tick % replan_every]
             states.append(obs.state)
             actions.append(label)
             envs.append(obs.environment_state)
@@ -102,5 +101,5 @@ def record_episode(
         environment_states=np.asarray(envs, np.float32),
         images={c: np.stack(f) for c, f in frames.items()},
         success=bool(status.success), noisy=injector.enabled,
-        expert_fraction=expert_chunks / chunks if chunks else 1.0,
+        expert_fraction=1.0 if driver is None else driver.expert_fraction,
     )

@@ -107,6 +107,20 @@ def test_every_tick_the_policy_is_given_the_last_command_or_the_measured_state(r
 
 
 @pytest.mark.timeout(300)
+def test_with_a_delay_the_arm_holds_then_uses_the_delayed_chunk_from_the_row_for_now(recorded, tmp_path):
+    from policy_server.learning.demos import load_demos
+
+    _, onnx = recorded
+    assert _record(tmp_path / "late", "--policy", str(onnx), "--replan-every", "1", "--policy-delay-ticks", "3") == 0
+    demos = load_demos(tmp_path / "late")
+    (first,) = _policy_chunks(onnx)
+    for tick in range(3):  # start-up: the first chunk is not there yet
+        np.testing.assert_allclose(demos.actions[tick], demos.states[0], atol=1e-6)
+    np.testing.assert_allclose(demos.actions[3], first[3], atol=1e-5)  # captured at tick 0, row 3 is for tick 3
+    assert not np.allclose(demos.actions[3], first[0], atol=1e-4)
+
+
+@pytest.mark.timeout(300)
 def test_demos_and_dagger_recordings_train_as_one_dataset(recorded, tmp_path, capsys):
     from policy_server.learning.demos import load_datasets, load_demos
 
