@@ -1,9 +1,9 @@
 """DAgger-style data aggregation (Ross et al. 2011): a learned policy drives, the scripted expert labels.
 
 With `vla-async record --policy P`, a trained policy (`.onnx` or a `policy.pt`) chooses what the arm executes:
-every `replan_every` ticks it plans a chunk from the frame it sees (images, measured state, instruction),
-and with probability `beta` per chunk the expert's chunk is executed instead (β = 1: plain expert
-demonstrations; β = 0: the policy alone). The recording then holds the states *the policy* visits,
+every `replan_every` ticks it plans a chunk from the frame it sees (images, instruction, and the last command
+or the measured state), used `delay_ticks` later (inference latency); with probability `beta` per request the
+expert's chunk is executed instead, at once (β = 1: expert demonstrations; β = 0: the policy alone). The recording then holds the states *the policy* visits,
 including its mistakes (closing the gripper beside the cube, drifting away), which expert demonstrations
 never show. The stateless expert only labels them: training with `--labels expert` plans the label chunk
 from each frame's state and environment state (privileged, a label source only; never a policy input,
@@ -24,7 +24,7 @@ import numpy as np
 @dataclass(frozen=True)
 class DaggerConfig:
     policy: str  # .onnx file or policy.pt (torch) made by `vla-async train` / `export-onnx`
-    beta: float = 0.0  # probability per chunk that the expert's chunk is executed instead of the policy's
+    beta: float = 0.0  # probability per request that the expert's chunk is executed instead of the policy's
     # the state the policy is given: the last command sent (what `vlash_rail`'s `last_command` rollforward
     # sends; the measured state before the first command) or the measured state (`sync`, `rail`)
     condition: str = "command"
@@ -50,7 +50,7 @@ class DaggerConfig:
 
 
 class PolicyDriver:
-    """Chooses each executed chunk: the learned policy's, or with probability β the expert's."""
+    """Chooses each executed action: from the learned policy's chunks, or with probability β the expert's."""
 
     def __init__(self, config: DaggerConfig, seed: int, fps: float, cameras: Sequence[str], image_size: int,
                  replan_every: int = 1):
