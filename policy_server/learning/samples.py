@@ -60,11 +60,12 @@ def bag_of_words(instructions: Sequence[str], vocab: Sequence[str]) -> np.ndarra
 
 def build_samples(demos: Demos, vocab: Sequence[str], chunk_length: int, labels: str = "expert",
                   latency_s: tuple[float, float] | None = None, copies: int = 1, seed: int = 0,
-                  vlash_state: str = "measured", plain_copy: bool = False) -> Samples:
+                  vlash_state: str = "measured", plain_copy: bool = False, label_workers: int = 1) -> Samples:
     frames, states, offsets = _conditioning(demos, latency_s, copies, seed, vlash_state, plain_copy)
     instructions = [demos.instructions[i] for i in frames]
     if labels == "expert":
-        target = expert_chunks(states, demos.environment_states[frames], instructions, chunk_length, demos.fps, offsets)
+        target = expert_chunks(states, demos.environment_states[frames], instructions, chunk_length, demos.fps, offsets,
+                               label_workers)
     elif labels == "recorded":
         cond = np.minimum(frames + np.round(offsets * demos.fps).astype(np.int64), demos.episode_end[frames] - 1)
         target = recorded_chunks(demos.actions, demos.episode_end, chunk_length)[cond]

@@ -68,6 +68,7 @@ class TrainConfig:
     aux_weight: float = 0.0  # > 0: auxiliary loss on privileged scene targets (training only, see labels.py)
     colour_keypoints: int = 0  # > 0: per camera, this many colour keypoints (model.ColourKeypoints)
     colour_temperature: float = 0.1  # their spatial softmax's initial temperature (learned)
+    label_workers: int = 1  # processes relabelling with the expert before training (data preparation only)
     colour_pool: str = "avg"  # avg | max (model.ColourKeypoints)
     colour_init: str = "random"  # random | opponent (colour-opponent detectors to start from)
     camera_conv: bool = True  # False: colour keypoints only (no conv trunk per camera)
@@ -111,7 +112,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     demos = load_datasets(cfg.dataset, cfg.cameras, cfg.max_episodes)
     vocab = vocabulary(demos.instructions) if not cfg.init_from else _card_vocab(cfg.init_from)
     samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed,
-                            cfg.vlash_state, cfg.plain_copy)
+                            cfg.vlash_state, cfg.plain_copy, cfg.label_workers)
     train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
     aux = SceneTargets.of(demos, train_set) if cfg.aux_weight > 0 else None
     prep_s = time.perf_counter() - t0

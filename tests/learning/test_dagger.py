@@ -169,3 +169,16 @@ def test_datasets_that_do_not_match_are_refused(recorded, tmp_path):
                      "--cameras", "front", "--image-size", "16", "--max-seconds", "0.2"]) == 0
     with pytest.raises(ValueError, match="does not match the first"):
         load_datasets([demos, tmp_path / "big"])
+
+
+@pytest.mark.timeout(300)
+def test_relabelling_in_worker_processes_gives_the_same_labels(recorded):
+    from policy_server.learning.demos import load_demos
+    from policy_server.learning.labels import expert_chunks
+
+    demos = load_demos(recorded[0])
+    offsets = np.linspace(0.0, 0.2, len(demos))
+    args = (demos.states, demos.environment_states, demos.instructions, 10, demos.fps, offsets)
+    serial, parallel = expert_chunks(*args), expert_chunks(*args, workers=2)
+    assert serial.shape == (len(demos), 10, 6)
+    np.testing.assert_array_equal(parallel, serial)
