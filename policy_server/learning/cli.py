@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--label-workers", type=int, default=1,
                    help="processes for relabelling with the expert before training (data preparation; ~2 ms a frame)")
+    p.add_argument("--max-normalised", type=float, default=0.0, metavar="K",
+                   help="drop samples whose state or label offset lies beyond K standard deviations of the "
+                   "normalisation (e.g. DAgger rollouts that ran into joint limits); 0 keeps all")
     return p
 
 
@@ -122,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             colour_keypoints=args.colour_keypoints, colour_temperature=args.colour_temperature,
             colour_pool=args.colour_pool, colour_init=args.colour_init, camera_conv=not args.no_camera_conv,
             label_workers=args.label_workers,
+            max_normalised=args.max_normalised,
             progress=not args.no_progress,
         )
         train(cfg)

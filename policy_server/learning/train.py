@@ -69,6 +69,9 @@ class TrainConfig:
     colour_keypoints: int = 0  # > 0: per camera, this many colour keypoints (model.ColourKeypoints)
     colour_temperature: float = 0.1  # their spatial softmax's initial temperature (learned)
     label_workers: int = 1  # processes relabelling with the expert before training (data preparation only)
+    # > 0: drop samples whose normalised state or label offset exceeds this many standard deviations (the
+    # model's normalisation): DAgger rollouts that ran into joint limits otherwise dominate the loss
+    max_normalised: float = 0.0
     colour_pool: str = "avg"  # avg | max (model.ColourKeypoints)
     colour_init: str = "random"  # random | opponent (colour-opponent detectors to start from)
     camera_conv: bool = True  # False: colour keypoints only (no conv trunk per camera)
@@ -132,6 +135,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
     else:
         _normalise(model, train_set)
+    if cfg.max_normalised > 0:
+        before = len(train_set), len(val_set)
+        train_set, val_set = (s.subset(within_normalisation(model, s, cfg.max_normalised)) for s in (train_set, val_set))
+        print(f"train: dropped {before[0] - len(train_set)} train / {before[1] - len(val_set)} val samples beyond "
+              f"{cfg.max_normalised:g} standard deviations (state or label offset)")
     print(f"train: {len(demos.episodes())} episodes, {len(demos)} frames, {len(train_set)} train / {len(val_set)} val "
           f"samples ({cfg.labels} labels{', VLASH' if cfg.vlash_latency_s else ''}), {parameter_count(model):,} "
           f"parameters, head={cfg.head}; data ready in {prep_s:.1f} s")
@@ -191,6 +199,14 @@ def _normalise(model: VisuomotorPolicy, s: Samples) -> None:
     offsets = s.target - s.state[:, None, :]
     model.set_normalisation(torch.from_numpy(s.state.mean(0)), torch.from_numpy(s.state.std(0)),
                             torch.from_numpy(offsets.mean(0)), torch.from_numpy(offsets.std(0)))
+
+
+def within_normalisation(model: VisuomotorPolicy, s: Samples, limit: float) -> np.ndarray:
+    """[M] bool: the sample's state and label offsets lie within `limit` standard deviations of the model's
+    normalisation."""
+    state_z = (s.state - model.state_mean.numpy()) / model.state_std.numpy()
+    offset_z = (s.target - s.state[:, None, :] - model.offset_mean.numpy()) / model.offset_std.numpy()
+    return (np.abs(state_z).max(axis=1) <= limit) & (np.abs(offset_z).max(axis=(1, 2)) <= limit)
 
 
 def batch_tensors(demos: Demos, s: Samples, idx: np.ndarray) -> tuple:

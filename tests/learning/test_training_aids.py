@@ -115,3 +115,19 @@ def test_a_colour_keypoints_only_encoder_has_no_conv_trunk_and_its_policy_trains
     again.load_state_dict(model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(again(state, *images), model(state, *images))
+
+
+def test_samples_beyond_the_normalisation_are_dropped_by_state_or_label_offset():
+    from policy_server.learning.samples import Samples
+    from policy_server.learning.train import within_normalisation
+
+    model = VisuomotorPolicy(cameras=("front",), image_size=16, head="regression", chunk_length=4)
+    model.set_normalisation(torch.zeros(6), torch.ones(6), torch.zeros(4, 6), torch.full((4, 6), 0.1))
+    state = np.zeros((4, 6), np.float32)
+    target = np.zeros((4, 4, 6), np.float32)
+    state[1, 2] = 12.5  # a joint far beyond the demonstrations (12.5 std)
+    target[2, 3, 0] = 1.3  # a label offset of 13 std (std 0.1)
+    target[3, 0, 5] = 0.95  # 9.5 std: kept at 10
+    s = Samples(np.arange(4), state, np.zeros(4, np.float32), np.zeros((4, 1), np.float32), target)
+    assert within_normalisation(model, s, 10.0).tolist() == [True, False, False, True]
+    assert within_normalisation(model, s, 9.0).tolist() == [True, False, False, False]
