@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -184,11 +185,11 @@ class _Attacker:
             self.proc.wait(10)
 
 
-def _module_process(module: str, args: list[str]) -> subprocess.Popen:
+def _module_process(module: str, args: list[str], stderr: Any = subprocess.PIPE) -> subprocess.Popen:
     """`python -m module args` with this checkout first on the path, talking over stdin/stdout (text)."""
     env = {**os.environ, "PYTHONPATH": _ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=stderr, text=True, env=env)
 
 
 class LateJoin:
@@ -196,9 +197,12 @@ class LateJoin:
     process of its own (`vla_async.fuzz.late_client`), so it does not share the measuring client's interpreter."""
 
     def __init__(self, port: int, rate_hz: float, image_size: tuple[int, int]):
-        """Starts the process (it imports, then waits for `connect`)."""
+        """Starts the process (it imports, then waits for `connect`). Its stderr goes to a file, read only when it
+        fails: a pipe nobody reads during the attack could fill up with its log lines and block it."""
+        self._log = tempfile.TemporaryFile(mode="w+")
         self.proc = _module_process("vla_async.fuzz.late_client", [
-            "--port", str(port), "--rate", str(rate_hz), "--image-size", str(image_size[0]), str(image_size[1])])
+            "--port", str(port), "--rate", str(rate_hz), "--image-size", str(image_size[0]), str(image_size[1])],
+            stderr=self._log)
         assert self.proc.stdout is not None
         self._ready = self.proc.stdout.readline().strip() == "ready"
         self.during_attack = False
@@ -213,12 +217,16 @@ class LateJoin:
         try:
             self.state = json.loads(first)
         except ValueError:
-            self.state = {"connected": False, "error": f"the late client failed: {first[:300]!r}"}
+            self._log.seek(0)
+            self.state = {"connected": False, "error": f"the late client failed: {self._log.read()[-300:]!r}"}
 
     def _say(self, command: str) -> None:
-        if self.proc.poll() is None and self.proc.stdin is not None:
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
+        try:
+            if self.proc.poll() is None and self.proc.stdin is not None:
+                self.proc.stdin.write(command + "\n")
+                self.proc.stdin.flush()
+        except OSError:  # it has just exited: its summary (or its absence) says why
+            pass
 
     def after(self) -> None:
         """Its later replies count as after the attack."""
@@ -241,6 +249,7 @@ class LateJoin:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._log.close()
 
 
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
