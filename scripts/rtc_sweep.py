@@ -78,15 +78,22 @@ def reference_step(rows: list[dict[str, Any]], task: str) -> float | None:
     return None
 
 
+def panels_with_data(methods: dict[str, dict[int, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """The panels any cell has a value for (pick_place has no targets to hit and no reaction events)."""
+    return [(key, label) for key, label in PANELS
+            if any(row.get(key) is not None for cells in methods.values() for row in cells.values())]
+
+
 def plot(task: str, methods: dict[str, dict[int, dict[str, Any]]], step: float | None, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.8))
+    panels = panels_with_data(methods)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
     styles = ["o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:", "h-", "<--"]
-    for (key, label), ax in zip(PANELS, axes, strict=True):
+    for (key, label), ax in zip(panels, axes[0], strict=True):
         for i, (name, cells) in enumerate(sorted(methods.items())):
             ds = sorted(cells)
             ax.plot(ds, [cells[d].get(key) if cells[d].get(key) is not None else float("nan") for d in ds],
@@ -95,7 +102,7 @@ def plot(task: str, methods: dict[str, dict[int, dict[str, Any]]], step: float |
             ax.axhline(1.5 * step, color="grey", ls="--", lw=1, label="1.5 × policy p95 step")
         ax.set(xlabel="delay d (ticks at 30 Hz)", ylabel=label, title=f"{task}: {label}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path = out / f"rtc_sweep_{task}.png"
     fig.savefig(path, dpi=90)
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         step = reference_step(rows, task)
         print(f"## {task} (plot: {plot(task, methods, step, out)}; policy p95 moving step "
               f"{'–' if step is None else f'{step:.4f}'} rad)")
-        for key, label in PANELS:
+        for key, label in panels_with_data(methods):
             print(f"\n{label}\n\n{table(methods, key, FORMATS[key])}")
         n = sorted({r["episodes"] for r in rows if r["task"] == task})
         print(f"\nepisodes per cell: {n}")

@@ -31,3 +31,14 @@ def test_tables_and_plot_per_task(tmp_path):
     assert "| rtc | 0.0800 | 0.0200 |" in out and "75%" in out  # junction (pooled mean); 3 of 4 targets hit
     assert "policy p95 moving step 0.1000 rad" in out
     assert (tmp_path / "plots" / "rtc_sweep_reach_jump.png").stat().st_size > 1000
+
+
+def test_a_task_without_targets_gets_no_empty_panels(tmp_path):
+    rows = [{**_row("rtc", ms, 1.0, 0.07), "task": "pick_place", "events": None, "hit_missed": None,
+             "reaction_s_mean": None} for ms in (0.0, 200.00000001)]
+    (tmp_path / "a.json").write_text(json.dumps({"config": {"fps": 30.0}, "rows": rows}))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "rtc_sweep.py"), str(tmp_path / "a.json"), "--out",
+                          str(tmp_path / "plots")], capture_output=True, text=True, check=True).stdout
+    assert "success rate" in out and "junction |Δp| p95" in out
+    assert "targets hit" not in out and "reaction, mean" not in out
+    assert (tmp_path / "plots" / "rtc_sweep_pick_place.png").stat().st_size > 1000
