@@ -115,7 +115,8 @@ class PolicyServer:
         self._endpoint: ServerEndpoint | None = None
         self._router: SharedSocket | None = None
         self._io_input_ready = False  # the I/O thread's own send saw input waiting: do not sleep
-        self._io_queued = 0  # messages of the current read the I/O thread has yet to handle
+        self._io_queued = 0  # messages of sessions in good standing in the current read, yet to handle
+        self._io_read_had_strangers = False  # the current read held messages not from a session in good standing
         self._supervisor = ThreadSupervisor("policy server", on_failure=self._on_thread_death)
         self._last_internal_log = float("-inf")
         self._batch_ms: deque[float] = deque(maxlen=64)  # recent inference times (a fleet's load report)
@@ -257,10 +258,13 @@ class PolicyServer:
             received = self._router.exchange(None, max_recv=_IO_BATCH)[1]
             if len(received) >= _IO_BATCH:  # more may be waiting: the fd will not signal it again
                 self._io_input_ready = True
-            handled = self._triage(received)
-            self._io_queued = len(handled)
+            handled, known = self._triage(received)
+            self._io_read_had_strangers = len(received) > known
+            self._io_queued = known
             for frames in handled:
-                self._io_queued -= 1  # messages of this read still to handle (the inline path waits for none)
+                # Sessions' messages of this read still to handle (the inline path waits for none of them;
+                # strangers' messages come after them and may wait for one fast model run).
+                self._io_queued = max(0, self._io_queued - 1)
                 try:
                     self._on_frames(frames)
                 except Exception as exc:  # a bug or an exhausted resource: that message fails, not the server
@@ -271,10 +275,10 @@ class PolicyServer:
                 self._box.sweep(now)
                 next_sweep = now + 1.0
 
-    def _triage(self, received: list[list[Any]]) -> list[list[Any]]:
+    def _triage(self, received: list[list[Any]]) -> tuple[list[list[Any]], int]:
         """The messages of one read worth handling, those of sessions in good standing first (a robot's
-        request is not queued behind strangers'); a boxed peer's, and strangers' over the budget
-        (admission.py), are dropped unread and unanswered."""
+        request is not queued behind strangers'), and how many of them are sessions'; a boxed peer's, and
+        strangers' over the budget (admission.py), are dropped unread and unanswered."""
         now = time.monotonic()
         known: list[list[Any]] = []
         unknown: list[list[Any]] = []
@@ -289,7 +293,7 @@ class PolicyServer:
                 unknown.append(frames)
             else:
                 self._counts["budget_dropped"] += 1
-        return known + unknown if known and unknown else known or unknown
+        return (known + unknown if known and unknown else known or unknown), len(known)
 
     def _strike(self, key: bytes) -> None:
         """One protocol error of peer `key`: enough of them in a window put it in the penalty box."""
@@ -397,12 +401,13 @@ class PolicyServer:
         for other in self._sessions.values():
             if other.pending is not None and other is not session:
                 return False  # the worker owes that one a reply (and might batch the two)
-            active += now - other.last_observation_at < _ACTIVE_WINDOW_S
+            active += self._is_active(other, now)
         if active > 1 and self._batch_may_form:
             return False  # the worker would wait for another robot's request to fill a batch
-        # Other messages read or known to be waiting must not wait for the model (what arrives meanwhile
-        # waits for one fast run at most).
-        return self._io_queued == 0 and not self._io_input_ready
+        # Other sessions' messages of this read must not wait for the model; strangers' may (what arrives
+        # meanwhile waits for one fast run at most). More input waiting in the socket keeps the worker,
+        # unless this read was a stranger's flood: then the robot would queue behind the flood for the GIL.
+        return self._io_queued == 0 and (not self._io_input_ready or self._io_read_had_strangers)
 
     def _handshake(self, key: bytes, hello: Hello, peer: str | None) -> Welcome | ErrorMessage:
         policy = self.backend.spec
@@ -467,9 +472,16 @@ class PolicyServer:
                        key=lambda s: s.pending.received_at)  # type: ignore[union-attr]
         return [(s, s.take()) for s in ready[:limit]]  # type: ignore[misc]
 
+    def _is_active(self, session: Session, now: float) -> bool:
+        """Whether `session` may send a request worth waiting for (to fill a batch): its last observation
+        is under _ACTIVE_WINDOW_S old, and its messages are neither being rejected nor dropped in the
+        penalty box, so an attacker that slips in one valid observation does not cost robots a batch wait."""
+        return (now - session.last_observation_at < _ACTIVE_WINDOW_S and session.in_good_standing
+                and not self._box.blocked(session.identity, now))
+
     def _active_sessions(self, now: float) -> int:
-        """Sessions whose last observation is under _ACTIVE_WINDOW_S old (caller holds the lock)."""
-        return sum(1 for s in self._sessions.values() if now - s.last_observation_at < _ACTIVE_WINDOW_S)
+        """Sessions that are `_is_active` (caller holds the lock)."""
+        return sum(1 for s in self._sessions.values() if self._is_active(s, now))
 
     def _work_loop(self) -> None:
         max_batch = self.config.batching.max_batch if self.backend.supports_batching else 1

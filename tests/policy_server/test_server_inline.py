@@ -9,13 +9,14 @@ import time
 
 import numpy as np
 import pytest
+import raw_peers
 
 import policy_server.server as server_module
 from policy_server.backend import BackendError
 from policy_server.backends.linear import LinearBackend
 from policy_server.server import _INLINE_AFTER, PolicyServer
 from vla_async.config import BackendConfig, NetworkConfig, ServerConfig
-from vla_async.messages import ErrorCode, ErrorMessage, Observation
+from vla_async.messages import ActionChunk, ErrorCode, ErrorMessage, Hello, Observation, Welcome
 from vla_async.reference_specs import reference_robot_spec
 from vla_async.transport import PolicyClient, ReceivedChunk
 
@@ -124,6 +125,39 @@ def test_no_inline_run_while_another_active_robot_could_join_a_batch(monkeypatch
         _round_trips(srv, range(12, 20), name="a")
         assert srv.stats["inline_runs"] == proven_inline > 0
     assert backend.threads[-9:] == ["server-worker"] * 9  # b's request and a's later ones: the worker batches
+
+
+def test_a_peer_whose_latest_message_was_rejected_is_not_a_robot_worth_a_batch_wait(monkeypatch):
+    """An attacker that slips in one valid observation, then floods rejected ones, must not make the
+    server wait `max_wait_ms` on every robot request for a batch partner that never comes."""
+    monkeypatch.setattr(server_module, "_ACTIVE_WINDOW_S", 3600.0)
+    backend = ThreadRecordingBackend()
+    with _serve(backend, batching={**GENEROUS, "max_wait_ms": 1.0}) as srv, \
+            PolicyClient(NetworkConfig(port=srv.port, **QUIET), "a", ROBOT) as robot:
+        robot.connect(10)
+
+        def round_trips(rids: range) -> None:
+            for rid in rids:
+                robot.submit(_obs(rid))
+                assert robot.wait(20.0)
+                got = robot.poll()
+                assert len(got) == 1 and isinstance(got[0], ReceivedChunk) and got[0].chunk.request_id == rid
+
+        round_trips(range(1, 12))  # proves the model fast; runs inline once proven
+        peer = raw_peers.dealer(srv.port)
+        try:
+            assert isinstance(raw_peers.ask(peer, Hello("b", ROBOT)), Welcome)
+            assert isinstance(raw_peers.ask(peer, raw_peers.obs(500)), ActionChunk)  # b is now active
+            round_trips(range(12, 16))
+            worker_runs, waits = backend.threads.count("server-worker"), srv.stats["batch_fill_waits"]
+            assert backend.threads[-4:] == ["server-worker"] * 4 and waits > 0  # a's requests wait for b
+            assert isinstance(raw_peers.ask(peer, raw_peers.obs(501, state_dim=3)), ErrorMessage)  # rejected
+            round_trips(range(16, 24))
+        finally:
+            peer.close()
+        assert srv.stats["batch_fill_waits"] == waits  # b is no batch partner any more
+        assert backend.threads[-8:].count("server-io") >= 6, backend.threads[-8:]  # a is back inline
+        assert backend.threads.count("server-worker") <= worker_runs + 2
 
 
 @pytest.mark.parametrize("mode,code,needle", [("raise", ErrorCode.BACKEND_ERROR, "model exploded"),
