@@ -149,6 +149,7 @@ class ActionScheduler:
         self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
+        self._prefix_overlap = strategy.prefix_overlap_ticks
         self._streams = bool(strategy.streaming) and streaming_plan(policy) is not None
         self._parts: dict[int, np.ndarray] = {}  # request id -> rows of its streamed chunk received so far
         self._sync = strategy.sync
@@ -267,14 +268,18 @@ class ActionScheduler:
         return request
 
     def _action_prefix(self, k: int, exec_tick: int) -> tuple[np.ndarray | None, int]:
-        """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, how many of them run before the chunk is
-        expected, k + d̂); (None, 0) when the plan does not cover exec_tick (start-up, watchdog)."""
+        """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, at most `prefix_overlap_ticks` rows past the
+        committed ones; how many of them run before the chunk is expected, k + d̂); (None, 0) when the plan does
+        not cover exec_tick (start-up, watchdog)."""
         plan = self.plan
         if self._watchdog or plan.index(exec_tick) < 0:
             return None, 0
-        rows = plan.positions(exec_tick, exec_tick + self.chunk_length).copy()
-        frozen = min(len(rows), max(0, k + self.delay.delay_ticks_ceil - exec_tick))
-        return rows, frozen
+        frozen = max(0, k + self.delay.delay_ticks_ceil - exec_tick)
+        end = exec_tick + self.chunk_length
+        if self._prefix_overlap is not None:
+            end = min(end, exec_tick + frozen + self._prefix_overlap)
+        rows = plan.positions(exec_tick, end).copy()
+        return rows, min(len(rows), frozen)
 
     def _committed(self, k: int, exec_tick: int, command: np.ndarray) -> np.ndarray:
         """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one

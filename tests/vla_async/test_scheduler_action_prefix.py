@@ -14,9 +14,10 @@ ROBOT = reference_robot_spec(image_size=(8, 8))
 H = 20
 
 
-def _run_until_second_request(preset: str, latency_ticks: int) -> tuple[ActionScheduler, object, np.ndarray]:
+def _run_until_second_request(preset: str, latency_ticks: int, **fields: object
+                              ) -> tuple[ActionScheduler, object, np.ndarray]:
     """(scheduler, its second request, the first chunk as planned by tick: row i is tick i)"""
-    sched = ActionScheduler(StrategyConfig(preset=preset), ROBOT, H)
+    sched = ActionScheduler(StrategyConfig(preset=preset, **fields), ROBOT, H)
     state = np.zeros(14)
     first = sched.on_tick(0, state).request
     assert first is not None and first.action_prefix is None  # nothing planned yet: no prefix
@@ -40,6 +41,14 @@ def test_rtc_prefix_is_the_plan_from_the_capture_tick_with_d_hat_rows_committed(
     assert req.prefix_frozen == d_hat == latency + 1
     # the plan from k to the chunk's end: chunk rows k - 0 .. H-1 (aligned, no smoothing)
     np.testing.assert_allclose(req.action_prefix, chunk[k:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", [0, 3])
+def test_prefix_overlap_ticks_caps_the_rows_past_the_committed_ones(overlap):
+    sched, req, chunk = _run_until_second_request("rtc", 4, prefix_overlap_ticks=overlap)
+    k, d_hat = req.tick, sched.delay.delay_ticks_ceil
+    assert req.prefix_frozen == d_hat == 5
+    np.testing.assert_allclose(req.action_prefix, chunk[k:k + d_hat + overlap], rtol=1e-6)
 
 
 def test_vlash_rtc_prefix_starts_at_the_rolled_forward_exec_tick_with_nothing_committed():
