@@ -149,7 +149,7 @@ class ActionScheduler:
         self._shifts_exec = self.rollforward.shifts_exec
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
-        self._prefix_overlap = strategy.prefix_overlap_ticks
+        self._prefix_rows = strategy.prefix_rows
         self._streams = bool(strategy.streaming) and streaming_plan(policy) is not None
         self._parts: dict[int, np.ndarray] = {}  # request id -> rows of its streamed chunk received so far
         self._sync = strategy.sync
@@ -268,16 +268,16 @@ class ActionScheduler:
         return request
 
     def _action_prefix(self, k: int, exec_tick: int) -> tuple[np.ndarray | None, int]:
-        """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, at most `prefix_overlap_ticks` rows past the
-        committed ones; how many of them run before the chunk is expected, k + d̂); (None, 0) when the plan does
+        """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, at most `prefix_rows` of them (never fewer than
+        the committed ones); how many of them run before the chunk is expected, k + d̂); (None, 0) when the plan does
         not cover exec_tick (start-up, watchdog)."""
         plan = self.plan
         if self._watchdog or plan.index(exec_tick) < 0:
             return None, 0
         frozen = max(0, k + self.delay.delay_ticks_ceil - exec_tick)
         end = exec_tick + self.chunk_length
-        if self._prefix_overlap is not None:
-            end = min(end, exec_tick + frozen + self._prefix_overlap)
+        if self._prefix_rows is not None:
+            end = min(end, exec_tick + max(frozen, self._prefix_rows))
         rows = plan.positions(exec_tick, end).copy()
         return rows, min(len(rows), frozen)
 

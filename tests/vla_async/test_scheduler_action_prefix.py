@@ -43,12 +43,12 @@ def test_rtc_prefix_is_the_plan_from_the_capture_tick_with_d_hat_rows_committed(
     np.testing.assert_allclose(req.action_prefix, chunk[k:], rtol=1e-6)
 
 
-@pytest.mark.parametrize("overlap", [0, 3])
-def test_prefix_overlap_ticks_caps_the_rows_past_the_committed_ones(overlap):
-    sched, req, chunk = _run_until_second_request("rtc", 4, prefix_overlap_ticks=overlap)
+@pytest.mark.parametrize("prefix_rows,sent", [(3, 5), (8, 8)])
+def test_prefix_rows_caps_the_plan_sent_but_never_below_the_committed_rows(prefix_rows, sent):
+    sched, req, chunk = _run_until_second_request("rtc", 4, prefix_rows=prefix_rows)
     k, d_hat = req.tick, sched.delay.delay_ticks_ceil
     assert req.prefix_frozen == d_hat == 5
-    np.testing.assert_allclose(req.action_prefix, chunk[k:k + d_hat + overlap], rtol=1e-6)
+    np.testing.assert_allclose(req.action_prefix, chunk[k:k + sent], rtol=1e-6)
 
 
 def test_vlash_rtc_prefix_starts_at_the_rolled_forward_exec_tick_with_nothing_committed():
