@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from vla_async.fuzz.campaign import client_campaign, server_campaign
+from vla_async.fuzz.campaign import client_campaign, machine_reference, server_campaign
 from vla_async.fuzz.generator import MessageFuzzer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -67,6 +67,15 @@ def test_the_penalty_box_stops_a_flood_and_an_attacker_dodging_it_still_reaches_
     assert dodging["attacker"]["rotations"] == 119 and stats["peers_boxed"] == 0, (stats, dodging["attacker"])
     assert stats["penalty_dropped"] == 0 and stats["received"] >= 600
     assert dodging["correct_client"]["lost"] == 0 and dodging["thread_deaths"] == 0
+
+
+def test_the_machine_reference_times_a_bare_echo_before_and_during_the_same_flood():
+    """`vla-async bench fuzz`'s reference: the flood goes to a real server, the timed round trips to a bare
+    ZeroMQ echo in another process; both phases are timed and nothing is lost (the echo is not attacked)."""
+    ref = machine_reference(MESSAGES, seed=SEED, rate_hz=30.0, baseline_s=1.0)
+    assert ref["requests"]["before"] == 30 and ref["requests"]["during"] >= 1 and ref["lost"] == 0, ref
+    assert 0 < ref["p50_ms"]["before"] <= ref["p99_ms"]["before"], ref
+    assert 0 < ref["p99_ms"]["during"] < 5000, ref
 
 
 ROTATING_MESSAGES = 3000

@@ -6,7 +6,9 @@ versions, messages before the handshake, JPEG header bombs, ...) from an attacke
 correct client requests at --rate-hz; then (unless --client-messages 0) a correct client gets
 malformed replies from a hostile server and must reconnect to a real one. Prints thread deaths,
 process exits, the correct client's p99 reply latency before vs during the fuzz, and peak server
-RSS. Prints numbers; never passes or fails on time.
+RSS; then the machine reference: the same flood while a bare ZeroMQ echo that nobody attacks is timed
+instead (on a shared machine, what the cores alone do to a round trip's tail). Prints numbers; never
+passes or fails on time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from vla_async.fuzz.campaign import client_campaign, server_campaign
+from vla_async.fuzz.campaign import client_campaign, machine_reference, server_campaign
 
 
 def _print_server(r: dict[str, Any]) -> None:
@@ -53,6 +55,15 @@ def _print_server(r: dict[str, Any]) -> None:
         print(f"  new robot          connected during the attack {late['connected'] and late['during_attack']}; {got}")
 
 
+def _print_reference(r: dict[str, Any]) -> None:
+    p99, p50 = r["p99_ms"], r["p50_ms"]
+    print(f"machine reference: a bare ZeroMQ echo nobody attacks, same flood at the server, "
+          f"{r['requests']['before']}/{r['requests']['during']} round trips before/during, lost {r['lost']}")
+    print(f"  round trip p50 ms  before {p50['before']:.2f}  during {p50['during']:.2f}")
+    print(f"  round trip p99 ms  before {p99['before']:.2f}  during {p99['during']:.2f}  "
+          f"(ratio {p99['during'] / p99['before']:.2f}: what this machine alone does to a round trip's tail)")
+
+
 def _print_client(r: dict[str, Any]) -> None:
     c = r["correct_client"]
     print(f"client fuzz: {r['messages']} malformed replies from a hostile server")
@@ -82,6 +93,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--baseline-s", type=float, default=5.0, help="correct client alone, before the fuzz")
     parser.add_argument("--late-client", action="store_true",
                         help="a second correct robot connects once the attack has begun (a new robot must get in)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the machine reference (the same flood while a bare ZeroMQ echo that nobody "
+                        "attacks is timed instead of the server)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(list(argv))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
@@ -93,6 +107,10 @@ def main(argv: Sequence[str]) -> int:
                                                          server_args=tuple(args.server_arg),
                                                          late_client=args.late_client)}
     _print_server(results["server"])
+    if args.reference:
+        results["machine_reference"] = machine_reference(args.messages, seed=args.seed, rate_hz=args.rate_hz,
+                                                         baseline_s=args.baseline_s)
+        _print_reference(results["machine_reference"])
     if args.client_messages > 0:
         results["client"] = client_campaign(args.client_messages, seed=args.seed, rate_hz=args.rate_hz)
         _print_client(results["client"])

@@ -28,6 +28,7 @@ import numpy as np
 from vla_async.config import NetworkConfig
 from vla_async.local_server import LocalServer
 from vla_async.messages import Observation
+from vla_async.protocol import encode
 from vla_async.reference_specs import reference_robot_spec
 from vla_async.specs import RobotSpec
 from vla_async.transport import PolicyClient, ReceivedChunk
@@ -307,6 +308,46 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
         "server_log_tail": output.splitlines()[-5:], "server_stats": server_stats(output),
         **({"late_client": late_summary} if late_summary is not None else {}),
     }
+
+
+def machine_reference(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 5.0,
+                      image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0) -> dict[str, Any]:
+    """What the machine alone does to a round trip under the flood: the same attack at a real server, while a
+    bare DEALER exchanges a pre-encoded observation at `rate_hz` with a bare ZeroMQ echo in another process
+    (`vla_async.bench.raw_zmq`) that nobody attacks. Its p50/p99 before vs during, in ms; on a shared machine
+    (attacker, server and client on the same cores) the ratio is the floor the server's own ratio sits on."""
+    from vla_async.bench.raw_zmq import RawDealer  # bench code: only this reference needs it
+
+    robot = reference_robot_spec(image_size=image_size)
+    obs = Observation(1, 1, 1, np.full(robot.state_dim, 0.01, np.float32),
+                      {c.name: np.zeros(c.shape, np.uint8) for c in robot.cameras})
+    frames = [bytes(f) for f in encode(obs)]
+    echo = _module_process("vla_async.bench.raw_zmq", [])
+    try:
+        assert echo.stdout is not None
+        port = int(echo.stdout.readline().rsplit(":", 1)[1])
+        args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
+                "--log_level=warning"]
+        with LocalServer(args) as server, RawDealer(port) as dealer:
+            hostile = _Attacker(server.port, messages, seed, image_size, 0.0, 0, True)
+            try:
+                before, lost = dealer.round_trips(frames, max(1, round(baseline_s * rate_hz)), 1.0 / rate_hz)
+                hostile.go()
+                during: list[float] = []
+                while hostile.proc.poll() is None:
+                    rtts, failed = dealer.round_trips(frames, 1, timeout_s=5.0)
+                    during += rtts
+                    lost += failed
+                    time.sleep(1.0 / rate_hz)
+                hostile.finish(server.process.pid, {}, timeout_s)
+            finally:
+                hostile.kill()
+    finally:
+        echo.kill()
+        echo.wait(10)
+    return {"requests": {"before": len(before), "during": len(during)}, "lost": lost,
+            "p50_ms": {"before": _p50(before), "during": _p50(during)},
+            "p99_ms": {"before": _p99(before), "during": _p99(during)}}
 
 
 def server_stats(output: str) -> dict[str, int]:
