@@ -128,7 +128,8 @@ class PolicyServer:
         self._batch_may_form = self.backend.supports_batching and batching.max_batch > 1 and batching.max_wait_ms > 0
         self._last_box_log = float("-inf")
         box = config.penalty_box
-        self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)  # I/O thread only
+        # Changed by the I/O thread only; the worker reads `blocked` (one dict lookup) when counting batch partners.
+        self._box = PenaltyBox(box.strikes, box.window_s, box.cooldown_s, box.max_tracked)
         budget = config.admission
         self._budget = StrangerBudget(budget.rate, budget.burst, budget.hello_share, time.monotonic())  # I/O only
 
