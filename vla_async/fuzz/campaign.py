@@ -253,6 +253,12 @@ class LateJoin:
         self._log.close()
 
 
+def _linear_server_args(image_size: tuple[int, int], *extra: str) -> list[str]:
+    """`python -m policy_server` arguments for the fuzz campaigns: the linear model, quiet logs, then `extra`."""
+    return ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
+            "--log_level=warning", *extra]
+
+
 def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, baseline_s: float = 3.0,
                     image_size: tuple[int, int] = (8, 8), timeout_s: float = 600.0,
                     server_args: tuple[str, ...] = (), fuzz_rate: float = 0.0,
@@ -264,8 +270,7 @@ def server_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, base
     once the attack has begun); see the module docstring. `server_stats` are the server's own
     counters (how many messages it read, dropped unread by the stranger budget or the penalty box, ...)."""
     robot = reference_robot_spec(image_size=image_size)
-    args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
-            "--log_level=warning", *server_args]
+    args = _linear_server_args(image_size, *server_args)
     with LocalServer(args) as server:
         pid = server.process.pid
         start = proc_status(pid)
@@ -325,10 +330,11 @@ def machine_reference(messages: int, *, seed: int = 0, rate_hz: float = 30.0, ba
     echo = _module_process("vla_async.bench.raw_zmq", [])
     try:
         assert echo.stdout is not None
-        port = int(echo.stdout.readline().rsplit(":", 1)[1])
-        args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
-                "--log_level=warning"]
-        with LocalServer(args) as server, RawDealer(port) as dealer:
+        line = echo.stdout.readline().strip()  # "listening on tcp://127.0.0.1:PORT", or EOF if it failed
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the reference echo server did not start: {line or 'no output'}")
+        port = int(line.rsplit(":", 1)[1])
+        with LocalServer(_linear_server_args(image_size)) as server, RawDealer(port) as dealer:
             hostile = _Attacker(server.port, messages, seed, image_size, 0.0, 0, True)
             try:
                 before, lost = dealer.round_trips(frames, max(1, round(baseline_s * rate_hz)), 1.0 / rate_hz)
@@ -424,9 +430,7 @@ def client_campaign(messages: int, *, seed: int = 0, rate_hz: float = 30.0, imag
         during = len(correct.replies)
         hostile.kill()
         correct.phase = "after"
-        args = ["--backend.name=linear", f"--backend.options.image_size=[{image_size[0]},{image_size[1]}]",
-                "--log_level=warning"]
-        with LocalServer(args, port=port):
+        with LocalServer(_linear_server_args(image_size), port=port):
             end = time.monotonic() + 30.0
             while time.monotonic() < end and sum(
                     1 for r in correct.replies[during:] if r.latency_s is not None) < 5:
