@@ -318,6 +318,7 @@ def episode_metrics(
         "time_to_hit_s": [h if h is not None else w for h, w in zip(hits, windows, strict=True)],
         "hit_missed": sum(h is None for h in hits),
         **task_hits(log.task_metrics),
+        "track_error_m": tracking_error(log.task_metrics),
         "reversal_lag_s": [g for g in lags if g is not None],
         "events": len(events),
         "ttfa_s": [t / fps for t in ttfa.values()],
@@ -347,6 +348,13 @@ def task_hits(task_metrics: Mapping[str, float]) -> dict[str, float | None]:
     if "hits" not in task_metrics or "targets" not in task_metrics:
         return {"task_hits": None, "task_targets": None}
     return {"task_hits": float(task_metrics["hits"]), "task_targets": float(task_metrics["targets"])}
+
+
+def tracking_error(task_metrics: Mapping[str, float]) -> float | None:
+    """track / track_sweep: the episode's mean measured tool-to-target distance after the grace period, m
+    (the task's own `mean_error_m`); None for other tasks."""
+    value = task_metrics.get("mean_error_m")
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def pooled_hit_fraction(episodes: Sequence[Mapping[str, object]]) -> float | None:
@@ -389,6 +397,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
         "reaction_missed": sum(int(ep["reaction_missed"]) for ep in episodes),  # type: ignore[call-overload]
         "hit_missed": sum(int(ep["hit_missed"]) for ep in episodes),  # type: ignore[call-overload]
         "hit_fraction": pooled_hit_fraction(episodes),
+        "track_error_m": mean_of("track_error_m"),
         "requests": mean_of("requests"), "failed_requests": sum(int(ep["failed_requests"]) for ep in episodes),  # type: ignore[call-overload]
     }
     for key, stats in {

@@ -40,6 +40,9 @@ COLUMNS: list[Column] = [
     Column("hit frac", "hit_fraction", 1.0, "{:.2f}",
            "reach_jump: targets touched within the task's time limit (1.5 s) / targets judged, pooled over seeds "
            "(the task's own hit fraction; '–': the task has no targets)"),
+    Column("trk err mm", "track_error_m", 1000.0, "{:.1f}",
+           "track, track_sweep: mean measured tool-to-target distance after the grace period, mean over seeds "
+           "(success needs it under the task's radius, 30 mm, on 80% of ticks)"),
     Column("lag ms", "reversal_lag_s_mean", 1000.0, "{:.0f}", "track: target reversal → commanded reversal"),
     Column("TTFA ms", "ttfa_s_mean", 1000.0, "{:.0f}",
            "time to first action: observation captured → first command from its chunk"),

@@ -16,7 +16,7 @@ TASKS: tuple[str, ...] = SIM_TASKS  # the names live in the core config schema (
 #: what the policy is told (the one-hot): a variant task looks like its base task to the policy
 POLICY_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place")
 #: tasks that always run their full duration and are judged at the end (no completion time)
-FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track", "reach_dodge")
+FIXED_LENGTH_TASKS: tuple[str, ...] = ("reach_jump", "track", "reach_dodge", "track_sweep")
 
 TASK_ONE_HOT = slice(0, 3)
 TARGET_POS = slice(3, 6)  # reach_jump / track: target xyz

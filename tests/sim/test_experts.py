@@ -8,7 +8,7 @@ from sim.kinematics import tool_position
 from sim.tasks.layout import CUBE
 
 
-@pytest.mark.parametrize("task", ["reach_jump", "track", "pick_place"])
+@pytest.mark.parametrize("task", ["reach_jump", "track", "pick_place", "track_sweep"])
 def test_expert_succeeds_at_zero_latency(task):
     results = [run_expert_episode(task, seed) for seed in (0, 1, 2, 3, 4)]
     assert all(r.success for r in results), [(r.seed, r.metrics) for r in results]

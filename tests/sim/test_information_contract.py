@@ -96,3 +96,25 @@ def test_feedback_tasks_change_the_scene_mid_motion_and_look_like_their_base_tas
     env = robot.get_observation(with_images=False).environment_state
     base = {"pick_place_push": "pick_place", "reach_dodge": "reach_jump"}[task]
     assert POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))] == base
+
+
+def test_track_sweep_motion_is_a_function_of_where_the_target_is():
+    """track_sweep's target circles one way at a constant angular speed: two episodes whose targets pass the
+    same place move the same way there (what lets a one-frame policy aim ahead), and the policy is told `track`."""
+    from sim.tasks import make_task
+    from sim.tasks.layout import POLICY_TASKS, TASK_ONE_HOT
+
+    a, b = make_task("track_sweep"), make_task("track_sweep")
+    a._p, b._p = np.array([-0.9, 0.22, 0.12]), np.array([-0.5, 0.22, 0.12])
+    # b starts where a is at t = 0.4 / OMEGA: from then on they coincide, velocity included
+    shift = 0.4 / a.OMEGA
+    for t in (0.0, 0.5, 1.7):
+        np.testing.assert_allclose(a.path(t + shift), b.path(t), atol=1e-12)
+        np.testing.assert_allclose(a.target_velocity(t + shift), b.target_velocity(t), atol=1e-6)
+    speed = np.linalg.norm(a.target_velocity(1.0))
+    assert speed == pytest.approx(a.OMEGA * 0.22, rel=1e-6)
+    pans = [np.arctan2(*a.path(t)[1::-1]) for t in np.linspace(0, 3.5, 8)]
+    assert np.all(np.diff(pans) > 0)  # one way only: no reversals
+    robot = sim.make_robot("track_sweep", seed=1000, cameras=(), render=False)
+    env = robot.get_observation(with_images=False).environment_state
+    assert POLICY_TASKS[int(np.argmax(env[TASK_ONE_HOT]))] == "track"

@@ -100,7 +100,7 @@ def test_help_shows_presets_literal_values_and_the_defaults_that_run() -> None:
     text = "\n".join(describe_fields(ClientConfig, defaults=ClientConfig()))
     assert "<Literal" not in text and "typing." not in text
     assert f"--strategy.preset=<{' | '.join(strategy_names())}>  (default '{DEFAULT_STRATEGY}')" in text
-    assert "--robot.task=<reach_jump | track | pick_place | pick_place_push | reach_dodge>" in text
+    assert "--robot.task=<reach_jump | track | pick_place | pick_place_push | reach_dodge | track_sweep>" in text
     assert "--robot.kind=<sim | lerobot>" in text
     trigger = strategy_config(DEFAULT_STRATEGY).trigger
     assert f"--strategy.trigger=<horizon | delay | every_tick | queue>  (default {trigger!r})" in text

@@ -15,8 +15,8 @@ from vla_async.config.loader import CONFIG_DIR, ConfigError, StrictModel, deep_m
 #: The strategy a client runs when neither `--config` nor `--strategy.preset` names one.
 DEFAULT_STRATEGY = "vlash_rail"
 #: The simulated tasks (sim/tasks/*; a test checks the simulator has exactly these).
-SimTask = Literal["reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge"]
-SIM_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge")
+SimTask = Literal["reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge", "track_sweep"]
+SIM_TASKS: tuple[str, ...] = ("reach_jump", "track", "pick_place", "pick_place_push", "reach_dodge", "track_sweep")
 
 # ---------------------------------------------------------------- network
 

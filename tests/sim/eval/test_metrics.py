@@ -167,6 +167,20 @@ def test_hit_fraction_is_the_tasks_own_count_pooled_over_episodes(tmp_path):
     assert aggregate([episode_metrics(_log(True, 0.6))])["hit_fraction"] is None
 
 
+def test_tracking_error_is_the_tasks_own_mean_averaged_over_episodes():
+    """track reports its mean tool-to-target distance; the row averages episodes that have one (NaN, e.g. an
+    episode shorter than the grace period, is left out), other tasks get None."""
+    logs = []
+    for err in (0.01, 0.03, float("nan")):
+        log = _log(True, 0.6)
+        log.task_metrics = {"score": 0.9, "mean_error_m": err}
+        logs.append(log)
+    eps = [episode_metrics(log) for log in logs]
+    assert [ep["track_error_m"] for ep in eps[:2]] == [0.01, 0.03] and eps[2]["track_error_m"] is None
+    assert aggregate(eps)["track_error_m"] == pytest.approx(0.02)
+    assert aggregate([episode_metrics(_log(True, 0.6))])["track_error_m"] is None
+
+
 def test_typical_step_is_the_p95_of_moving_steps():
     rec = EpisodeRecorder({}, 10.0, np.array([True]))
     pos = np.cumsum([0.0, 0, 0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05, 0.05, 0.05])  # 9 moving steps
