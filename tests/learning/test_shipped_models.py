@@ -1,4 +1,4 @@
-"""The shipped learned policies (models/reach_jump, models/pick_place): their cards, served inputs, and a short
+"""The shipped learned policies (models/reach_jump, models/pick_place, models/track_sweep): their cards, served inputs, and a short
 virtual-time evaluation on two held-out seeds each (the README has the 30- and 100-seed numbers)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ PICK_PLACE_TASKS = [f"pick up the {cube} cube and put it in the {zone} zone"
 CARDS = {  # task -> (the instructions the card lists, its head)
     "reach_jump": (["touch the magenta ball with the gripper every time it moves"], "regression"),
     "pick_place": (PICK_PLACE_TASKS, "flow"),
+    "track_sweep": (["follow the moving magenta ball with the gripper"], "regression"),
 }
 
 
@@ -39,6 +40,7 @@ def test_card_describes_what_the_model_takes(task):
     model = MODELS / task / "policy.onnx"
     assert model.stat().st_size < 4_000_000 and model.with_name("policy.card.md").is_file()
     assert f"- head: {head}" in model.with_name("policy.card.md").read_text()
+    assert spec.extra["exec_offset_s_input"] == (task == "track_sweep")  # the VLASH-trained one takes Δ
 
 
 @pytest.mark.slow
@@ -46,6 +48,7 @@ def test_card_describes_what_the_model_takes(task):
 @pytest.mark.parametrize(("task", "strategy", "latency_ms", "seed", "duration_s"), [
     ("reach_jump", "sync", 0.0, 1000, 8.0), ("reach_jump", "vlash_rail", 200.0, 1001, 8.0),
     ("pick_place", "sync", 0.0, 1000, 10.0), ("pick_place", "vlash_rail", 200.0, 1001, 10.0),
+    ("track_sweep", "vlash_rail", 300.0, 1000, 3.5),
 ])
 def test_shipped_policy_succeeds_on_held_out_seeds(task, strategy, latency_ms, seed, duration_s):
     latency = InjectedLatencyConfig(distribution="constant", mean_ms=latency_ms, jitter_ms=0.0)
