@@ -1,5 +1,6 @@
-"""The shipped learned policies (models/reach_jump, models/pick_place, models/track_sweep): their cards, served inputs, and a short
-virtual-time evaluation on two held-out seeds each (the README has the 30- and 100-seed numbers)."""
+"""The shipped learned policies (models/reach_jump, models/pick_place, models/track_sweep): their cards, served
+inputs, and a short virtual-time evaluation on one or two held-out seeds each (the README has the 30- and 100-seed
+numbers)."""
 
 from __future__ import annotations
 
