@@ -51,7 +51,8 @@ class PolicyInput:
 def policy_input(obs: Observation, fps: float, session_id: str = "", policy: PolicySpec | None = None) -> PolicyInput:
     """The model's input for `obs` from a robot running at `fps`, for the policy described by `policy`."""
     state = obs.rollforward_state if obs.rollforward_state is not None else obs.state
-    offset = (obs.exec_tick - obs.tick) / float(fps) if uses_exec_offset(policy) else 0.0
+    # max(0, ...): a chunk placed before its capture tick (state_lag_ticks) is planned for the capture time
+    offset = max(0.0, (obs.exec_tick - obs.tick) / float(fps)) if uses_exec_offset(policy) else 0.0
     prefix = obs.action_prefix if obs.action_prefix is not None and accepts_action_prefix(policy) else None
     return PolicyInput(state=np.asarray(state, dtype=np.float32), images=obs.images, task=obs.task,
                        environment_state=obs.environment_state, session_id=session_id, exec_offset_s=offset,

@@ -147,6 +147,7 @@ class ActionScheduler:
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
+        self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
         self._prefix_rows = strategy.prefix_rows
@@ -249,7 +250,7 @@ class ActionScheduler:
             return None
         rid = self._next_request_id
         self._next_request_id += 1
-        exec_tick, rf_state = k, None
+        exec_tick, rf_state = k - self._state_lag, None
         if self._rolls_forward:
             exec_tick = k + delay.delay_ticks_ceil if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands

@@ -1,0 +1,63 @@
+"""state_lag_ticks (the lag_rail preset): chunks planned from the measured state are placed by the servo lag."""
+
+import numpy as np
+import pytest
+from sched_helpers import drive, make_robot
+
+from vla_async.config.schema import strategy_config
+from vla_async.messages import Observation
+from vla_async.policy_input import EXEC_OFFSET_KEY, policy_input
+from vla_async.scheduler import ActionScheduler
+from vla_async.specs import PolicySpec
+
+ROBOT = make_robot(dof=5, gripper=True)
+H = 30
+
+
+def _sched(lag: int, **overrides) -> ActionScheduler:
+    return ActionScheduler(strategy_config("lag_rail", state_lag_ticks=lag, **overrides), ROBOT, chunk_length=H)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 4])
+def test_requests_condition_on_the_measured_state_and_start_lag_ticks_before_capture(lag):
+    sched = _sched(lag)
+    run = drive(sched, 60, [3])
+    requests = [o.request for o in run.outputs if o.request is not None]
+    assert len(requests) > 5
+    for req in requests:
+        assert req.rollforward_state is None  # the server uses the measured state of the observation
+        assert req.exec_tick == req.tick - lag
+    for k_now, rep in run.reports:  # rows for ticks before the arrival are dropped, the lag's included
+        assert rep.dropped_actions == min(H, k_now - run.chunks[rep.request_id].start_tick)
+
+
+def test_the_plan_follows_the_chunk_rows_for_the_lagged_ticks():
+    """A chunk placed at tick − lag joins the plan at the row for the arrival tick (the policy's row i is for
+    tick exec_tick + i), not at its row 0; with lag 0 it would start `lag` rows earlier in the chunk."""
+    lag = 4
+    sched = _sched(lag, smoother={"enabled": False}, fuser={"kind": "latest_only", "align": True})
+    run = drive(sched, 40, [2])
+    checked = 0
+    for out in run.outputs:
+        if out.source_request_id < 0:
+            continue
+        chunk = run.chunks[out.source_request_id]
+        np.testing.assert_array_equal(out.command, chunk.actions[out.tick - chunk.start_tick].astype(float))
+        checked += 1
+    assert checked > 20
+
+
+def test_state_lag_with_a_rollforward_or_an_action_prefix_is_a_config_error():
+    for bad in ({"rollforward": "commanded"}, {"rollforward": "auto"}, {"action_prefix": "committed"}):
+        with pytest.raises(ValueError, match="state_lag_ticks=4 .* needs rollforward: none and action_prefix: none"):
+            strategy_config("lag_rail", **bad)
+    assert strategy_config("vlash_rail").state_lag_ticks == 0  # other presets are unchanged
+
+
+def test_a_chunk_placed_before_its_capture_tick_is_planned_for_the_capture_time():
+    """A VLASH-trained policy is told exec_offset_s = 0 (never negative) for a lag-placed chunk."""
+    spec = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps, extra={EXEC_OFFSET_KEY: True})
+    obs = Observation(request_id=1, tick=10, exec_tick=6, state=np.zeros(6, np.float32))
+    assert policy_input(obs, 30.0, policy=spec).exec_offset_s == 0.0
+    ahead = Observation(request_id=2, tick=10, exec_tick=13, state=np.zeros(6, np.float32))
+    assert policy_input(ahead, 30.0, policy=spec).exec_offset_s == pytest.approx(0.1)
