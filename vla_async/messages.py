@@ -53,7 +53,7 @@ class Observation:
     """Client → server: what the robot saw at `tick`, and where the new chunk should start.
 
     `exec_tick` is the tick the returned chunk's action 0 is for (`tick + d̂` with rollforward,
-    `tick` without). `rollforward_state`, when present, replaces `state` as the policy's
+    `tick` without, `tick - state_lag_ticks` with the servo-lag placement of `lag_rail`). `rollforward_state`, when present, replaces `state` as the policy's
     proprioceptive input (VLASH). `deadline_ms` is a relative budget: the server drops the request
     if it could not start it within that many milliseconds of receiving it.
 

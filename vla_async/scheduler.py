@@ -43,7 +43,7 @@ _EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (th
 class InferenceRequest(NamedTuple):
     request_id: int  # unique, increasing, assigned by the scheduler
     tick: int  # capture tick k: the observation must be taken at this tick
-    exec_tick: int  # tick the returned chunk's action 0 is meant for (k + d̂ with rollforward, else k)
+    exec_tick: int  # tick the returned chunk's action 0 is meant for (k + d̂ with rollforward, else k - state lag)
     rollforward_state: np.ndarray | None
     # strategy action_prefix=committed (real-time chunking): the plan for ticks exec_tick.. (≤ H rows, a copy),
     # sent only to a policy whose spec accepts it; its first `prefix_frozen` rows run before the chunk can arrive

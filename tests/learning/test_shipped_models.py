@@ -48,7 +48,7 @@ def test_card_describes_what_the_model_takes(task):
 @pytest.mark.parametrize(("task", "strategy", "latency_ms", "seed", "duration_s"), [
     ("reach_jump", "sync", 0.0, 1000, 8.0), ("reach_jump", "vlash_rail", 200.0, 1001, 8.0),
     ("pick_place", "sync", 0.0, 1000, 10.0), ("pick_place", "vlash_rail", 200.0, 1001, 10.0),
-    ("track_sweep", "vlash_rail", 300.0, 1000, 3.5),
+    ("track_sweep", "vlash_rail", 300.0, 1000, 3.5), ("pick_place", "lag_rail", 200.0, 1002, 10.0),
 ])
 def test_shipped_policy_succeeds_on_held_out_seeds(task, strategy, latency_ms, seed, duration_s):
     latency = InjectedLatencyConfig(distribution="constant", mean_ms=latency_ms, jitter_ms=0.0)
