@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from vla_async.config import strategy_names
 from vla_async.local_server import LocalServer, backend_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -72,7 +73,8 @@ def test_core_install_from_a_git_url_runs_the_client(tmp_path: Path) -> None:
     assert _run([py, "-c", "import torch"], work, env).returncode != 0
 
     helped = _run([cli, "client", "--help"], work, env, timeout=120)
-    assert helped.returncode == 0 and "--strategy.preset=<aligned | lerobot | lerobot_lite | naive | rail | rtc | sync" in helped.stdout
+    presets = f"--strategy.preset=<{' | '.join(strategy_names())}>"  # every preset YAML made it into the wheel
+    assert helped.returncode == 0 and presets in helped.stdout
     sim_robot = _run([cli, "client", "--config", "client/sim", "--network.port=1"], work, env, timeout=120)
     assert sim_robot.returncode == 2
     assert sim_robot.stderr.strip().count("\n") == 0 and "robot.kind=sim needs the MuJoCo simulator" in sim_robot.stderr
