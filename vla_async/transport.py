@@ -120,7 +120,8 @@ class PolicyClient:
         self._ready = False
         self._handshake_since = 0.0
         self._last_heard = 0.0
-        self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0, "garbage": 0}
+        self._stats = {"sent": 0, "received": 0, "dropped_stale": 0, "reconnects": 0, "errors": 0, "garbage": 0,
+                       "resent_after_restart": 0}
         if network.route_url:
             self._stats.update(disconnects=0, route_asks=0, route_errors=0)
         self._wake_r, self._wake_w = os.pipe()  # wakes wait() when the transport thread delivers
@@ -357,16 +358,29 @@ class PolicyClient:
         self._expect = ArraySpec.for_chunk(msg.policy_spec)
         self._ready = True
         self._handshake_done.set()
-        for p in list(self._pending.values()):  # resend what is still within its deadline
-            if not p.on_wire and not self._send(self._encode(p.obs), p):
-                break
+        self._send_unsent()
         return True
 
+    def _send_unsent(self) -> None:
+        """(Re)send the requests not on the wire (still within their deadline: expired ones are gone): after a
+        Welcome, and on every heartbeat step, for a send that found no peer while the server was restarting."""
+        for p in list(self._pending.values()):
+            if not p.on_wire and not self._send(self._encode(p.obs), p):
+                break
+
     def _on_error(self, msg: ErrorMessage, now: float) -> None:
-        if msg.code == ErrorCode.NO_SESSION and self._ready:
-            self._ready = False  # the server restarted and forgot us: handshake again, then resume
-            self._handshake_since = now
-            self._stats["reconnects"] += 1
+        if msg.code == ErrorCode.NO_SESSION:
+            if self._ready:
+                self._ready = False  # the server restarted and forgot us: handshake again, then resume
+                self._handshake_since = now
+                self._stats["reconnects"] += 1
+            # what the forgotten session had in flight will never be answered, and this request was never
+            # processed: all of it is resent after the Welcome, while within its deadline
+            for p in self._pending.values():
+                p.on_wire = False
+            if msg.request_id in self._pending:
+                self._stats["resent_after_restart"] += 1
+                return
         if msg.request_id is None:
             if not self._ready and msg.code in _HANDSHAKE_FAILURES and self._welcome is None:
                 self._handshake_error = msg.message
@@ -473,6 +487,7 @@ class PolicyClient:
     def _heartbeat_step(self, link: _Link, now: float) -> None:
         net = self._net
         link.backoff = net.reconnect_min_s
+        self._send_unsent()
         if now - link.last_ping >= net.heartbeat_interval_s and self._send(encode(Ping(next(link.ping_seq)))):
             link.last_ping = now
         if now - self._last_heard > net.heartbeat_timeout_s:

@@ -26,6 +26,10 @@ def _obs(rid: int) -> Observation:
 
 def _request(client: PolicyClient, rid: int, timeout_s: float = 5.0) -> ReceivedChunk | ErrorMessage | None:
     client.submit(_obs(rid))
+    return _reply(client, rid, timeout_s)
+
+
+def _reply(client: PolicyClient, rid: int, timeout_s: float) -> ReceivedChunk | ErrorMessage | None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         client.wait(0.1)
@@ -52,6 +56,28 @@ def test_server_killed_and_restarted_client_reconnects_and_resumes():
             assert isinstance(_request(client, 3), ReceivedChunk)
             assert client.stats["reconnects"] >= 1
             assert first.policy_spec == client.welcome.policy_spec
+    finally:
+        server.stop()
+
+
+def test_a_request_made_while_the_server_restarts_is_answered_by_the_new_one():
+    """The server dies and a new one takes the port before the heartbeat notices (a supervisor restart): the
+    request submitted in the gap found no peer, and the new server has no session for this client. Both are
+    resent (after the new Welcome), not left to their deadline or failed with no_session."""
+    server = LocalServer(SERVER_ARGS)
+    port = server.port
+    net = NetworkConfig(port=port, **{**FAST_NET, "heartbeat_timeout_s": 30.0}, request_timeout_s=30.0)
+    try:
+        with PolicyClient(net, "robot", ROBOT) as client:
+            client.connect(10)
+            assert isinstance(_request(client, 1), ReceivedChunk)
+            server.kill()
+            client.submit(_obs(2))  # nobody is there
+            server = LocalServer(SERVER_ARGS, port=port)
+            got = _reply(client, 2, timeout_s=20.0)
+            assert isinstance(got, ReceivedChunk), got
+            assert isinstance(_request(client, 3), ReceivedChunk)
+            assert client.stats["errors"] == 0
     finally:
         server.stop()
 
