@@ -19,7 +19,6 @@ object, so what is benchmarked is what runs on the robot.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -149,10 +148,6 @@ class ActionScheduler:
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
-        # (tick, command) of the last state_lag_ticks ticks: a lag-placed chunk's prefix starts with them
-        self._sent: deque[tuple[int, np.ndarray]] | None = (
-            deque(maxlen=self._state_lag) if self._state_lag and strategy.action_prefix == "committed" else None
-        )
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
         self._prefix_rows = strategy.prefix_rows
@@ -203,8 +198,6 @@ class ActionScheduler:
 
         request = self._maybe_request(k, s, command) if len(self._in_flight) < self._max_in_flight else None
         self._last_command = command
-        if self._sent is not None:
-            self._sent.append((k, command))
         return TickOutput(
             k, command, request, stalled, source, watchdog, self.delay.delay_ticks, rf_error,
             plan.ticks_left(k), len(self._in_flight), planned,
@@ -278,26 +271,16 @@ class ActionScheduler:
     def _action_prefix(self, k: int, exec_tick: int) -> tuple[np.ndarray | None, int]:
         """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, at most `prefix_rows` of them (never fewer than
         the committed ones); how many of them run before the chunk is expected, k + d̂); (None, 0) when the plan does
-        not cover exec_tick (start-up, watchdog). A lag-placed chunk (exec_tick < k) starts with the commands
-        already sent for ticks exec_tick .. k-1."""
+        not cover exec_tick (start-up, watchdog)."""
         plan = self.plan
-        past = self._sent_since(exec_tick, k) if exec_tick < k else None
-        if self._watchdog or plan.index(max(exec_tick, k)) < 0 or (exec_tick < k and past is None):
+        if self._watchdog or plan.index(exec_tick) < 0:
             return None, 0
         frozen = max(0, k + self.delay.delay_ticks_ceil - exec_tick)
         end = exec_tick + self.chunk_length
         if self._prefix_rows is not None:
             end = min(end, exec_tick + max(frozen, self._prefix_rows))
-        rows = plan.positions(max(exec_tick, k), end)
-        rows = np.concatenate([past, rows]) if past is not None else rows.copy()
+        rows = plan.positions(exec_tick, end).copy()
         return rows, min(len(rows), frozen)
-
-    def _sent_since(self, first: int, k: int) -> np.ndarray | None:
-        """The commands sent for ticks first .. k-1 ([k - first, A]), or None unless every one of them is known."""
-        sent = [(t, c) for t, c in self._sent or () if t >= first]
-        if [t for t, _ in sent] != list(range(first, k)):
-            return None
-        return np.array([c for _, c in sent], dtype=float)
 
     def _committed(self, k: int, exec_tick: int, command: np.ndarray) -> np.ndarray:
         """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one

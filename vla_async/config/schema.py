@@ -208,8 +208,7 @@ class StrategyConfig(StrictModel):
     state_lag_ticks: int = Field(
         0, ge=0, le=1000, description="rollforward=none: the arm trails its command by about this many ticks (servo "
         "lag), so the measured state the policy is conditioned on is where the plan was that many ticks ago; its chunk is "
-        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped; with "
-        "action_prefix the prefix starts with the commands sent for those ticks)")
+        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped)")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
@@ -241,9 +240,10 @@ class StrategyConfig(StrictModel):
 
     @model_validator(mode="after")
     def _state_lag_needs_measured_state(self) -> StrategyConfig:
-        if self.state_lag_ticks and self.rollforward != "none":
+        if self.state_lag_ticks and (self.rollforward != "none" or self.action_prefix != "none"):
             raise ValueError(f"state_lag_ticks={self.state_lag_ticks} places chunks planned from the measured state: it "
-                             f"needs rollforward: none (got rollforward: {self.rollforward})")
+                             f"needs rollforward: none and action_prefix: none (got rollforward: {self.rollforward}, "
+                             f"action_prefix: {self.action_prefix})")
         return self
 
 
