@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,9 @@ class Demos:
     episode: np.ndarray  # [N] episode index of each frame
     episode_end: np.ndarray  # [N] one past the last frame of the frame's episode (global index)
     instructions: list[str]  # per frame
+    # the scenes the episodes were recorded in: sim task -> seeds ("*": a recording that did not name its task);
+    # empty for datasets recorded elsewhere. The model card keeps them so an evaluation can tell held-out seeds.
+    scene_seeds: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.states.shape[0])
@@ -65,8 +68,17 @@ def load_demos(root: str | Path, cameras: Sequence[str] | None = None, max_episo
         environment_states=parts[ENV].astype(np.float32),
         images={c: parts[IMAGE_PREFIX + c] for c in cameras}, episode=parts["episode_index"].astype(np.int64),
         episode_end=np.repeat(np.cumsum(lengths), lengths),
-        instructions=[task_of[int(i)] for i in parts["task_index"]],
+        instructions=[task_of[int(i)] for i in parts["task_index"]], scene_seeds=_scene_seeds(episodes),
     )
+
+
+def _scene_seeds(episodes: Sequence[dict]) -> dict[str, list[int]]:
+    """Sim task -> the seeds of the episodes our recorder wrote (`vla_async/seed`, `vla_async/sim_task`)."""
+    scenes: dict[str, list[int]] = {}
+    for ep in episodes:
+        if ep.get("vla_async/seed") is not None:
+            scenes.setdefault(str(ep.get("vla_async/sim_task") or "*"), []).append(int(ep["vla_async/seed"]))
+    return scenes
 
 
 def load_datasets(roots: str | Path | Sequence[str | Path], cameras: Sequence[str] | None = None,
@@ -100,6 +112,8 @@ def load_datasets(roots: str | Path | Sequence[str | Path], cameras: Sequence[st
         episode=np.concatenate(renumbered).astype(np.int64),
         episode_end=np.concatenate([d.episode_end + b for d, b in zip(parts, frame_base, strict=True)]),
         instructions=[t for d in parts for t in d.instructions],
+        scene_seeds={task: [s for d in parts for s in d.scene_seeds.get(task, [])]
+                     for task in dict.fromkeys(t for d in parts for t in d.scene_seeds)},
     )
 
 

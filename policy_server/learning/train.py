@@ -26,6 +26,7 @@ from policy_server.model_io import (
     TensorSpec,
     write_card,
 )
+from vla_async.seed_ranges import format_seeds
 from vla_async.specs import ACTION_PREFIX_KEY, STREAMING_KEY, ActionKind, CameraSpec, PolicySpec
 
 FACTORY = "policy_server.learning.model:build_policy"
@@ -459,6 +460,7 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                    TensorSpec(PREFIX_MASK_KEY, PREFIX_MASK_KEY, (cfg.chunk_length,))]
     val = history["val_rmse_rad"][-1][1] if history["val_rmse_rad"] else None
     training = {"dataset": str(cfg.dataset), "episodes": int(len(demos.episodes())), "frames": len(demos),
+                "scene_seeds": {task: format_seeds(seeds) for task, seeds in demos.scene_seeds.items()} or None,
                 "labels": cfg.labels, "head": cfg.head, **_flow_fields(cfg),
                 "steps": history["steps"], "batch_size": cfg.batch_size, "seed": cfg.seed, "threads": cfg.threads,
                 "train_seconds": round(history["train_seconds"], 1),

@@ -75,7 +75,11 @@ def main(argv: Sequence[str]) -> int:
     from sim.eval.quality import quality_report
     from sim.eval.report import legend, markdown_table, write_json
     from sim.eval.runner import run_grid
+    from sim.eval.seen_scenes import seen_scenes_note
 
+    seen_note = seen_scenes_note(config)
+    if seen_note:
+        print(seen_note, file=sys.stderr)
     try:
         with episode_stream(args.json) as on_episode:
             result = run_grid(config, progress=not args.quiet, on_episode=on_episode)
@@ -89,8 +93,11 @@ def main(argv: Sequence[str]) -> int:
     if checks:
         print()
         print(checks)
+    if seen_note:
+        print()
+        print(seen_note)
     if args.json:
-        write_json(args.json, config.model_dump(), result.rows, result.episodes)
+        write_json(args.json, config.model_dump(), result.rows, result.episodes, extra={"seen_scenes_note": seen_note})
         print(f"\nJSON: {args.json}")
     if args.plots:
         written = write_plots(result, args.plots)

@@ -26,34 +26,9 @@ from vla_async.config import (
 )
 from vla_async.config.loader import deep_merge, did_you_mean, format_validation_error
 from vla_async.config.schema import SIM_TASKS
+from vla_async.seed_ranges import parse_seeds
 
 REFERENCE_STRATEGY = "sync"
-
-
-def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
-    """`"0-9"` → 0..9, `"0,3,5-7"` → [0, 3, 5, 6, 7], `4` → [4]; a list is returned as ints."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return [text]
-    if not isinstance(text, str):
-        return [int(s) for s in text]
-    seeds: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        try:
-            if sep:
-                first, last = int(lo), int(hi)
-                if last < first:
-                    raise ValueError
-                seeds.extend(range(first, last + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ConfigError(f"seeds: cannot read {part!r} (use e.g. 0-9 or 0,3,5-7)") from None
-    if not seeds:
-        raise ConfigError(f"seeds: no seed in {text!r}")
-    return seeds
 
 
 class MetricsConfig(StrictModel):

@@ -137,7 +137,7 @@ class LeRobotV3Writer:
                     f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": n / self.fps}
         row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
         row |= {f"stats/{feat}/{name}": np.asarray(v).tolist() for feat, s in stats.items() for name, v in s.items()}
-        row |= {"vla_async/seed": ep.seed, "vla_async/success": ep.success, "vla_async/noisy": ep.noisy,
+        row |= {"vla_async/sim_task": ep.task, "vla_async/seed": ep.seed, "vla_async/success": ep.success, "vla_async/noisy": ep.noisy,
                 "vla_async/expert_fraction": ep.expert_fraction}
         self.rows.append(row)
         self.total_frames += n
