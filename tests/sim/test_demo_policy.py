@@ -21,3 +21,36 @@ def test_auto_serves_the_shipped_learned_policy_when_the_task_has_one_else_the_e
     other = tmp_path / "mine.onnx"
     other.write_bytes(b"onnx")
     assert demo.policy_backend(str(other), "pick_place") == {"name": "onnx", "path": str(other)}
+
+
+def test_the_demo_runs_on_scenes_the_shipped_policy_never_saw_and_says_so_when_told_otherwise():
+    from sim.eval.seen_scenes import seen_scenes_note
+
+    args = demo.build_parser().parse_args([])
+    config = demo.demo_config(args)
+    assert config.backend is not None  # the learned pick_place policy is the demo's default
+    assert args.seed == 1000 and config.seeds == [1000, 1001, 1002]
+    assert seen_scenes_note(config) is None
+    on_training_scenes = demo.demo_config(demo.build_parser().parse_args(["--compare_seeds", "0-2"]))
+    assert "pick_place: 3 of the 3 seeds (0-2; trained on 0-399)" in seen_scenes_note(on_training_scenes)
+
+
+def test_auto_strategy_is_lag_rail_for_a_plain_learned_policy_and_the_default_otherwise(tmp_path):
+    import json
+    import shutil
+
+    from vla_async.config.schema import DEFAULT_STRATEGY
+
+    assert demo.strategy_for(None) == DEFAULT_STRATEGY  # the scripted expert
+    shipped = demo.MODELS_DIR / "pick_place" / "policy.onnx"
+    assert demo.strategy_for({"name": "onnx", "path": str(shipped)}) == "lag_rail"  # trained without exec_offset_s
+    card = json.loads(shipped.with_name("policy.spec.json").read_text())
+    card["policy_spec"]["extra"]["exec_offset_s_input"] = True  # a VLASH-trained policy
+    card["inputs"].append({"name": "exec_offset_s", "source": "exec_offset_s", "shape": [1], "dtype": "float32"})
+    (tmp_path / "policy.spec.json").write_text(json.dumps(card))
+    shutil.copy(shipped, tmp_path / "policy.onnx")
+    assert demo.strategy_for({"name": "onnx", "path": str(tmp_path / "policy.onnx")}) == DEFAULT_STRATEGY
+    args = demo.build_parser().parse_args([])
+    assert demo.demo_config(args).strategies == ["lag_rail", "sync"] and args.strategy == "lag_rail"
+    args = demo.build_parser().parse_args(["--policy", "expert"])
+    assert demo.demo_config(args).strategies == [DEFAULT_STRATEGY, "sync"]
