@@ -49,12 +49,17 @@ def run_job(job: RecordJob):
     return write_episode_videos(job.root, episode, job.episode_index)
 
 
+RECORD_SEED = 100_000  # a trained policy has seen its recorded scenes: evaluations on them are not held out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-async record", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=TASKS, default="reach_jump")
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0, help="seed of episode 0 (episode i uses seed + i)")
+    p.add_argument("--seed", type=int, default=RECORD_SEED,
+                   help=f"seed of episode 0 (episode i uses seed + i; default {RECORD_SEED}: the recorded scenes stay "
+                   "clear of the tuning seeds 0-99 and the reporting seeds 1000+)")
     p.add_argument("--out", required=True, help="dataset folder (must not hold a dataset yet)")
     p.add_argument("--workers", type=int, default=2, help="recording processes")
     p.add_argument("--cameras", default="front,wrist", help="comma-separated camera names ('' for none)")

@@ -98,7 +98,7 @@ def test_record_train_export_serve_one_chunk(dataset, tmp_path, variant):
     has_offset = "--exec-offset-input" in variant
     assert [t.source for t in card.inputs] == ["state", "image:front", "task"] + (["exec_offset_s"] if has_offset else [])
     assert card.spec.chunk_length == H and card.spec.fps == 30.0
-    assert card.model["training"]["scene_seeds"] == {"reach_jump": "0-1"}  # record's default --seed 0, 2 episodes
+    assert card.model["training"]["scene_seeds"] == {"reach_jump": "100000-100001"}  # record's default seed, 2 episodes
     assert uses_exec_offset(card.spec) == has_offset  # the server sends the offset to this model or never
     md = (onnx_path.parent / "policy.card.md").read_text()
     assert ("is an input" in md) == has_offset and "touch the magenta ball" in md
@@ -132,7 +132,7 @@ def test_an_unknown_instruction_is_a_clear_error_and_the_server_survives(dataset
 def test_vla_async_eval_runs_a_learned_onnx_policy(dataset, tmp_path, capsys):
     _, onnx_path = train_and_export(dataset, tmp_path / "run", "--head", "flow")
     capsys.readouterr()
-    rc = cli_main(["eval", "--task", "reach_jump", "--strategy", "vlash_rail", "--latency_ms", "200", "--seeds", "0",
+    rc = cli_main(["eval", "--task", "reach_jump", "--strategy", "vlash_rail", "--latency_ms", "200", "--seeds", "100000",
                    "--quiet", "--max_duration_s=1.0", "--backend.name=onnx", f"--backend.path={onnx_path}",
                    "--json", str(tmp_path / "eval.json")])
     assert rc == 0
@@ -140,9 +140,9 @@ def test_vla_async_eval_runs_a_learned_onnx_policy(dataset, tmp_path, capsys):
     assert {r["strategy"] for r in rows} == {"sync", "vlash_rail"} and all(r["episodes"] == 1 for r in rows)
     out = capsys.readouterr().out
     assert "| reach_jump | vlash_rail |" in out
-    # seed 0 is one of the two recorded scenes the policy was trained on: the report says it is not held out
-    assert "not held out" in out and "reach_jump: 1 of the 1 seeds (0; trained on 0-1)" in out
-    assert "trained on 0-1" in json.loads((tmp_path / "eval.json").read_text())["seen_scenes_note"]
+    # seed 100000 is one of the two recorded scenes the policy was trained on: the report says it is not held out
+    assert "not held out" in out and "reach_jump: 1 of the 1 seeds (100000; trained on 100000-100001)" in out
+    assert "trained on 100000-100001" in json.loads((tmp_path / "eval.json").read_text())["seen_scenes_note"]
     assert cli_main(["eval", "--task", "reach_jump", "--strategy", "vlash_rail", "--latency_ms", "0", "--seeds", "1000",
                      "--quiet", "--reference=false", "--max_duration_s=0.2", "--backend.name=onnx",
                      f"--backend.path={onnx_path}"]) == 0
