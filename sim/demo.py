@@ -104,10 +104,15 @@ def strategy_for(backend: dict[str, Any] | None) -> str:
     default (the scripted expert, a VLASH-trained policy)."""
     if backend is None:
         return DEFAULT_STRATEGY
+    from policy_server.backend import BackendError
     from policy_server.model_io import read_card
     from vla_async.policy_input import uses_exec_offset
 
-    return DEFAULT_STRATEGY if uses_exec_offset(read_card(backend["path"]).spec) else PLAIN_POLICY_STRATEGY
+    try:
+        spec = read_card(backend["path"]).spec
+    except (BackendError, OSError, ValueError):  # no or a bad card: the backend says so, in one line, when it loads
+        return DEFAULT_STRATEGY
+    return DEFAULT_STRATEGY if uses_exec_offset(spec) else PLAIN_POLICY_STRATEGY
 
 
 def policy_label(config: EvalConfig) -> str:
@@ -128,10 +133,15 @@ def main(argv: Sequence[str]) -> int:
     require_sim_extra()
     try:
         config = demo_config(args)
-    except ConfigError as exc:
+        require_sim_extra(learned=config.backend is not None)
+        return run_demo(args, config)
+    except ConfigError as exc:  # bad flags, or a policy file the backend cannot load: one line, no traceback
         print(f"vla-async demo: {exc}", file=sys.stderr)
         return 2
-    require_sim_extra(learned=config.backend is not None)
+
+
+def run_demo(args: argparse.Namespace, config: EvalConfig) -> int:
+    """The three steps of the module doc, with `config` from `demo_config(args)`."""
     latency_ms = config.latencies_ms[0]
     strategy = resolve_strategy(config, args.strategy)
     latency = latency_config(config, latency_ms, seed=0)

@@ -50,7 +50,19 @@ def test_auto_strategy_is_lag_rail_for_a_plain_learned_policy_and_the_default_ot
     (tmp_path / "policy.spec.json").write_text(json.dumps(card))
     shutil.copy(shipped, tmp_path / "policy.onnx")
     assert demo.strategy_for({"name": "onnx", "path": str(tmp_path / "policy.onnx")}) == DEFAULT_STRATEGY
+    (tmp_path / "policy.spec.json").write_text("{not a card")
+    assert demo.strategy_for({"name": "onnx", "path": str(tmp_path / "policy.onnx")}) == DEFAULT_STRATEGY
     args = demo.build_parser().parse_args([])
     assert demo.demo_config(args).strategies == ["lag_rail", "sync"] and args.strategy == "lag_rail"
     args = demo.build_parser().parse_args(["--policy", "expert"])
     assert demo.demo_config(args).strategies == [DEFAULT_STRATEGY, "sync"]
+
+
+def test_a_policy_file_that_does_not_load_is_one_line_not_a_traceback(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("mujoco")
+    bad = tmp_path / "policy.onnx"
+    bad.write_bytes(b"not a model")
+    assert demo.main(["--policy", str(bad), "--no-video", "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vla-async demo: eval backend 'onnx'") and "Traceback" not in err
