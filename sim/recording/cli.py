@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-delay-ticks", type=int, default=0,
                    help="DAgger: ticks from a policy request to its chunk's use (inference latency; the previous chunk "
                    "runs meanwhile)")
+    p.add_argument("--policy-lag-ticks", type=int, default=0,
+                   help="DAgger: place each policy chunk this many ticks before its capture tick, as lag_rail's "
+                   "strategy.state_lag_ticks does (needs --policy-state measured)")
     return p
 
 
@@ -94,7 +97,8 @@ def record(args: argparse.Namespace) -> Path:
     cameras = tuple(c for c in args.cameras.split(",") if c)
     so101.robot_spec(args.fps, cameras, (args.image_size, args.image_size))  # validates the camera names
     noise = NoiseConfig(std_rad=args.noise_std, rate_hz=args.noise_rate, episode_fraction=args.noise_fraction)
-    dagger = DaggerConfig(args.policy, args.beta, args.policy_state, args.policy_delay_ticks) if args.policy else None
+    dagger = DaggerConfig(args.policy, args.beta, args.policy_state, args.policy_delay_ticks,
+                          args.policy_lag_ticks) if args.policy else None
     if dagger is not None:  # load it once here: a policy that does not fit is a one-line error before any work
         from sim.recording.dagger import PolicyDriver
 

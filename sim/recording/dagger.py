@@ -33,12 +33,20 @@ class DaggerConfig:
     # the rail fuser places it); the arm holds its start until the first chunk arrives. The expert's
     # chunks (β) are used at once.
     delay_ticks: int = 0
+    # `lag_rail`'s placement: a policy chunk's row 0 is for `lag_ticks` before its capture tick (the measured
+    # state is where the plan was about that long ago), so the row for tick t is t - capture + lag_ticks.
+    # Requires condition "measured", as `strategy.state_lag_ticks` requires rollforward none.
+    lag_ticks: int = 0
 
     def __post_init__(self) -> None:
         if self.condition not in ("command", "measured"):
             raise ValueError(f"--policy-state must be 'command' or 'measured', got {self.condition!r}")
         if self.delay_ticks < 0:
             raise ValueError(f"--policy-delay-ticks must be >= 0, got {self.delay_ticks}")
+        if self.lag_ticks < 0:
+            raise ValueError(f"--policy-lag-ticks must be >= 0, got {self.lag_ticks}")
+        if self.lag_ticks and self.condition != "measured":
+            raise ValueError("--policy-lag-ticks needs --policy-state measured (as lag_rail conditions on it)")
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"--beta must be in [0, 1], got {self.beta}")
         if not Path(self.policy).is_file():
@@ -79,7 +87,7 @@ class PolicyDriver:
         self.replan_every = replan_every
         self._expert = ExpertPolicy(source.chunk_length, fps)
         self._rng = np.random.default_rng([seed, 0xDA66E7])
-        self._pending: list[tuple[int, int, np.ndarray]] = []  # (first tick of use, capture tick, chunk)
+        self._pending: list[tuple[int, int, np.ndarray]] = []  # (first tick of use, tick of row 0, chunk)
         self._active: tuple[int, int, np.ndarray] | None = None
         self.requests = self.expert_requests = 0
 
@@ -98,13 +106,14 @@ class PolicyDriver:
                 self.expert_requests += 1
                 self._pending = [(tick, tick, self._expert.plan(obs.state, obs.environment_state, instruction))]
             else:
-                self._pending.append((tick + self.config.delay_ticks, tick, self._plan(obs, instruction, last_command)))
+                self._pending.append((tick + self.config.delay_ticks, tick - self.config.lag_ticks,
+                                      self._plan(obs, instruction, last_command)))
         while self._pending and self._pending[0][0] <= tick:
             self._active = self._pending.pop(0)
         if self._active is None:
             return np.asarray(obs.state if last_command is None else last_command, np.float32)
-        _, capture, chunk = self._active
-        return chunk[min(tick - capture, len(chunk) - 1)]
+        _, origin, chunk = self._active
+        return chunk[min(tick - origin, len(chunk) - 1)]
 
     def _plan(self, obs, instruction: str, last_command: np.ndarray | None) -> np.ndarray:
         from vla_async.policy_input import PolicyInput

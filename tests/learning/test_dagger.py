@@ -121,6 +121,26 @@ def test_with_a_delay_the_arm_holds_then_uses_the_delayed_chunk_from_the_row_for
 
 
 @pytest.mark.timeout(300)
+def test_with_a_lag_the_chunk_is_placed_lag_ticks_before_its_capture_tick_as_lag_rail_places_it(recorded, tmp_path):
+    from policy_server.learning.demos import load_demos
+
+    _, onnx = recorded
+    assert _record(tmp_path / "lagged", "--policy", str(onnx), "--replan-every", "1", "--policy-state", "measured",
+                   "--policy-delay-ticks", "3", "--policy-lag-ticks", "2") == 0
+    demos = load_demos(tmp_path / "lagged")
+    (first,) = _policy_chunks(onnx)
+    np.testing.assert_allclose(demos.actions[2], demos.states[0], atol=1e-6)  # still holding at tick 2
+    np.testing.assert_allclose(demos.actions[3], first[5], atol=1e-5)  # captured at tick 0, row 0 is tick -2
+    assert not np.allclose(demos.actions[3], first[3], atol=1e-4)
+
+
+def test_a_lag_needs_the_measured_state(recorded, tmp_path, capsys):
+    _, onnx = recorded
+    assert _record(tmp_path / "bad", "--policy", str(onnx), "--policy-lag-ticks", "2") != 0
+    assert "--policy-lag-ticks needs --policy-state measured" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
 def test_demos_and_dagger_recordings_train_as_one_dataset(recorded, tmp_path, capsys):
     from policy_server.learning.demos import load_datasets, load_demos
 
