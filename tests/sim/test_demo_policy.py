@@ -32,7 +32,7 @@ def test_the_demo_runs_on_scenes_the_shipped_policy_never_saw_and_says_so_when_t
     assert args.seed == 1000 and config.seeds == [1000, 1001, 1002]
     assert seen_scenes_note(config) is None
     on_training_scenes = demo.demo_config(demo.build_parser().parse_args(["--compare_seeds", "0-2"]))
-    assert "pick_place: 3 of the 3 seeds (0-2; trained on 0-399)" in seen_scenes_note(on_training_scenes)
+    assert "pick_place: 3 of the 3 seeds (0-2; trained on 0-399,100000-100249)" in seen_scenes_note(on_training_scenes)
 
 
 def test_auto_strategy_is_lag_rail_for_a_plain_learned_policy_and_the_default_otherwise(tmp_path):
