@@ -16,6 +16,7 @@ from robot_client.controlled_stop import ServerLostError  # noqa: E402
 from robot_client.dry_run import DryRunRobot  # noqa: E402
 from robot_client.loop import RealTimeClient  # noqa: E402
 from robot_client.robots import make_robot_from_config  # noqa: E402
+from tests.client_stop import stop_once_moving  # noqa: E402
 from vla_async.config import ClientConfig, RobotConfig, build_config  # noqa: E402
 from vla_async.local_server import LocalServer, backend_args  # noqa: E402
 from vla_async.robot import Robot, RobotObservation  # noqa: E402
@@ -90,9 +91,8 @@ def server(tmp_path_factory):
 def test_stop_request_decelerates_to_rest_then_holds(server: LocalServer) -> None:
     robot = Recording(make_robot_from_config(ROBOT))
     client = RealTimeClient(config(server), robot)
-    timer = threading.Timer(2.5, client.stop)
     with robot:
-        timer.start()
+        stop_once_moving(client)
         client.run(duration_s=30.0)
     out = client.stop_outcome
     assert out is not None and out.reason == "stop requested (Ctrl-C)" and out.at_rest and out.torque == "held"

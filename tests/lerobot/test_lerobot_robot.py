@@ -6,7 +6,6 @@ check, dry run, controlled stop, max_relative_target and disable_torque_on_disco
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from robot_client.lerobot_units import joint_units  # noqa: E402
 from robot_client.loop import RealTimeClient  # noqa: E402
 from robot_client.robots import make_robot  # noqa: E402
 from sim import so101  # noqa: E402
+from tests.client_stop import stop_once_moving  # noqa: E402
 from vla_async.config import ClientConfig, RobotConfig, build_config  # noqa: E402
 from vla_async.local_server import LocalServer, backend_args  # noqa: E402
 
@@ -141,7 +141,7 @@ def test_controlled_stop_then_release_through_lerobot(server: LocalServer) -> No
     client = RealTimeClient(client_config(server, cfg, safety={"rest_deceleration": 3.0}), robot)
     robot.connect()
     try:
-        threading.Timer(2.5, client.stop).start()
+        stop_once_moving(client)
         client.run(duration_s=30.0)
         out = client.stop_outcome
         assert out is not None and out.at_rest and out.ticks >= 2 and out.torque == "released", out
