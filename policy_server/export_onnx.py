@@ -124,8 +124,9 @@ def load_source(kind: str, path: Path) -> tuple[Any, ModelCard]:
     raise ValueError(f"unknown source kind {kind!r}; use torch or lerobot")
 
 
-def inpainting_graph(module: Any, card: ModelCard) -> tuple[Any, ModelCard]:
-    """`module` wrapped for inference-time RTC by inpainting, and its card with the two prefix inputs."""
+def inpainting_graph(module: Any, card: ModelCard, guide_from: float = 0.0) -> tuple[Any, ModelCard]:
+    """`module` wrapped for inference-time RTC by inpainting (the Euler steps from flow time `guide_from` on), and
+    its card with the two prefix inputs and the guidance interval."""
     import dataclasses
 
     from policy_server.learning.model import InpaintingPolicy, VisuomotorPolicy
@@ -134,11 +135,14 @@ def inpainting_graph(module: Any, card: ModelCard) -> tuple[Any, ModelCard]:
 
     if not isinstance(module, VisuomotorPolicy) or any(t.source == PREFIX_KEY for t in card.inputs):
         raise ValueError("needs a plain flow VisuomotorPolicy loaded from a .pt state dict")
-    wrapped = InpaintingPolicy(module).eval()
+    if not 0.0 <= guide_from < 1.0:
+        raise ValueError(f"the guidance start must be a flow time in [0, 1), got {guide_from}")
+    wrapped = InpaintingPolicy(module, guide_from).eval()
     h, a = card.spec.chunk_length, card.spec.action_dim
     inputs = (*card.inputs, TensorSpec(PREFIX_KEY, PREFIX_KEY, (h, a)), TensorSpec(PREFIX_WEIGHTS_KEY, PREFIX_WEIGHTS_KEY, (h,)))
     spec = dataclasses.replace(card.spec, extra={**card.spec.extra, ACTION_PREFIX_KEY: "inpaint"})
-    return wrapped, ModelCard(spec=spec, inputs=inputs, output=card.output, model=card.model)
+    model = {**dict(card.model or {}), "rtc_inpaint": {"guidance_from": guide_from}}
+    return wrapped, ModelCard(spec=spec, inputs=inputs, output=card.output, model=model)
 
 
 def _portable(model: Any) -> dict[str, Any]:
@@ -157,6 +161,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--rtc-inpaint", action="store_true",
                         help="a flow VisuomotorPolicy with inference-time RTC (inpainting, β = ∞) in the graph: two more "
                              "inputs, action_prefix and prefix_weights; the card declares action_prefix: inpaint")
+    parser.add_argument("--rtc-guidance-from", type=float, default=0.0, metavar="TAU",
+                        help="with --rtc-inpaint: inpaint only the Euler steps from flow time TAU on (0: every step); "
+                             "the early steps then plan from the observation alone, the late ones join the prefix")
     args = parser.parse_args(list(argv))
 
     from policy_server.backend import BackendError
@@ -168,9 +175,12 @@ def main(argv: Sequence[str]) -> int:
         return 2
     card = ModelCard(spec=card.spec, inputs=card.inputs or standard_inputs(card.spec), output=card.output,
                      model=_portable(card.model))
+    if args.rtc_guidance_from and not args.rtc_inpaint:
+        print("export-onnx: --rtc-guidance-from needs --rtc-inpaint", file=sys.stderr)
+        return 2
     if args.rtc_inpaint:
         try:
-            module, card = inpainting_graph(module, card)
+            module, card = inpainting_graph(module, card, args.rtc_guidance_from)
         except ValueError as exc:
             print(f"export-onnx: --rtc-inpaint: {exc}", file=sys.stderr)
             return 2

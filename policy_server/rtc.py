@@ -45,6 +45,7 @@ class RtcOptions:
     mode: str | None  # "trained" | "inpaint" | None (the policy takes no prefix)
     guidance_weight: float = math.inf  # β; inf = inpainting (the committed rows are then exact)
     schedule: str = "exp"
+    guide_from: float = 0.0  # flow time τ from which the Euler steps are guided (0: all of them)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], trained: bool) -> RtcOptions:
@@ -61,4 +62,7 @@ class RtcOptions:
         schedule = str(options.get("rtc_schedule", "exp"))
         if schedule not in SCHEDULES:
             raise ValueError(f"backend.options.rtc_schedule must be one of {SCHEDULES}, got {schedule!r}")
-        return cls(None if mode == "none" else mode, weight, schedule)
+        guide_from = float(options.get("rtc_guidance_from", 0.0))
+        if not 0.0 <= guide_from < 1.0:
+            raise ValueError(f"backend.options.rtc_guidance_from must be in [0, 1), got {guide_from}")
+        return cls(None if mode == "none" else mode, weight, schedule, guide_from)

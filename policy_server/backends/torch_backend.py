@@ -10,7 +10,8 @@ inductor), `cuda_graphs` (capture one CUDA graph per batch size, fixed shapes), 
 `threads` (CPU intra-op threads). Real-time chunking (policy_server/rtc.py): `action_prefix` = trained (the
 default for a model trained with prefix conditioning) | inpaint (guided denoising toward the committed prefix, a
 flow `VisuomotorPolicy`; `rtc_guidance_weight` β, default inf = inpainting: on our x-prediction flows the
-ΠGDM Jacobian is weak and finite β barely moves the chunk, see README; `rtc_schedule` of the soft mask) | none.
+ΠGDM Jacobian is weak and finite β barely moves the chunk, see README; `rtc_schedule` of the soft mask;
+`rtc_guidance_from` τ0, guide only the Euler steps from flow time τ0 on) | none.
 The policy spec then declares `action_prefix`, so clients send the prefix.
 Streamed chunks (a flow policy trained with `--streaming`, FASTER's horizon-aware schedule): `infer_stream` yields
 the first rows after the first flow step at which `stream_first_rows` of them are final (option; default a fifth of
@@ -190,12 +191,12 @@ class TorchBackend(PolicyBackend):
         rows_w = torch.from_numpy(np.stack(weights)).to(self.device, self.dtype)
         if math.isinf(self.rtc.guidance_weight):  # inpainting: the committed rows exactly as given
             with torch.no_grad():
-                return InpaintingPolicy(m)(state, *tensors[1:], prefix, rows_w).float().cpu().numpy()
+                return InpaintingPolicy(m, self.rtc.guide_from)(state, *tensors[1:], prefix, rows_w).float().cpu().numpy()
         with torch.no_grad():
             images, task, offset, _ = m.split_inputs(state, tensors[1:])
             cond = m.condition(state, images, task, offset)
             y = m.normalise_chunk(prefix, state)
-        x = m.sample_guided(cond, y, m.row_mask(rows_w), self.rtc.guidance_weight)
+        x = m.sample_guided(cond, y, m.row_mask(rows_w), self.rtc.guidance_weight, guide_from=self.rtc.guide_from)
         with torch.no_grad():
             return m.to_actions(x, state).float().cpu().numpy()
 

@@ -310,19 +310,25 @@ class VisuomotorPolicy(nn.Module):
             yield self.clean_after[k], x
 
     def sample_guided(self, cond: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
-                      guidance_weight: float, clip: float = 3.0) -> torch.Tensor:
+                      guidance_weight: float, clip: float = 3.0, guide_from: float = 0.0) -> torch.Tensor:
         """Inference-time RTC: Euler steps with ΠGDM guidance toward the normalised prefix `y` [B, H·A] under
         element weights `weights` [B, H·A] (Black et al. 2506.07339, Alg. 1): v + min(β, (1−τ)/(τ·r²))·
         (y − x̂1)ᵀ diag(W) ∂x̂1/∂x, r² = (1−τ)²/(τ² + (1−τ)²). β = inf: x̂1 ← (1−W)·x̂1 + W·y (inpainting).
 
         The error W·(y − x̂1) and the guidance term are clipped to ±`clip` (normalised units): rows the data barely spreads (the first
         actions, offset std ~1e-3) would otherwise turn a small joint-space gap into a huge, out-of-distribution
-        pull. (The backend writes the committed rows of an inpainted chunk back exactly, in joint units.)"""
+        pull. (The backend writes the committed rows of an inpainted chunk back exactly, in joint units.)
+        `guide_from` τ0: steps at τ < τ0 are plain (a guidance interval): the early steps, which set the chunk's
+        overall course, plan from the observation alone; the late ones join it to the prefix."""
         x = self.noise[None, :].expand(cond.shape[0], -1).clone()
         cond = cond.detach()
         hard = math.isinf(guidance_weight)
         for k in range(self.flow_steps):
             tau = k / self.flow_steps
+            if tau < guide_from - 1e-9:  # guidance only from flow time `guide_from` on
+                with torch.no_grad():
+                    x = x + (self.denoised(x, tau, cond) - x) / (self.flow_steps - k)
+                continue
             if hard:
                 with torch.no_grad():
                     x1 = self.denoised(x, tau, cond)
@@ -422,18 +428,20 @@ class InpaintingPolicy(nn.Module):
     exactly as given. A prefix-trained policy's own prefix inputs, when among `policy_inputs`, are ignored (its
     plain mode)."""
 
-    def __init__(self, policy: VisuomotorPolicy):
+    def __init__(self, policy: VisuomotorPolicy, guide_from: float = 0.0):
         super().__init__()
         if policy.head != "flow":
             raise ValueError("inpainting needs a flow policy")
         self.policy = policy
+        self.guide_from = guide_from  # flow time from which the steps are inpainted (0: every step)
 
     def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         p = self.policy
         *inputs, prefix, weights = rest
         images, task, offset, _ = p.split_inputs(state, inputs)
         cond = p.condition(state, images, task, offset)
-        x = p.sample_guided(cond, p.normalise_chunk(prefix, state), p.row_mask(weights), math.inf)
+        x = p.sample_guided(cond, p.normalise_chunk(prefix, state), p.row_mask(weights), math.inf,
+                            guide_from=self.guide_from)
         return torch.where(weights[:, :, None] >= 1.0, prefix, p.to_actions(x, state))
 
 

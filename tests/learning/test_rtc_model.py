@@ -14,7 +14,15 @@ from policy_server.backend import BackendError, PolicyInput  # noqa: E402
 from policy_server.backends.torch_backend import TorchBackend  # noqa: E402
 from policy_server.learning.model import VisuomotorPolicy  # noqa: E402
 from policy_server.learning.train import FACTORY  # noqa: E402
-from policy_server.model_io import PREFIX_KEY, PREFIX_MASK_KEY, STATE_KEY, ModelCard, TensorSpec, write_card  # noqa: E402
+from policy_server.model_io import (  # noqa: E402
+    PREFIX_KEY,
+    PREFIX_MASK_KEY,
+    STATE_KEY,
+    ModelCard,
+    TensorSpec,
+    read_card,
+    write_card,
+)
 from policy_server.rtc import rtc_row_weights  # noqa: E402
 from vla_async.config import BackendConfig  # noqa: E402
 from vla_async.specs import PolicySpec, accepts_action_prefix, action_prefix_mode  # noqa: E402
@@ -87,7 +95,8 @@ def test_inpaint_options_are_checked_at_load(tmp_path):
     for options, message in [({"action_prefix": "trained"}, "needs a model trained with prefix conditioning"),
                              ({"action_prefix": "psychic"}, "must be one of"),
                              ({"action_prefix": "inpaint", "rtc_schedule": "cosine"}, "rtc_schedule"),
-                             ({"action_prefix": "inpaint", "rtc_guidance_weight": -1}, "rtc_guidance_weight")]:
+                             ({"action_prefix": "inpaint", "rtc_guidance_weight": -1}, "rtc_guidance_weight"),
+                             ({"action_prefix": "inpaint", "rtc_guidance_from": 1.0}, "rtc_guidance_from")]:
         with pytest.raises(BackendError, match=message):
             _backend(path, **options)
 
@@ -159,6 +168,22 @@ def test_guided_denoising_of_a_trained_flow_pulls_toward_the_prefix_more_as_the_
     assert errors[2] < 0.5 * errors[0] and errors[3] < 1e-5, errors
 
 
+def test_a_guidance_interval_leaves_the_early_flow_steps_to_the_observation(slopes_policy):
+    """rtc_guidance_from τ0: the Euler steps before τ0 are the plain policy's, the later ones inpainted. Past the last
+    step (6 steps: τ = 5/6 is the last) nothing but the committed rows changes; a mid interval joins the prefix less
+    than guiding every step does."""
+    d = 4
+    batch, truth = _slopes_inputs(d)
+    plain = np.stack(_backend(slopes_policy, action_prefix="inpaint").infer(_slopes_inputs(d, prefix=False)[0]))
+    outs = {g: np.stack(_backend(slopes_policy, action_prefix="inpaint", rtc_guidance_from=g).infer(batch))
+            for g in (0.0, 0.5, 0.9)}
+    for out in outs.values():
+        np.testing.assert_allclose(out[:, :d], truth[:, :d], atol=1e-5)  # committed rows exact whatever the interval
+    np.testing.assert_allclose(outs[0.9][:, d:], plain[:, d:], atol=1e-6)  # no guided step: the plain continuation
+    gap = {g: float(np.abs(out[:, d] - out[:, d - 1]).mean()) for g, out in outs.items()}  # the junction's jump
+    assert gap[0.0] < gap[0.5] < gap[0.9], gap
+
+
 def test_warm_start_adds_prefix_inputs_without_changing_what_the_policy_computes():
     from policy_server.learning.train import warm_start
 
@@ -210,6 +235,15 @@ def test_inpainting_exports_to_onnx_and_matches_the_torch_backend(tmp_path):
     np.testing.assert_allclose(got[:4], PREFIX[:4], atol=1e-6)
     want = _backend(path, action_prefix="inpaint").infer([request])[0]  # default β = ∞
     np.testing.assert_allclose(got, want, atol=1e-4)
+    # a guidance interval is baked into the graph and named on the card
+    late = tmp_path / "late" / "policy.onnx"
+    assert export_main(["--path", str(path), "--out", str(late), "--rtc-inpaint", "--rtc-guidance-from", "0.5"]) == 0
+    served_late = create_backend(BackendConfig(name="onnx", path=str(late)))
+    want_late = _backend(path, action_prefix="inpaint", rtc_guidance_from=0.5).infer([request])[0]
+    np.testing.assert_allclose(served_late.infer([request])[0], want_late, atol=1e-4)
+    assert np.abs(want_late[4:] - want[4:]).max() > 1e-3  # the interval changes the chunk
+    assert read_card(late).model["rtc_inpaint"] == {"guidance_from": 0.5}
+    assert export_main(["--path", str(path), "--out", str(tmp_path / "y.onnx"), "--rtc-guidance-from", "0.5"]) == 2
     # a prefix-trained model is not wrapped: it takes the prefix itself
     (tmp_path / "t").mkdir()
     assert export_main(["--path", str(_tiny(tmp_path / "t", prefix_conditioning=True)), "--out",
