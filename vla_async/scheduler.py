@@ -35,6 +35,8 @@ from vla_async.safety import SafetyLayer
 from vla_async.specs import PolicySpec, RobotSpec, streaming_plan
 from vla_async.triggers import TriggerState, create_trigger
 
+_LAG_TOLERANCE = 1e-3  # state_lag measured: lags whose command is this close to the nearest one count as it (units)
+
 _EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest may be deferred, see plan.py)
 
 
@@ -148,6 +150,10 @@ class ActionScheduler:
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
+        # state_lag measured: the commands sent for the last state_lag_ticks ticks, newest last
+        self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
+        self._sent: list[np.ndarray] = []
+        self._lag_columns = index_selector(np.flatnonzero(~np.asarray(robot.stepwise_mask, bool)))  # gradual joints
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
         self._prefix_rows = strategy.prefix_rows
@@ -198,6 +204,8 @@ class ActionScheduler:
 
         request = self._maybe_request(k, s, command) if len(self._in_flight) < self._max_in_flight else None
         self._last_command = command
+        if self._measures_lag:
+            self._remember_sent(command)
         return TickOutput(
             k, command, request, stalled, source, watchdog, self.delay.delay_ticks, rf_error,
             plan.ticks_left(k), len(self._in_flight), planned,
@@ -250,7 +258,7 @@ class ActionScheduler:
             return None
         rid = self._next_request_id
         self._next_request_id += 1
-        exec_tick, rf_state = k - self._state_lag, None
+        exec_tick, rf_state = k - (self._measured_lag(s, command) if self._measures_lag else self._state_lag), None
         if self._rolls_forward:
             exec_tick = k + delay.delay_ticks_ceil if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
@@ -281,6 +289,21 @@ class ActionScheduler:
             end = min(end, exec_tick + max(frozen, self._prefix_rows))
         rows = plan.positions(exec_tick, end).copy()
         return rows, min(len(rows), frozen)
+
+    def _remember_sent(self, command: np.ndarray) -> None:
+        sent = self._sent
+        sent.append(command.copy())
+        if len(sent) > self._state_lag:
+            del sent[0]
+
+    def _measured_lag(self, s: np.ndarray, command: np.ndarray) -> int:
+        """Ticks back (0 = this tick's command) to the command the measured state `s` is nearest to, over the
+        gradual joints; the smallest such lag within `_LAG_TOLERANCE` of the nearest (a resting arm: 0)."""
+        cols = self._lag_columns
+        candidates = [command, *reversed(self._sent)]
+        gaps = [float(np.abs((c - s)[cols]).max()) if cols is not None else 0.0 for c in candidates]
+        best = min(gaps)
+        return next(lag for lag, gap in enumerate(gaps) if gap <= best + _LAG_TOLERANCE)
 
     def _committed(self, k: int, exec_tick: int, command: np.ndarray) -> np.ndarray:
         """Commands for ticks k .. exec_tick-1: this tick's, the plan's, then a hold of the last one

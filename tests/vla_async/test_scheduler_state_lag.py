@@ -61,3 +61,36 @@ def test_a_chunk_placed_before_its_capture_tick_is_planned_for_the_capture_time(
     assert policy_input(obs, 30.0, policy=spec).exec_offset_s == 0.0
     ahead = Observation(request_id=2, tick=10, exec_tick=13, state=np.zeros(6, np.float32))
     assert policy_input(ahead, 30.0, policy=spec).exec_offset_s == pytest.approx(0.1)
+
+
+def _delay_line(ticks: int):
+    """A plant whose measured state is the command sent `ticks` ticks earlier (a pure servo delay)."""
+    sent: list[np.ndarray] = []
+
+    def plant(state: np.ndarray, command: np.ndarray) -> np.ndarray:
+        sent.append(command.copy())
+        return sent[-ticks].copy() if len(sent) >= ticks else state
+
+    return plant
+
+
+@pytest.mark.parametrize(("servo_delay", "expected"), [(3, 3), (1, 1), (6, 4)])
+def test_a_measured_lag_is_the_servo_delay_of_the_moving_arm_up_to_state_lag_ticks(servo_delay, expected):
+    """state_lag: measured places each chunk by the lag the measured state shows (s_k = c_{k-d}: d ticks, at most
+    state_lag_ticks = 4); the plant's state at tick k is the command of tick k - servo_delay."""
+    sched = _sched(4, state_lag="measured")
+    run = drive(sched, 80, [3], plant=_delay_line(servo_delay))
+    lags = [o.request.tick - o.request.exec_tick for o in run.outputs if o.request is not None and o.tick > 20]
+    assert len(lags) > 10 and set(lags) == {expected}, lags
+
+
+def test_a_measured_lag_is_zero_for_an_arm_at_rest():
+    """Holding still (every command the same), no past command is nearer than this tick's: no lag, where the fixed
+    lag would still skip state_lag_ticks rows of each chunk (the fine approach of a grasp)."""
+    sched = _sched(4, state_lag="measured")
+    run = drive(sched, 40, [3], policy=lambda req: np.full((H, 6), 0.2), plant=_delay_line(3),
+                start_state=np.full(6, 0.2))
+    requests = [o.request for o in run.outputs if o.request is not None]
+    assert len(requests) > 5 and all(r.exec_tick == r.tick for r in requests)
+    fixed = drive(_sched(4), 40, [3], policy=lambda req: np.full((H, 6), 0.2), start_state=np.full(6, 0.2))
+    assert all(o.request.exec_tick == o.request.tick - 4 for o in fixed.outputs if o.request is not None)

@@ -209,6 +209,10 @@ class StrategyConfig(StrictModel):
         0, ge=0, le=1000, description="rollforward=none: the arm trails its command by about this many ticks (servo "
         "lag), so the measured state the policy is conditioned on is where the plan was that many ticks ago; its chunk is "
         "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped)")
+    state_lag: Literal["fixed", "measured"] = Field(
+        "fixed", description="with state_lag_ticks: fixed = place every chunk state_lag_ticks before its capture tick; "
+        "measured = at each capture, the lag is how many ticks back (0..state_lag_ticks) the command lies that the "
+        "measured state is nearest to (gradual joints), so a slow or resting arm (a grasp) gets little or none")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
