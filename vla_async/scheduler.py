@@ -152,8 +152,9 @@ class ActionScheduler:
         self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
         # state_lag measured: the commands sent for the last state_lag_ticks ticks, newest last
         self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
-        self._sent: list[np.ndarray] = []
-        self._lag_columns = index_selector(np.flatnonzero(~np.asarray(robot.stepwise_mask, bool)))  # gradual joints
+        self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
+        self._sent = np.zeros((self._state_lag if self._measures_lag else 0, len(self._lag_columns)))  # newest first
+        self._n_sent = 0
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
         self._prefix_rows = strategy.prefix_rows
@@ -292,16 +293,18 @@ class ActionScheduler:
 
     def _remember_sent(self, command: np.ndarray) -> None:
         sent = self._sent
-        sent.append(command.copy())
-        if len(sent) > self._state_lag:
-            del sent[0]
+        sent[1:] = sent[:-1]
+        sent[0] = command[self._lag_columns]
+        self._n_sent = min(self._n_sent + 1, len(sent))
 
     def _measured_lag(self, s: np.ndarray, command: np.ndarray) -> int:
         """Ticks back (0 = this tick's command) to the command the measured state `s` is nearest to, over the
         gradual joints; the smallest such lag within `_LAG_TOLERANCE` of the nearest (a resting arm: 0)."""
         cols = self._lag_columns
-        candidates = [command, *reversed(self._sent)]
-        gaps = [float(np.abs((c - s)[cols]).max()) if cols is not None else 0.0 for c in candidates]
+        here = s[cols]
+        gaps = [float(np.abs(command[cols] - here).max())] if len(cols) else [0.0]
+        if self._n_sent and len(cols):
+            gaps += np.abs(self._sent[: self._n_sent] - here).max(axis=1).tolist()
         best = min(gaps)
         return next(lag for lag, gap in enumerate(gaps) if gap <= best + _LAG_TOLERANCE)
 
