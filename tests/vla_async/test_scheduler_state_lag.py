@@ -15,6 +15,8 @@ H = 30
 
 
 def _sched(lag: int, **overrides) -> ActionScheduler:
+    """lag_rail with a fixed lag unless `state_lag` is given (the preset measures it)."""
+    overrides = {"state_lag": "fixed", **overrides}
     return ActionScheduler(strategy_config("lag_rail", state_lag_ticks=lag, **overrides), ROBOT, chunk_length=H)
 
 
@@ -52,6 +54,7 @@ def test_state_lag_with_a_rollforward_or_an_action_prefix_is_a_config_error():
         with pytest.raises(ValueError, match="state_lag_ticks=4 .* needs rollforward: none and action_prefix: none"):
             strategy_config("lag_rail", **bad)
     assert strategy_config("vlash_rail").state_lag_ticks == 0  # other presets are unchanged
+    assert strategy_config("lag_rail").state_lag == "measured"  # the preset reads the lag at each capture
 
 
 def test_a_chunk_placed_before_its_capture_tick_is_planned_for_the_capture_time():
