@@ -150,7 +150,7 @@ class ActionScheduler:
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
-        # state_lag measured: the commands sent for the last state_lag_ticks ticks, newest last
+        # state_lag measured: the gradual joints of the commands sent for the last state_lag_ticks ticks, newest first
         self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
         self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
         self._sent = np.zeros((self._state_lag if self._measures_lag else 0, len(self._lag_columns)))  # newest first
