@@ -325,14 +325,12 @@ class VisuomotorPolicy(nn.Module):
         hard = math.isinf(guidance_weight)
         for k in range(self.flow_steps):
             tau = k / self.flow_steps
-            if tau < guide_from - 1e-9:  # guidance only from flow time `guide_from` on
-                with torch.no_grad():
-                    x = x + (self.denoised(x, tau, cond) - x) / (self.flow_steps - k)
-                continue
-            if hard:
+            guided = tau >= guide_from - 1e-9  # guidance only from flow time `guide_from` on
+            if hard or not guided:
                 with torch.no_grad():
                     x1 = self.denoised(x, tau, cond)
-                    x1 = x1 + (weights * (y - x1)).clamp(-clip, clip)
+                    if guided:  # inpainting
+                        x1 = x1 + (weights * (y - x1)).clamp(-clip, clip)
                 x = x + (x1 - x) / (self.flow_steps - k)
                 continue
             with torch.enable_grad():
