@@ -99,7 +99,7 @@ def policy_backend(policy: str, task: str) -> dict[str, Any] | None:
 
 def strategy_for(backend: dict[str, Any] | None) -> str:
     """`--strategy auto`: `lag_rail` for a learned policy trained without `exec_offset_s` (it reads the scene
-    relative to the arm its images show, so it is conditioned on the measured state; README, "Servo-lag-aware
+    relative to the arm its images show, so it is conditioned on the measured state; docs/learned_results.md, "Servo-lag-aware
     conditioning": on unseen pick_place scenes 91 / 83% at 0 / 200 ms against vlash_rail's 82 / 78%), else the
     default (the scripted expert, a VLASH-trained policy)."""
     if backend is None:
