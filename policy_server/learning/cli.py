@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="prefix conditioning (training-time RTC, flow head): the first d rows of each target chunk "
                         "are given clean, d drawn from LO..HI ticks (0 for --prefix-free-fraction of samples)")
     p.add_argument("--prefix-free-fraction", type=float, default=0.25)
+    p.add_argument("--prefix-source", choices=["plan", "recorded"], default="plan",
+                   help="prefix conditioning: `plan` gives the label's own first d rows clean; `recorded` gives the "
+                        "d commands recorded after the frame (from an older plan, as a robot commits to at "
+                        "deployment) and labels the rest with the expert's plan from the last of them")
     p.add_argument("--init-from", default=None, metavar="POLICY_PT",
                    help="warm start from a trained policy.pt of the same architecture (e.g. a plain flow policy "
                         "before prefix conditioning: the new mask inputs start at zero weight)")
@@ -120,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vlash_latency_s=args.vlash, vlash_copies=args.vlash_copies,
             vlash_state=args.vlash_state, plain_copy=args.plain_copy, exec_offset_input=args.exec_offset_input,
             prefix_ticks=args.prefix_ticks, prefix_free_fraction=args.prefix_free_fraction, init_from=args.init_from,
+            prefix_source=args.prefix_source,
             streaming=args.streaming,
             augment_shift=args.augment_shift, ema_decay=args.ema, aux_weight=args.aux_weight,
             colour_keypoints=args.colour_keypoints, colour_temperature=args.colour_temperature,

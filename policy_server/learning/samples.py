@@ -10,6 +10,11 @@ The conditioning state is, by `vlash_state`:
   arm lags its command, so the measured future state is a pairing the policy never gets.
 `plain_copy` adds each frame's Δ = 0 sample (measured state, offset 0), which is what clients without
 rollforward send, so one policy serves both (with an `exec_offset_s` input it can tell them apart).
+
+Recorded prefixes (`build_recorded_prefix_samples`, training-time RTC): the committed rows are the commands the
+robot actually sent after frame t (from an older plan, as at deployment), and the rest of the label is the
+expert's plan from the last of them — so the policy learns to continue whatever it was committed to, not only
+its own first rows.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ class Samples:
     exec_offset_s: np.ndarray  # [M] Δ in seconds
     task: np.ndarray  # [M, V] bag of words
     target: np.ndarray  # [M, H, A] absolute joint targets
+    prefix_rows: np.ndarray | None = None  # [M] committed rows fixed per sample (recorded prefixes), else None
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
 
     def subset(self, mask: np.ndarray) -> Samples:
-        return Samples(self.frame[mask], self.state[mask], self.exec_offset_s[mask], self.task[mask], self.target[mask])
+        rows = None if self.prefix_rows is None else self.prefix_rows[mask]
+        return Samples(self.frame[mask], self.state[mask], self.exec_offset_s[mask], self.task[mask], self.target[mask],
+                       rows)
 
 
 def vocabulary(instructions: Sequence[str]) -> list[str]:
@@ -72,6 +80,36 @@ def build_samples(demos: Demos, vocab: Sequence[str], chunk_length: int, labels:
     else:
         raise ValueError(f"labels must be 'expert' or 'recorded', got {labels!r}")
     return Samples(frames, states, offsets, bag_of_words(instructions, vocab), target)
+
+
+def build_recorded_prefix_samples(demos: Demos, vocab: Sequence[str], chunk_length: int, prefix_ticks: tuple[int, int],
+                                  free_fraction: float, seed: int = 0, label_workers: int = 1) -> Samples:
+    """One sample per frame t, conditioned on the measured state s_t with frame t's images: d committed rows
+    (0 for a `free_fraction` share, else uniform in `prefix_ticks`, at least 1, never past the episode's end) are the
+    recorded commands a_t … a_{t+d−1}; the rows after them are the expert's plan from a_{t+d−1} (the command before
+    the continuation's first tick) for frame t's scene, d ticks on."""
+    lo, hi = prefix_ticks
+    if not 0 <= lo <= hi < chunk_length:
+        raise ValueError(f"prefix_ticks must satisfy 0 <= lo <= hi < chunk_length, got {prefix_ticks}")
+    n = len(demos)
+    rng = np.random.default_rng([seed, 0x9EF1])
+    frames = np.arange(n)
+    rows = rng.integers(max(1, lo), max(1, hi) + 1, size=n)
+    rows[rng.random(n) < free_fraction] = 0
+    rows = np.minimum(rows, demos.episode_end - frames)  # the commands after frame t within its episode
+    last = frames + np.maximum(rows, 1) - 1
+    plan_from = np.where(rows[:, None] > 0, demos.actions[last], demos.states)
+    instructions = [demos.instructions[i] for i in frames]
+    plans = expert_chunks(plan_from.astype(np.float32), demos.environment_states, instructions, chunk_length, demos.fps,
+                          (rows / demos.fps).astype(np.float32), label_workers)
+    target = np.empty_like(plans)
+    for d in np.unique(rows):
+        sel = rows == d
+        if d:
+            target[sel, :d] = demos.actions[frames[sel, None] + np.arange(d)]
+        target[sel, d:] = plans[sel, : chunk_length - d]
+    return Samples(frames, demos.states.copy(), np.zeros(n, np.float32), bag_of_words(instructions, vocab), target,
+                   rows.astype(np.int64))
 
 
 def _conditioning(demos: Demos, latency_s: tuple[float, float] | None, copies: int, seed: int,

@@ -14,7 +14,7 @@ import torch
 
 from policy_server.learning.demos import Demos, load_datasets
 from policy_server.learning.model import VisuomotorPolicy, parameter_count, streaming_declaration
-from policy_server.learning.samples import Samples, build_samples, vocabulary
+from policy_server.learning.samples import Samples, build_recorded_prefix_samples, build_samples, vocabulary
 from policy_server.model_io import (
     EXEC_OFFSET_KEY,
     IMAGE_PREFIX,
@@ -62,6 +62,9 @@ class TrainConfig:
     exec_offset_input: bool = False
     prefix_ticks: tuple[int, int] | None = None  # prefix conditioning: committed rows d drawn from this range
     prefix_free_fraction: float = 0.25  # prefix conditioning: share of samples with d = 0 (the plain policy)
+    # plan: the committed rows are the label's own first d rows; recorded: the commands recorded after the frame,
+    # the rest of the label the expert's plan from the last of them (samples.build_recorded_prefix_samples)
+    prefix_source: str = "plan"
     streaming: bool = False  # horizon-aware flow schedule (FASTER): near-term rows clean first, streamable
     init_from: str | None = None  # warm start: a policy.pt of the same architecture (prefix inputs may be new)
     augment_shift: int = 0  # random-shift image augmentation (DrQ): pad by this many pixels, crop back at random
@@ -93,6 +96,11 @@ class TrainConfig:
             if self.head != "flow" or not 0 <= lo <= hi <= self.chunk_length - 1:
                 raise ValueError(f"prefix conditioning needs the flow head and 0 <= lo <= hi < chunk_length, "
                                  f"got {self.prefix_ticks} with head {self.head!r}")
+        if self.prefix_source not in ("plan", "recorded"):
+            raise ValueError(f"prefix_source must be 'plan' or 'recorded', got {self.prefix_source!r}")
+        if self.prefix_source == "recorded" and (self.prefix_ticks is None or self.labels != "expert"
+                                                 or self.vlash_latency_s is not None):
+            raise ValueError("recorded prefixes need --prefix-ticks, expert labels and no --vlash")
         if self.streaming and (self.head != "flow" or self.prefix_ticks is not None):
             raise ValueError("--streaming needs the flow head and no --prefix-ticks")
 
@@ -115,8 +123,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     t0 = time.perf_counter()
     demos = load_datasets(cfg.dataset, cfg.cameras, cfg.max_episodes)
     vocab = vocabulary(demos.instructions) if not cfg.init_from else _card_vocab(cfg.init_from)
-    samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies, cfg.seed,
-                            cfg.vlash_state, cfg.plain_copy, cfg.label_workers)
+    if cfg.prefix_source == "recorded":
+        samples = build_recorded_prefix_samples(demos, vocab, cfg.chunk_length, cfg.prefix_ticks, cfg.prefix_free_fraction,
+                                                cfg.seed, cfg.label_workers)
+    else:
+        samples = build_samples(demos, vocab, cfg.chunk_length, cfg.labels, cfg.vlash_latency_s, cfg.vlash_copies,
+                                cfg.seed, cfg.vlash_state, cfg.plain_copy, cfg.label_workers)
     train_set, val_set = _split(demos, samples, cfg.val_fraction, cfg.seed)
     aux = SceneTargets.of(demos, train_set) if cfg.aux_weight > 0 else None
     prep_s = time.perf_counter() - t0
@@ -231,7 +243,9 @@ def _loop(model: VisuomotorPolicy, demos: Demos, train_set: Samples, val_set: Sa
         if cfg.augment_shift:
             batch[1][:] = [random_shift(img, cfg.augment_shift, gen) for img in batch[1]]
         extra = {} if aux is None else {"aux_target": aux.normalised(train_set.frame[idx]), "aux_weight": cfg.aux_weight}
-        loss = _train_step(model, opt, lr, batch, gen, prefix_rows(cfg, len(batch[0]), gen), cfg.flow_samples, extra)
+        rows = (prefix_rows(cfg, len(batch[0]), gen) if train_set.prefix_rows is None
+                else torch.from_numpy(train_set.prefix_rows[idx]))
+        loss = _train_step(model, opt, lr, batch, gen, rows, cfg.flow_samples, extra)
         if ema is not None:
             ema.update(model)
         over_budget = budget_used(cfg, time.perf_counter() - start, time.process_time() - cpu_start) >= 1.0
@@ -468,6 +482,7 @@ def _card(model: VisuomotorPolicy, demos: Demos, vocab: list[str], kwargs: dict,
                 **_vlash_fields(cfg),
                 "prefix_ticks": list(cfg.prefix_ticks) if cfg.prefix_ticks else None, "init_from": cfg.init_from,
                 "prefix_free_fraction": cfg.prefix_free_fraction if cfg.prefix_ticks else None,
+                "prefix_source": cfg.prefix_source if cfg.prefix_ticks else None,
                 "augment_shift": cfg.augment_shift, "ema_decay": cfg.ema_decay,
                 "colour_keypoints": cfg.colour_keypoints,
                 "colour_pool": cfg.colour_pool if cfg.colour_keypoints else None,

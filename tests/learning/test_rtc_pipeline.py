@@ -24,9 +24,12 @@ pytestmark = [pytest.mark.integration]
 
 
 @pytest.mark.timeout(240)
-def test_prefix_conditioned_policy_trains_exports_and_keeps_the_prefix_through_the_server(dataset, tmp_path):  # noqa: F811
-    torch_path, onnx_path = train_and_export(dataset, tmp_path / "run", "--head", "flow", "--prefix-ticks", "1,4")
+@pytest.mark.parametrize("source", ["plan", "recorded"])
+def test_prefix_conditioned_policy_trains_exports_and_keeps_the_prefix_through_the_server(dataset, tmp_path, source):  # noqa: F811
+    torch_path, onnx_path = train_and_export(dataset, tmp_path / "run", "--head", "flow", "--prefix-ticks", "1,4",
+                                             "--prefix-source", source)
     card = ModelCard.from_json((onnx_path.parent / "policy.spec.json").read_text())
+    assert card.model["training"]["prefix_source"] == source
     assert [t.source for t in card.inputs][-2:] == ["action_prefix", "prefix_mask"]
     assert action_prefix_mode(card.spec) == "trained"
     robot_spec, obs, instruction = sim_observation()

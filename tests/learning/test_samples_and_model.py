@@ -10,7 +10,12 @@ torch = pytest.importorskip("torch")
 from policy_server.backend import BackendError  # noqa: E402
 from policy_server.learning.demos import Demos  # noqa: E402
 from policy_server.learning.model import VisuomotorPolicy  # noqa: E402
-from policy_server.learning.samples import bag_of_words, build_samples, vocabulary  # noqa: E402
+from policy_server.learning.samples import (  # noqa: E402
+    bag_of_words,
+    build_recorded_prefix_samples,
+    build_samples,
+    vocabulary,
+)
 from policy_server.model_io import encode_task  # noqa: E402
 from sim.experts import ExpertPolicy  # noqa: E402
 from sim.tasks.layout import ENV_STATE_DIM, TARGET_POS  # noqa: E402
@@ -83,6 +88,29 @@ def test_commanded_vlash_samples_condition_on_the_command_before_the_chunk_plus_
         build_samples(d, vocabulary(d.instructions), H, latency_s=(0.0, 0.2), vlash_state="future")
 
 
+def test_recorded_prefix_samples_commit_the_recorded_commands_then_the_experts_plan_from_the_last():
+    """Training-time RTC on what a robot really commits to: rows 0..d-1 are the commands recorded after frame t,
+    the rest the expert's plan from the last of them; the state and images stay frame t's."""
+    d = demos()
+    s = build_recorded_prefix_samples(d, vocabulary(d.instructions), H, (2, 5), free_fraction=0.3, seed=4)
+    assert len(s) == len(d) and np.array_equal(s.frame, np.arange(len(d))) and np.array_equal(s.state, d.states)
+    assert np.all(s.exec_offset_s == 0) and s.prefix_rows is not None
+    assert np.all((s.prefix_rows == 0) | (s.prefix_rows >= 1)) and s.prefix_rows.max() <= 5
+    assert 0 < np.count_nonzero(s.prefix_rows == 0) < len(d)  # some prefix-free samples, not all
+    assert np.all(s.frame + s.prefix_rows <= d.episode_end)  # never a command from the next episode
+    expert = ExpertPolicy(H, FPS)
+    for i in range(len(d)):
+        rows = int(s.prefix_rows[i])
+        np.testing.assert_array_equal(s.target[i, :rows], d.actions[i:i + rows])
+        plan_from = d.actions[i + rows - 1] if rows else d.states[i]
+        want = expert.plan(plan_from, d.environment_states[i], d.instructions[i], rows / FPS)
+        np.testing.assert_allclose(s.target[i, rows:], want[: H - rows], atol=1e-6)
+    sub = s.subset(s.prefix_rows > 0)  # the per-sample rows travel with the samples
+    assert np.all(sub.prefix_rows > 0) and len(sub) == len(sub.prefix_rows)
+    with pytest.raises(ValueError, match="prefix_ticks"):
+        build_recorded_prefix_samples(d, vocabulary(d.instructions), H, (0, H), free_fraction=0.0)
+
+
 def test_flow_loss_with_several_noise_draws_per_sample_is_finite_and_differs():
     model = VisuomotorPolicy(chunk_length=H, cameras=["front"], image_size=16, head="flow", width=32)
     state, image = torch.zeros(4, 6), torch.rand(4, 3, 16, 16)
@@ -148,3 +176,15 @@ def test_a_few_dozen_steps_fit_a_tiny_dataset():
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+@pytest.mark.parametrize("kw", [{"prefix_source": "recorded"},  # no prefix range
+                                {"prefix_source": "recorded", "prefix_ticks": (1, 4), "labels": "recorded"},
+                                {"prefix_source": "recorded", "prefix_ticks": (1, 4), "vlash_latency_s": (0.1, 0.2)},
+                                {"prefix_source": "committed", "prefix_ticks": (1, 4)}])
+def test_recorded_prefixes_need_a_prefix_range_expert_labels_and_no_vlash(kw):
+    from policy_server.learning.train import TrainConfig
+
+    with pytest.raises(ValueError, match="prefix"):
+        TrainConfig(dataset="d", out="o", head="flow", **kw)
+    assert TrainConfig(dataset="d", out="o", head="flow", prefix_ticks=(1, 4), prefix_source="recorded")
