@@ -25,6 +25,11 @@ def uses_exec_offset(spec: PolicySpec | None) -> bool:
     return spec is not None and bool(spec.extra.get(EXEC_OFFSET_KEY, False))
 
 
+def reads_images(spec: PolicySpec | None) -> bool:
+    """Whether the policy declares camera inputs (then it sees the arm where the images show it)."""
+    return spec is not None and bool(spec.cameras)
+
+
 @dataclass(frozen=True, eq=False)
 class PolicyInput:
     """One robot's request as the model sees it.

@@ -10,7 +10,11 @@ committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) fr
   observation's time, for a policy not fine-tuned for `exec_offset_s`; the fuser drops the passed
   actions (with rail, the C2 blend absorbs the jump ahead);
 - `auto`: `commanded` for a policy whose spec declares it was trained for `exec_offset_s` (VLASH
-  fine-tuning: it can use a state ahead of its images), `last_command` for any other (`resolve_rollforward`);
+  fine-tuning: it can use a state ahead of its images); `none` for any other policy that reads camera images,
+  when the strategy places chunks by the servo lag (`state_lag_ticks` > 0): such a policy reads the scene
+  relative to the arm its images show, so it gets the measured state they agree with (`lag_rail`'s
+  conditioning); `last_command` otherwise (no cameras: the scripted expert; or no lag placement)
+  (`resolve_rollforward`);
 - `tracking` (beyond VLASH): a real arm lags its command. A per-joint first-order servo model
   s_{t+1} = s_t + α_j (c_t − s_t) is identified online by recursive least squares from
   (command, measured) pairs, and the measured state is simulated forward over the committed
@@ -104,11 +108,15 @@ class TrackingRollForward(RollForward):
         return s
 
 
-def resolve_rollforward(mode: str, policy_uses_exec_offset: bool) -> str:
-    """The mode `auto` stands for, given whether the policy declares it was trained for `exec_offset_s`."""
+def resolve_rollforward(mode: str, policy_uses_exec_offset: bool, policy_reads_images: bool = False,
+                        places_by_lag: bool = False) -> str:
+    """The mode `auto` stands for, given whether the policy declares it was trained for `exec_offset_s`, whether
+    it reads camera images, and whether the strategy places chunks by the servo lag (`state_lag_ticks` > 0)."""
     if mode != "auto":
         return mode
-    return "commanded" if policy_uses_exec_offset else "last_command"
+    if policy_uses_exec_offset:
+        return "commanded"
+    return "none" if policy_reads_images and places_by_lag else "last_command"
 
 
 def create_rollforward(mode: str, action_dim: int, forgetting: float = 0.99) -> RollForward:

@@ -29,7 +29,7 @@ from vla_async.config.schema import SafetyConfig, StrategyConfig
 from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
 from vla_async.plan import Plan, index_selector
-from vla_async.policy_input import uses_exec_offset
+from vla_async.policy_input import reads_images, uses_exec_offset
 from vla_async.rollforward import RollForward, create_rollforward, resolve_rollforward
 from vla_async.safety import SafetyLayer
 from vla_async.specs import PolicySpec, RobotSpec, streaming_plan
@@ -143,13 +143,16 @@ class ActionScheduler:
         self.fusion = create_fusion(
             strategy, robot, chunk_length, (self.safety.max_velocity, self.safety.max_acceleration)
         )
-        self.rollforward_mode = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy))
+        self.rollforward_mode = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy), reads_images(policy),
+                                                    strategy.state_lag_ticks > 0 and strategy.action_prefix == "none")
         self.rollforward = create_rollforward(self.rollforward_mode, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
-        self._state_lag = strategy.state_lag_ticks  # rollforward none only (StrategyConfig checks)
+        # only for a chunk planned from the measured state, without a prefix (`auto` may resolve to none)
+        by_lag = self.rollforward_mode == "none" and strategy.action_prefix == "none"
+        self._state_lag = strategy.state_lag_ticks if by_lag else 0
         # state_lag measured: the gradual joints of the commands sent for the last state_lag_ticks ticks, newest first
         self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
         self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints

@@ -126,6 +126,10 @@ def test_auto_rolls_forward_only_for_a_policy_declaring_exec_offset_training():
 
     assert resolve_rollforward("auto", True) == "commanded"
     assert resolve_rollforward("auto", False) == "last_command"
+    assert resolve_rollforward("auto", True, True, True) == "commanded"  # VLASH-trained, cameras or not
+    assert resolve_rollforward("auto", False, True, True) == "none"  # an image policy: the measured state + lag
+    assert resolve_rollforward("auto", False, True, False) == "last_command"  # ... but not without a lag placement
+    assert resolve_rollforward("auto", False, False, True) == "last_command"  # no cameras (the scripted expert)
     assert resolve_rollforward("tracking", True) == "tracking"  # an explicit mode is kept
     robot = make_robot()
     cfg = strategy_config("vlash_rail")
@@ -147,3 +151,11 @@ def test_auto_rolls_forward_only_for_a_policy_declaring_exec_offset_training():
     assert exec_ticks(spec({})) == ("last_command", 3)
     mode, exec_tick = exec_ticks(spec({EXEC_OFFSET_KEY: True}))
     assert mode == "commanded" and exec_tick > 3  # the chunk is planned for when it will execute
+    from vla_async.specs import CameraSpec
+
+    camera = (CameraSpec("wrist", 8, 8),)
+    with_cameras = PolicySpec("p", robot.state_names, robot.action_names, 10, fps=robot.fps, cameras=camera)
+    assert exec_ticks(with_cameras)[0] == "none"  # an image policy: the measured state (placement: state_lag tests)
+    trained = PolicySpec("p", robot.state_names, robot.action_names, 10, fps=robot.fps, cameras=camera,
+                         extra={EXEC_OFFSET_KEY: True})
+    assert exec_ticks(trained)[0] == "commanded"

@@ -49,12 +49,18 @@ def test_the_plan_follows_the_chunk_rows_for_the_lagged_ticks():
     assert checked > 20
 
 
-def test_state_lag_with_a_rollforward_or_an_action_prefix_is_a_config_error():
-    for bad in ({"rollforward": "commanded"}, {"rollforward": "auto"}, {"action_prefix": "committed"}):
-        with pytest.raises(ValueError, match="state_lag_ticks=4 .* needs rollforward: none and action_prefix: none"):
-            strategy_config("lag_rail", **bad)
-    assert strategy_config("vlash_rail").state_lag_ticks == 0  # other presets are unchanged
+def test_state_lag_applies_only_to_chunks_planned_from_the_measured_state():
+    """The measured state with a committed prefix is refused (RTC with the lag placement lost); under any other
+    conditioning the lag is ignored, so a preset's value survives an override such as rollforward: commanded."""
+    with pytest.raises(ValueError, match="state_lag_ticks=4 .* needs action_prefix: none"):
+        strategy_config("lag_rail", action_prefix="committed")
+    for other in ("commanded", "last_command"):
+        cfg = strategy_config("lag_rail", rollforward=other)
+        assert cfg.state_lag_ticks == 4 and ActionScheduler(cfg, make_robot(), 10)._state_lag == 0
+    assert ActionScheduler(strategy_config("lag_rail"), make_robot(), 10)._state_lag == 4
+    assert strategy_config("vlash_rail_stream").state_lag_ticks == 0  # other presets are unchanged
     assert strategy_config("lag_rail").state_lag == "measured"  # the preset reads the lag at each capture
+    assert strategy_config("vlash_rail").state_lag == "measured"  # ... and so does the default, for image policies
 
 
 def test_a_chunk_placed_before_its_capture_tick_is_planned_for_the_capture_time():
@@ -97,3 +103,22 @@ def test_a_measured_lag_is_zero_for_an_arm_at_rest():
     assert len(requests) > 5 and all(r.exec_tick == r.tick for r in requests)
     fixed = drive(_sched(4), 40, [3], policy=lambda req: np.full((H, 6), 0.2), start_state=np.full(6, 0.2))
     assert all(o.request.exec_tick == o.request.tick - 4 for o in fixed.outputs if o.request is not None)
+
+
+def test_the_default_gives_an_image_policy_the_measured_state_placed_by_the_lag_and_the_expert_the_last_command():
+    """vlash_rail's `auto`: a plain policy with cameras gets lag_rail's conditioning (the measured state its images
+    agree with, the chunk placed by the lag read at capture); one without cameras the command at capture."""
+    from vla_async.specs import CameraSpec
+
+    cameras = (CameraSpec("wrist", 8, 8),)
+    image_policy = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps, cameras=cameras)
+    expert_like = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps)
+    cfg = strategy_config("vlash_rail")
+    image = drive(ActionScheduler(cfg, ROBOT, chunk_length=H, policy=image_policy), 80, [3], plant=_delay_line(3))
+    moving = [o.request for o in image.outputs if o.request is not None and o.tick > 20]
+    assert len(moving) > 10 and all(r.rollforward_state is None and r.tick - r.exec_tick == 3 for r in moving)
+    expert = drive(ActionScheduler(cfg, ROBOT, chunk_length=H, policy=expert_like), 80, [3], plant=_delay_line(3))
+    sent = [o for o in expert.outputs if o.request is not None and o.tick > 20]
+    assert len(sent) > 10 and all(o.request.exec_tick == o.tick for o in sent)
+    for o in sent:
+        np.testing.assert_allclose(o.request.rollforward_state, o.command)  # the command of the capture tick

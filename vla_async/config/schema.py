@@ -204,11 +204,13 @@ class StrategyConfig(StrictModel):
     rollforward: Literal["none", "commanded", "delta", "tracking", "last_command", "auto"] = Field(
         "commanded", description="conditioning state; last_command: the previous command, at the capture tick "
         "(no rollforward: the chunk starts at the capture tick); auto (the vlash_rail default): commanded for a "
-        "policy whose spec declares it was trained for exec_offset_s (VLASH), last_command for any other")
+        "policy whose spec declares it was trained for exec_offset_s (VLASH); none with the state_lag_ticks placement "
+        "for another policy with cameras when state_lag_ticks > 0 (lag_rail's conditioning); last_command otherwise")
     state_lag_ticks: int = Field(
-        0, ge=0, le=1000, description="rollforward=none: the arm trails its command by about this many ticks (servo "
+        0, ge=0, le=1000, description="rollforward=none (or auto resolving to none): the arm trails its command by about this many ticks (servo "
         "lag), so the measured state the policy is conditioned on is where the plan was that many ticks ago; its chunk is "
-        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped)")
+        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped); ignored "
+        "under any other conditioning and when an action prefix is sent")
     state_lag: Literal["fixed", "measured"] = Field(
         "fixed", description="with state_lag_ticks: fixed = place every chunk state_lag_ticks before its capture tick; "
         "measured = at each capture, the lag is how many ticks back (0..state_lag_ticks) the command lies that the "
@@ -244,10 +246,12 @@ class StrategyConfig(StrictModel):
 
     @model_validator(mode="after")
     def _state_lag_needs_measured_state(self) -> StrategyConfig:
-        if self.state_lag_ticks and (self.rollforward != "none" or self.action_prefix != "none"):
+        # The lag places chunks planned from the measured state; the scheduler ignores it for any other conditioning
+        # (so a preset's value survives an override such as rollforward: commanded). A committed prefix with the
+        # measured state stated explicitly is refused: RTC with the lag placement lost (session 25, 28).
+        if self.state_lag_ticks and self.rollforward == "none" and self.action_prefix != "none":
             raise ValueError(f"state_lag_ticks={self.state_lag_ticks} places chunks planned from the measured state: it "
-                             f"needs rollforward: none and action_prefix: none (got rollforward: {self.rollforward}, "
-                             f"action_prefix: {self.action_prefix})")
+                             f"needs action_prefix: none (got action_prefix: {self.action_prefix})")
         return self
 
 

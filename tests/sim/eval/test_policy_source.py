@@ -18,7 +18,9 @@ EXPERT_WITH_CAMERA = BackendConfig(name="expert", options={"cameras": ["front"],
 
 
 def episode(policy=None, **kwargs):
-    strategy = resolve_strategy(load_eval_config(None), "vlash_rail")
+    # the default's conditioning pinned: `auto` gives a policy that declares cameras the measured state, and the
+    # expert served with a camera must see what the in-process one (no cameras) sees
+    strategy = resolve_strategy(load_eval_config(None), "vlash_rail").model_copy(update={"rollforward": "last_command"})
     return run_virtual_episode("reach_jump", strategy, LATENCY, seed=3, max_duration_s=2.0, policy=policy, **kwargs)
 
 
