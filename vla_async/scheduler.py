@@ -143,16 +143,16 @@ class ActionScheduler:
         self.fusion = create_fusion(
             strategy, robot, chunk_length, (self.safety.max_velocity, self.safety.max_acceleration)
         )
+        # the servo-lag placement: chunks planned from the measured state, without a prefix (`auto` may resolve to none)
+        lag_ticks = strategy.state_lag_ticks if strategy.action_prefix == "none" else 0
         self.rollforward_mode = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy), reads_images(policy),
-                                                    strategy.state_lag_ticks > 0 and strategy.action_prefix == "none")
+                                                    lag_ticks > 0)
         self.rollforward = create_rollforward(self.rollforward_mode, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
-        # only for a chunk planned from the measured state, without a prefix (`auto` may resolve to none)
-        by_lag = self.rollforward_mode == "none" and strategy.action_prefix == "none"
-        self._state_lag = strategy.state_lag_ticks if by_lag else 0
+        self._state_lag = lag_ticks if self.rollforward_mode == "none" else 0
         # state_lag measured: the gradual joints of the commands sent for the last state_lag_ticks ticks, newest first
         self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
         self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
