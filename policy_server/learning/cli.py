@@ -62,9 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vlash", type=_latency, default=None, metavar="LO,HI",
                    help="VLASH training: condition on the state Δ later (Δ in [LO, HI] s), expert-relabelled")
     p.add_argument("--vlash-copies", type=int, default=2, help="VLASH: offsets drawn per frame")
-    p.add_argument("--vlash-state", choices=["measured", "commanded"], default="measured",
-                   help="VLASH: condition on the measured state Δ later, or on the command before the chunk's "
-                        "first tick (what the `commanded` rollforward sends: the vlash preset)")
+    p.add_argument("--vlash-state", choices=["measured", "commanded", "stale_plan"], default="measured",
+                   help="VLASH: condition on the measured state Δ later, on the recorded command before the chunk's "
+                        "first tick (what the `commanded` rollforward sends: the vlash preset), or on that tick's "
+                        "row of the expert's plan made Δ before the frame (commands from an older chunk, as at "
+                        "deployment)")
     p.add_argument("--plain-copy", action="store_true",
                    help="VLASH: also keep each frame's plain Δ = 0 sample (for clients without rollforward)")
     p.add_argument("--exec-offset-input", action="store_true", help="VLASH: exec_offset_s is a model input")

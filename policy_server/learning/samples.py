@@ -7,7 +7,12 @@ The conditioning state is, by `vlash_state`:
 - `measured`: the recorded (measured) state k ticks later;
 - `commanded`: the command for the tick before the chunk's first one, k − 1 ticks later (k ≥ 1) —
   exactly what the `commanded` rollforward (the vlash preset) hands the policy at deployment, where the
-  arm lags its command, so the measured future state is a pairing the policy never gets.
+  arm lags its command, so the measured future state is a pairing the policy never gets;
+- `stale_plan`: the row for tick t + k − 1 of the expert's plan made k ticks *before* the frame (from the state
+  and scene then). At deployment the commands a rollforward adds up come from a chunk requested about one latency
+  earlier, so they head for wherever the target was then; the recorded commands (`commanded`) came from a planner
+  that saw every target jump within its replanning period, so a policy trained on them rarely sees a rolled-forward
+  state that heads the wrong way (measured in session 30: no better than `commanded` on reach_jump).
 `plain_copy` adds each frame's Δ = 0 sample (measured state, offset 0), which is what clients without
 rollforward send, so one policy serves both (with an `exec_offset_s` input it can tell them apart).
 
@@ -69,7 +74,8 @@ def bag_of_words(instructions: Sequence[str], vocab: Sequence[str]) -> np.ndarra
 def build_samples(demos: Demos, vocab: Sequence[str], chunk_length: int, labels: str = "expert",
                   latency_s: tuple[float, float] | None = None, copies: int = 1, seed: int = 0,
                   vlash_state: str = "measured", plain_copy: bool = False, label_workers: int = 1) -> Samples:
-    frames, states, offsets = _conditioning(demos, latency_s, copies, seed, vlash_state, plain_copy)
+    frames, states, offsets = _conditioning(demos, latency_s, copies, seed, vlash_state, plain_copy, chunk_length,
+                                            label_workers)
     instructions = [demos.instructions[i] for i in frames]
     if labels == "expert":
         target = expert_chunks(states, demos.environment_states[frames], instructions, chunk_length, demos.fps, offsets,
@@ -112,17 +118,21 @@ def build_recorded_prefix_samples(demos: Demos, vocab: Sequence[str], chunk_leng
                    rows.astype(np.int64))
 
 
+VLASH_STATES = ("measured", "commanded", "stale_plan")
+
+
 def _conditioning(demos: Demos, latency_s: tuple[float, float] | None, copies: int, seed: int,
-                  vlash_state: str, plain_copy: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  vlash_state: str, plain_copy: bool, chunk_length: int = 50,
+                  label_workers: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image frame, conditioning state, exec_offset_s) of every sample."""
-    if vlash_state not in ("measured", "commanded"):
-        raise ValueError(f"vlash_state must be 'measured' or 'commanded', got {vlash_state!r}")
+    if vlash_state not in VLASH_STATES:
+        raise ValueError(f"vlash_state must be one of {', '.join(VLASH_STATES)}, got {vlash_state!r}")
     n = len(demos)
     plain = (np.arange(n), demos.states, np.zeros(n, np.float32))
     if latency_s is None:
         return plain
     lo, hi = (int(round(x * demos.fps)) for x in latency_s)
-    if vlash_state == "commanded":
+    if vlash_state != "measured":
         lo, hi = max(lo, 1), max(hi, 1)
     rng = np.random.default_rng([seed, 0xF1A5])
     frames = np.tile(np.arange(n), copies)
@@ -131,9 +141,25 @@ def _conditioning(demos: Demos, latency_s: tuple[float, float] | None, copies: i
     if vlash_state == "measured":
         cond = np.minimum(frames + ticks, last)
         vlash = (frames, demos.states[cond], ((cond - frames) / demos.fps).astype(np.float32))
-    else:
+    elif vlash_state == "commanded":
         cond = np.minimum(frames + ticks - 1, last)
         vlash = (frames, demos.actions[cond], ((cond + 1 - frames) / demos.fps).astype(np.float32))
+    else:
+        vlash = (frames, _stale_plan_states(demos, frames, ticks, chunk_length, label_workers),
+                 (ticks / demos.fps).astype(np.float32))
     if not plain_copy:
         return vlash
     return tuple(np.concatenate([a, b]) for a, b in zip(plain, vlash, strict=True))  # type: ignore[return-value]
+
+
+def _stale_plan_states(demos: Demos, frames: np.ndarray, ticks: np.ndarray, chunk_length: int,
+                       label_workers: int) -> np.ndarray:
+    """Row t + k − 1 of the expert's plan made at frame t − k (clamped to the episode's first frame) from the
+    measured state and the scene at that frame."""
+    ends, lengths = np.unique(demos.episode_end, return_counts=True)
+    start = demos.episode_end - lengths[np.searchsorted(ends, demos.episode_end)]
+    planned_at = np.maximum(frames - ticks, start[frames])
+    plans = expert_chunks(demos.states[planned_at], demos.environment_states[planned_at],
+                          [demos.instructions[i] for i in planned_at], chunk_length, demos.fps, None, label_workers)
+    rows = np.minimum(frames + ticks - 1 - planned_at, chunk_length - 1)
+    return plans[np.arange(len(frames)), rows].astype(np.float32)

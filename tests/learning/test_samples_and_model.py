@@ -88,6 +88,28 @@ def test_commanded_vlash_samples_condition_on_the_command_before_the_chunk_plus_
         build_samples(d, vocabulary(d.instructions), H, latency_s=(0.0, 0.2), vlash_state="future")
 
 
+def test_stale_plan_vlash_samples_condition_on_an_older_plans_row_for_the_tick_before_the_chunk():
+    """The commands a rollforward adds up at deployment come from a chunk requested ~one latency earlier: the
+    conditioning state is row t + k − 1 of the expert's plan made at frame t − k (never before the episode's first
+    frame), the offset k ticks, the label the expert's plan from that state for frame t's scene."""
+    d = demos()
+    s = build_samples(d, vocabulary(d.instructions), H, latency_s=(0.05, 0.2), copies=2, seed=5,
+                      vlash_state="stale_plan")
+    assert len(s) == 2 * len(d)
+    ticks = np.rint(s.exec_offset_s * FPS).astype(int)
+    assert np.all(ticks >= 2) and np.all(ticks <= 6) and len(np.unique(ticks)) > 1
+    expert = ExpertPolicy(H, FPS)
+    start = d.episode_end - np.array([12] * 12 + [7] * 7)
+    planned_at = np.maximum(s.frame - ticks, start[s.frame])
+    assert np.any(planned_at == start[s.frame]) and np.any(planned_at > start[s.frame])  # clamped and not
+    for i in range(len(s)):
+        f, k, at = int(s.frame[i]), int(ticks[i]), int(planned_at[i])
+        plan = expert.plan(d.states[at], d.environment_states[at], d.instructions[at])
+        np.testing.assert_allclose(s.state[i], plan[min(f + k - 1 - at, H - 1)], atol=1e-6)
+        want = expert.plan(s.state[i], d.environment_states[f], d.instructions[f], k / FPS)
+        np.testing.assert_allclose(s.target[i], want, atol=1e-6)
+
+
 def test_recorded_prefix_samples_commit_the_recorded_commands_then_the_experts_plan_from_the_last():
     """Training-time RTC on what a robot really commits to: rows 0..d-1 are the commands recorded after frame t,
     the rest the expert's plan from the last of them; the state and images stay frame t's."""
