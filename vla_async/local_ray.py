@@ -36,6 +36,19 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+WORKER_PORTS = 200  # width of the worker port range handed to `ray start`
+
+
+def worker_port_range(taken: list[int], width: int = WORKER_PORTS, tries: int = 100) -> int:
+    """The first port of `width` + 1 consecutive ports (a free one first) that holds none of `taken`: Ray refuses
+    to start when a component's port falls inside the worker range (a CI run hit it: runtime_env 49809 in 49779…)."""
+    for _ in range(tries):
+        lo = free_ports(1)[0]
+        if lo + width <= 65535 and not any(lo <= p <= lo + width for p in taken):
+            return lo
+    raise RuntimeError(f"no {width + 1}-port worker range clear of {sorted(taken)} in {tries} tries")
+
+
 class LocalRayHead:
     """`with LocalRayHead(num_cpus=4) as head: ray.init(address=head.address)`."""
 
@@ -55,8 +68,9 @@ class LocalRayHead:
 
     def _start(self, num_cpus: int, startup_timeout_s: float, nice: int) -> None:
         self.temp_dir = tempfile.mkdtemp(prefix="vlaray_", dir="/tmp")  # short: Ray's socket paths are limited
-        gcs, node_manager, object_manager, client, agent_listen, agent_grpc, runtime_env, metrics = free_ports(8)
-        worker_lo = free_ports(1)[0]
+        ports = free_ports(8)
+        gcs, node_manager, object_manager, client, agent_listen, agent_grpc, runtime_env, metrics = ports
+        worker_lo = worker_port_range(ports)
         self.address = f"127.0.0.1:{gcs}"
         ray_bin = str(Path(sys.executable).with_name("ray"))
         argv = [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
@@ -65,7 +79,7 @@ class LocalRayHead:
                 f"--object-manager-port={object_manager}", f"--ray-client-server-port={client}",
                 f"--dashboard-agent-listen-port={agent_listen}", f"--dashboard-agent-grpc-port={agent_grpc}",
                 f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
-                f"--min-worker-port={worker_lo}", f"--max-worker-port={min(65535, worker_lo + 200)}",
+                f"--min-worker-port={worker_lo}", f"--max-worker-port={worker_lo + WORKER_PORTS}",
                 "--object-store-memory=100000000"]
         if nice:
             argv = ["nice", "-n", str(nice), *argv]
