@@ -153,10 +153,14 @@ class ActionScheduler:
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
         self._state_lag = lag_ticks if self.rollforward_mode == "none" else 0
+        # rollforward_to arm: a shifting rollforward's horizon is d̂ less the servo lag (where the arm will be)
+        to_arm = strategy.rollforward_to == "arm" and self._shifts_exec and self._rolls_forward
+        self._rf_lag = lag_ticks if to_arm else 0
         # state_lag measured: the gradual joints of the commands sent for the last state_lag_ticks ticks, newest first
-        self._measures_lag = strategy.state_lag == "measured" and self._state_lag > 0
+        self._measures_lag = strategy.state_lag == "measured" and max(self._state_lag, self._rf_lag) > 0
         self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
-        self._sent = np.zeros((self._state_lag if self._measures_lag else 0, len(self._lag_columns)))  # newest first
+        self._sent = np.zeros((max(self._state_lag, self._rf_lag) if self._measures_lag else 0,
+                               len(self._lag_columns)))  # newest first
         self._n_sent = 0
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
@@ -262,9 +266,10 @@ class ActionScheduler:
             return None
         rid = self._next_request_id
         self._next_request_id += 1
-        exec_tick, rf_state = k - (self._measured_lag(s, command) if self._measures_lag else self._state_lag), None
+        lag = self._measured_lag(s, command) if self._measures_lag else self._state_lag + self._rf_lag
+        exec_tick, rf_state = k - lag, None
         if self._rolls_forward:
-            exec_tick = k + delay.delay_ticks_ceil if self._shifts_exec else k
+            exec_tick = k + max(0, delay.delay_ticks_ceil - lag) if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
             committed = self._committed(k, exec_tick, command) if self._shifts_exec else command[None]

@@ -209,12 +209,19 @@ class StrategyConfig(StrictModel):
     state_lag_ticks: int = Field(
         0, ge=0, le=1000, description="rollforward=none (or auto resolving to none): the arm trails its command by about this many ticks (servo "
         "lag), so the measured state the policy is conditioned on is where the plan was that many ticks ago; its chunk is "
-        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped); ignored "
-        "under any other conditioning and when an action prefix is sent")
+        "placed that many ticks before the capture tick (the lag_rail preset; its passed rows are dropped); with "
+        "rollforward_to: arm it shortens the rollforward instead; ignored under any other conditioning and when an "
+        "action prefix is sent")
     state_lag: Literal["fixed", "measured"] = Field(
         "fixed", description="with state_lag_ticks: fixed = place every chunk state_lag_ticks before its capture tick; "
         "measured = at each capture, the lag is how many ticks back (0..state_lag_ticks) the command lies that the "
         "measured state is nearest to (gradual joints), so a slow or resting arm (a grasp) gets little or none")
+    rollforward_to: Literal["command", "arm"] = Field(
+        "command", description="with a rollforward that shifts the chunk (commanded, delta, tracking): command = VLASH, "
+        "the state at exec_tick = capture + d̂; arm = where a lagging arm will be when the chunk arrives: the horizon "
+        "is d̂ less the servo lag (state_lag_ticks, fixed or measured at each capture as for the lag placement), the "
+        "chunk placed at that tick (its passed rows dropped and blended). With the commanded rollforward the policy "
+        "then sees the command the arm will have reached, not the one it is still chasing")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )
