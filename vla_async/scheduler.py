@@ -268,8 +268,10 @@ class ActionScheduler:
         self._next_request_id += 1
         lag = self._measured_lag(s, command) if self._measures_lag else self._state_lag + self._rf_lag
         exec_tick, rf_state = k - lag, None
-        if self._rolls_forward:
-            exec_tick = k + max(0, delay.delay_ticks_ceil - lag) if self._shifts_exec else k
+        # rollforward_to arm with d̂ ≤ the lag: the arm will not have reached any command sent after the capture when
+        # the chunk arrives, so the measured state, placed by the lag, is as far ahead as is known (lag_rail's)
+        if self._rolls_forward and not (self._rf_lag and delay.delay_ticks_ceil <= lag):
+            exec_tick = k + delay.delay_ticks_ceil - lag if self._shifts_exec else k
             if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
                 exec_tick = min(exec_tick, max(self.plan.end_tick, k))
             committed = self._committed(k, exec_tick, command) if self._shifts_exec else command[None]

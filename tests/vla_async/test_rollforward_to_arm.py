@@ -23,12 +23,22 @@ def _moving_requests(run, after: int = 20):
     return [o.request for o in run.outputs if o.request is not None and o.tick > after]
 
 
-@pytest.mark.parametrize(("lag", "horizon"), [(0, D), (1, D - 1), (4, D - 4), (6, 0), (9, 0)])
-def test_the_horizon_is_the_delay_less_the_fixed_lag_never_before_capture(lag, horizon):
+@pytest.mark.parametrize(("lag", "horizon"), [(0, D), (1, D - 1), (4, D - 4), (5, D - 5)])
+def test_the_horizon_is_the_delay_less_the_fixed_lag(lag, horizon):
     run = drive(_sched("arm", lag), 120, [D])
     requests = _moving_requests(run)
     assert len(requests) > 10
     assert {r.exec_tick - r.tick for r in requests} == {horizon}
+    assert all(r.rollforward_state is not None for r in requests)
+
+
+@pytest.mark.parametrize("lag", [D, 9])
+def test_a_delay_within_the_lag_gets_the_measured_state_placed_by_the_lag(lag):
+    """d̂ ≤ lag: no command sent after the capture will have been reached at arrival, so the policy gets the measured
+    state (no rollforward state) and the chunk is placed `lag` ticks before the capture, as lag_rail does."""
+    requests = _moving_requests(drive(_sched("arm", lag), 120, [D]))
+    assert len(requests) > 10
+    assert all(r.rollforward_state is None and r.exec_tick == r.tick - lag for r in requests)
 
 
 def test_the_state_is_the_plans_command_for_the_tick_before_the_shortened_horizon():
