@@ -10,7 +10,8 @@ committed (the plan, or a hold on underrun). Each mode predicts ŝ(exec_tick) fr
   observation's time, for a policy not fine-tuned for `exec_offset_s`; the fuser drops the passed
   actions (with rail, the C2 blend absorbs the jump ahead);
 - `auto`: `commanded` for a policy whose spec declares it was trained for `exec_offset_s` (VLASH
-  fine-tuning: it can use a state ahead of its images); `none` for any other policy that reads camera images,
+  fine-tuning: it can use a state ahead of its images; with `vlash_rail`'s `rollforward_to: arm` the horizon is
+  d̂ less the servo lag, which the scheduler applies); `none` for any other policy that reads camera images,
   when the strategy places chunks by the servo lag (`state_lag_ticks` > 0): such a policy reads the scene
   relative to the arm its images show, so it gets the measured state they agree with (`lag_rail`'s
   conditioning); `last_command` otherwise (no cameras: the scripted expert; or no lag placement)

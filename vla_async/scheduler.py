@@ -152,16 +152,7 @@ class ActionScheduler:
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
         self._rolls_forward = self.rollforward_mode != "none"
         self._shifts_exec = self.rollforward.shifts_exec
-        self._state_lag = lag_ticks if self.rollforward_mode == "none" else 0
-        # rollforward_to arm: a shifting rollforward's horizon is d̂ less the servo lag (where the arm will be)
-        to_arm = strategy.rollforward_to == "arm" and self._shifts_exec and self._rolls_forward
-        self._rf_lag = lag_ticks if to_arm else 0
-        # state_lag measured: the gradual joints of the commands sent for the last state_lag_ticks ticks, newest first
-        self._measures_lag = strategy.state_lag == "measured" and max(self._state_lag, self._rf_lag) > 0
-        self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
-        self._sent = np.zeros((max(self._state_lag, self._rf_lag) if self._measures_lag else 0,
-                               len(self._lag_columns)))  # newest first
-        self._n_sent = 0
+        self._init_lag(strategy, robot, lag_ticks)
         self._max_in_flight = strategy.max_in_flight
         self._sends_prefix = strategy.action_prefix == "committed"
         self._prefix_rows = strategy.prefix_rows
@@ -182,6 +173,19 @@ class ActionScheduler:
         self._waiting_since: int | None = None  # first request sent since the last accepted chunk
         self._stalled = False
         self._watchdog = False
+
+    def _init_lag(self, strategy: StrategyConfig, robot: RobotSpec, lag_ticks: int) -> None:
+        """The servo lag: the placement of chunks planned from the measured state (`_state_lag`), or with
+        `rollforward_to: arm` how much shorter than d̂ a shifting rollforward is (`_rf_lag`)."""
+        self._state_lag = lag_ticks if self.rollforward_mode == "none" else 0
+        to_arm = strategy.rollforward_to == "arm" and self._shifts_exec and self._rolls_forward
+        self._rf_lag = lag_ticks if to_arm else 0
+        lag = max(self._state_lag, self._rf_lag)
+        # state_lag measured: the gradual joints of the commands sent for the last `lag` ticks, newest first
+        self._measures_lag = strategy.state_lag == "measured" and lag > 0
+        self._lag_columns = np.flatnonzero(~np.asarray(robot.stepwise_mask, bool))  # the gradual joints
+        self._sent = np.zeros((lag if self._measures_lag else 0, len(self._lag_columns)))
+        self._n_sent = 0
 
     # ------------------------------------------------------------------ per tick
 
@@ -266,18 +270,9 @@ class ActionScheduler:
             return None
         rid = self._next_request_id
         self._next_request_id += 1
-        lag = self._measured_lag(s, command) if self._measures_lag else self._state_lag + self._rf_lag
-        exec_tick, rf_state = k - lag, None
-        # rollforward_to arm with d̂ ≤ the lag: the arm will not have reached any command sent after the capture when
-        # the chunk arrives, so the measured state, placed by the lag, is as far ahead as is known (lag_rail's)
-        if self._rolls_forward and not (self._rf_lag and delay.delay_ticks_ceil <= lag):
-            exec_tick = k + delay.delay_ticks_ceil - lag if self._shifts_exec else k
-            if in_flight:  # beyond the plan, an in-flight chunk may still change the commands
-                exec_tick = min(exec_tick, max(self.plan.end_tick, k))
-            committed = self._committed(k, exec_tick, command) if self._shifts_exec else command[None]
-            rf_state = self.rollforward.predict(s, committed, self._last_command)
-            if rf_state is not None:
-                self._predictions[exec_tick] = (rid, rf_state)
+        exec_tick, rf_state = self._placement(k, s, command)
+        if rf_state is not None:
+            self._predictions[exec_tick] = (rid, rf_state)
         prefix, frozen = self._action_prefix(k, exec_tick) if self._sends_prefix else (None, 0)
         request = InferenceRequest(rid, k, exec_tick, rf_state, prefix, frozen, self._streams)
         in_flight[rid] = request
@@ -286,6 +281,21 @@ class ActionScheduler:
             self._waiting_since = k
         self.stats.requests += 1
         return request
+
+    def _placement(self, k: int, s: np.ndarray, command: np.ndarray) -> tuple[int, np.ndarray | None]:
+        """(exec_tick, ŝ or None for the measured state) of a request made at tick k."""
+        lag = self._measured_lag(s, command) if self._measures_lag else self._state_lag + self._rf_lag
+        d_hat = self.delay.delay_ticks_ceil
+        # rollforward_to arm with d̂ ≤ the lag: the arm will not have reached any command sent after the capture when
+        # the chunk arrives, so the measured state, placed by the lag, is as far ahead as is known (lag_rail's)
+        if not self._rolls_forward or (self._rf_lag and d_hat <= lag):
+            return k - lag, None
+        if not self._shifts_exec:
+            return k, self.rollforward.predict(s, command[None], self._last_command)
+        exec_tick = k + d_hat - lag
+        if self._in_flight:  # beyond the plan, an in-flight chunk may still change the commands
+            exec_tick = min(exec_tick, max(self.plan.end_tick, k))
+        return exec_tick, self.rollforward.predict(s, self._committed(k, exec_tick, command), self._last_command)
 
     def _action_prefix(self, k: int, exec_tick: int) -> tuple[np.ndarray | None, int]:
         """(the plan for ticks exec_tick .. exec_tick+H-1 it covers, at most `prefix_rows` of them (never fewer than

@@ -82,3 +82,21 @@ def test_arm_changes_nothing_without_a_shifting_rollforward(rollforward):
     requests = _moving_requests(drive(ActionScheduler(cfg, ROBOT, chunk_length=H), 120, [D]))
     expected = -4 if rollforward == "none" else 0
     assert len(requests) > 10 and {r.exec_tick - r.tick for r in requests} == {expected}
+
+
+def test_the_default_rolls_a_vlash_trained_policy_forward_to_the_arm():
+    """vlash_rail's `auto` gives a policy trained for exec_offset_s the commanded rollforward to the arm: d̂ less the
+    lag read at capture (a servo 3 ticks behind: exec_tick = capture + d̂ − 3), and tells it that offset."""
+    from vla_async.messages import Observation
+    from vla_async.policy_input import EXEC_OFFSET_KEY, policy_input
+    from vla_async.specs import PolicySpec
+
+    spec = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps, extra={EXEC_OFFSET_KEY: True})
+    cfg = strategy_config("vlash_rail", delay={"mode": "fixed", "fixed_ticks": D})
+    sched = ActionScheduler(cfg, ROBOT, chunk_length=H, policy=spec)
+    assert sched.rollforward_mode == "commanded"
+    requests = _moving_requests(drive(sched, 120, [D], plant=_delay_line(3)))
+    assert len(requests) > 10 and {r.exec_tick - r.tick for r in requests} == {D - 3}
+    assert all(r.rollforward_state is not None for r in requests)
+    obs = Observation(request_id=1, tick=10, exec_tick=10 + D - 3, state=np.zeros(6, np.float32))
+    assert policy_input(obs, ROBOT.fps, policy=spec).exec_offset_s == pytest.approx((D - 3) / ROBOT.fps)

@@ -220,8 +220,9 @@ class StrategyConfig(StrictModel):
         "command", description="with a rollforward that shifts the chunk (commanded, delta, tracking): command = VLASH, "
         "the state at exec_tick = capture + d̂; arm = where a lagging arm will be when the chunk arrives: the horizon "
         "is d̂ less the servo lag (state_lag_ticks, fixed or measured at each capture as for the lag placement), the "
-        "chunk placed at that tick (its passed rows dropped and blended). With the commanded rollforward the policy "
-        "then sees the command the arm will have reached, not the one it is still chasing")
+        "chunk placed at that tick (its passed rows dropped and blended); when d̂ ≤ the lag, the measured state placed by "
+        "the lag. With the commanded rollforward the policy then sees the command the arm will have reached, not the "
+        "one it is still chasing (vlash_rail: arm)")
     tracking_forgetting: float = Field(
         0.99, gt=0, le=1, description="rollforward=tracking: RLS forgetting factor of the servo-lag model"
     )

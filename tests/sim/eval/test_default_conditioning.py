@@ -13,7 +13,8 @@ from vla_async.config import InjectedLatencyConfig, SafetyConfig
 from vla_async.config.schema import strategy_config
 
 CFG = EvalConfig(strategies=["vlash_rail", "vlash_rail_rf"],
-                 variants={"vlash_rail_rf": {"preset": "vlash_rail", "rollforward": "commanded"}})
+                 variants={"vlash_rail_rf": {"preset": "vlash_rail", "rollforward": "commanded",
+                                           "rollforward_to": "command"}})
 
 
 def test_vlash_rail_sends_the_last_command_for_its_capture_tick():
