@@ -5,8 +5,9 @@
 Against a running policy server and a connected robot (the same config the client would run):
   1. round trips: `--requests` observations of the robot as it stands (its state, cameras, task), one in
      flight; the round trip and the server's own time (the timing breakdown every chunk carries);
-  2. the robot's command→state lag from a small step response: dry by default (nothing is sent);
-     `--move` moves one joint by a small step and back, through the safety layer, within the limits it
+  2. the robot's command→state lag from a small step response, and how far its state trails a moving
+     command (a ramp; `robot_client/servo_lag.py`): dry by default (nothing is sent); `--move` moves one joint
+     by a small step and back, then along a ramp and back, through the safety layer, within the limits it
      prints first;
   3. writes a client config (the one given, with the latency settings replaced) that
      `vla-async client --config <out>` takes, and prints why each value was chosen.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from robot_client.servo_lag import measure_tracking_lag
 from vla_async.config import ClientConfig, ConfigError, config_from_cli
 from vla_async.config.loader import deep_merge
 from vla_async.messages import Observation
@@ -49,6 +51,7 @@ class Latencies:
     model_ms: np.ndarray
     lag_ticks: float | None  # command → state (50% of a step); None when not measured
     fps: float
+    tracking_lag_ticks: float | None = None  # ticks the state trails a moving command (servo_lag); None: not measured
 
     def q(self, values: np.ndarray, p: float) -> float:
         return float(np.percentile(values, p)) if len(values) else math.nan
@@ -110,13 +113,14 @@ def calibrate(config: ClientConfig, *, requests: int, move: bool, step: float | 
             cameras = tuple(c.name for c in welcome.policy_spec.cameras)
             rtt, server_ms, model_ms = measure_round_trips(policy, robot, config, cameras, requests)
         lag = measure_lag(robot, config, step) if move else None
+        tracking = measure_tracking_lag(robot, config) if move else None
     except (HandshakeError, TimeoutError) as exc:
         print(f"vla-async calibrate: could not reach the policy server at {config.network.host}:"
               f"{config.network.port}: {exc}", file=sys.stderr)
         return 1
     finally:
         robot.disconnect()
-    lat = Latencies(rtt, server_ms, model_ms, lag, float(robot.spec.fps))
+    lat = Latencies(rtt, server_ms, model_ms, lag, float(robot.spec.fps), tracking)
     print_measurements(lat, requests)
     settings, why = latency_settings(lat, config)
     write_config(config, settings, why, out)
@@ -214,6 +218,8 @@ def print_measurements(lat: Latencies, n: int) -> None:
               f"{float(np.max(values)):>9.2f}")
     lag = "not measured (dry; --move measures it)" if lat.lag_ticks is None else f"{lat.lag_ticks:.1f} ticks"
     print(f"{'command → state lag':<22}{lag}")
+    if lat.tracking_lag_ticks is not None:
+        print(f"{'tracking lag':<22}{lat.tracking_lag_ticks:.1f} ticks (state behind a moving command)")
 
 
 def latency_settings(lat: Latencies, config: ClientConfig) -> tuple[dict[str, Any], list[str]]:
@@ -251,7 +257,20 @@ def latency_settings(lat: Latencies, config: ClientConfig) -> tuple[dict[str, An
         f"network.request_timeout_s={timeout}: above the round-trip p99 ({p99 * 1e3:.1f} ms; docs/metrics.md): "
         f"3 × p99, at least p99 + 100 ms",
     ]
+    _state_lag_setting(lat, config, settings, why)
     return settings, why
+
+
+def _state_lag_setting(lat: Latencies, config: ClientConfig, settings: dict[str, Any], why: list[str]) -> None:
+    """strategy.state_lag_ticks from the tracking lag, for a strategy that reads the servo lag (lag placement,
+    rollforward_to: arm); a strategy without one is left without (the value would switch the placement on)."""
+    if lat.tracking_lag_ticks is None or not config.strategy.state_lag_ticks:
+        return
+    ticks = math.ceil(lat.tracking_lag_ticks) + 1
+    settings["strategy"]["state_lag_ticks"] = ticks
+    why.append(f"strategy.state_lag_ticks={ticks}: the largest servo lag a capture may read (state_lag: measured) or "
+               f"the lag itself (fixed) = the tracking lag {lat.tracking_lag_ticks:.1f} ticks rounded up, plus one "
+               f"tick (our sim: 3 → 4, the value its evaluations chose)")
 
 
 def write_config(config: ClientConfig, settings: dict[str, Any], why: list[str], out: Path) -> None:

@@ -38,6 +38,9 @@ def test_calibrate_writes_a_config_the_client_runs(tmp_path: Path, capsys) -> No
         cfg = load_config(ClientConfig, out)
         assert cfg.network.port == server.port and cfg.robot.task == "reach_jump"
         assert cfg.network.request_timeout_s > 0 and cfg.strategy.delay.fixed_ticks >= 1
+        assert "tracking lag" in printed and "ramp (--move)" in printed
+        # the sim's servo trails a ramp by ~3 ticks; evaluations chose 4 for vlash_rail's state_lag_ticks
+        assert cfg.strategy.name == "vlash_rail" and 3 <= cfg.strategy.state_lag_ticks <= 5
         rc = client_main(["--config", str(out), "--duration_s=2", "--log.live_status=false", "--log.path=null"])
         ran = capsys.readouterr()
         assert rc == 0, ran.err

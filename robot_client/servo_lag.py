@@ -1,0 +1,70 @@
+"""The arm's tracking lag: how many ticks the measured state trails a smoothly moving command.
+
+This is the lag the scheduler reads at each capture (`state_lag: measured`) and that `state_lag_ticks` caps: the
+command the measured state is nearest to, counted back from the command about to be sent (the control loop reads
+the state, then sends). A step response's 50% rise time (`calibrate.measure_lag`) is shorter: a servo with a
+velocity-dependent error trails a ramp by more than it takes to cover half a step (our sim: 2.5 vs 4 ticks).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from vla_async.config import ClientConfig
+from vla_async.robot import Robot
+from vla_async.safety import SafetyLayer
+
+MAX_LAG_TICKS = 12
+
+
+def tracking_lag(commands: np.ndarray, states: np.ndarray, max_lag: int = MAX_LAG_TICKS,
+                 min_motion: float = 1e-6) -> float | None:
+    """Median over the ticks of a moving command of the lag j (0 = the command sent at that tick, after the
+    state was read) whose command c[k − j] is nearest to the state s[k]; ticks before `max_lag` and ticks whose
+    command did not move are skipped. None without enough such ticks."""
+    c = np.asarray(commands, dtype=float)
+    s = np.asarray(states, dtype=float)
+    if c.shape != s.shape or c.ndim != 1:
+        raise ValueError(f"commands and states must be 1-D and alike, got {c.shape} and {s.shape}")
+    lags = [int(np.argmin(np.abs(c[k - max_lag: k + 1][::-1] - s[k])))
+            for k in range(max_lag, len(c)) if abs(c[k] - c[k - 1]) > min_motion]
+    return float(np.median(lags)) if len(lags) >= 5 else None
+
+
+def measure_tracking_lag(robot: Robot, config: ClientConfig, speed: float | None = None,
+                         seconds: float = 1.5) -> float | None:
+    """Ramp the first smooth joint at `speed` units/s (default: a third of safety.max_velocity, at most what
+    fits within 30% of its range) for `seconds`, then back at the same speed, through the safety layer; the
+    tracking lag of both ramps together (`tracking_lag`)."""
+    spec = robot.spec
+    fps = float(spec.fps)
+    joint = next(i for i, stepwise in enumerate(spec.stepwise_mask) if not stepwise)
+    safety = SafetyLayer(config.safety, spec)
+    start = np.asarray(robot.get_observation(with_images=False).state, dtype=float)[: spec.action_dim]
+    lo, hi = float(safety.low[joint]), float(safety.high[joint])
+    max_velocity = float(np.broadcast_to(np.asarray(config.safety.max_velocity, dtype=float), (spec.action_dim,))[joint])
+    rate = speed if speed is not None else min(max_velocity / 3.0, 0.3 * (hi - lo) / seconds)
+    span = rate * seconds
+    direction = 1.0 if start[joint] + span <= hi else -1.0
+    if not lo <= start[joint] + direction * span <= hi:
+        print(f"ramp skipped: {spec.action_names[joint]} at {start[joint]:.4g} has no room for {span:.4g} within "
+              f"[{lo:.4g}, {hi:.4g}]")
+        return None
+    n = max(2, math.ceil(seconds * fps))
+    print(f"ramp (--move): {spec.action_names[joint]} from {start[joint]:.4g} to {start[joint] + direction * span:.4g} "
+          f"and back at {rate:.3g} units/s")
+    path = start[joint] + direction * span * np.r_[np.arange(1, n + 1), np.arange(n - 1, -1, -1)] / n
+    safety.reset(start)
+    commands, states = [], []
+    target = start.copy()
+    deadline = time.monotonic()
+    for value in path:
+        states.append(float(robot.get_observation(with_images=False).state[joint]))  # read, then send (the loop's order)
+        target[joint] = value
+        commands.append(float(robot.send_action(safety.apply(target))[joint]))
+        deadline += 1.0 / fps
+        time.sleep(max(0.0, deadline - time.monotonic()))
+    return tracking_lag(np.array(commands), np.array(states))
