@@ -37,8 +37,8 @@ def tracking_lag(commands: np.ndarray, states: np.ndarray, max_lag: int = MAX_LA
 def measure_tracking_lag(robot: Robot, config: ClientConfig, speed: float | None = None,
                          seconds: float = 1.5) -> float | None:
     """Ramp the first smooth joint at `speed` units/s (default: a third of safety.max_velocity, at most what
-    fits within 30% of its range) for `seconds`, then back at the same speed, through the safety layer; the
-    tracking lag of both ramps together (`tracking_lag`)."""
+    covers 10% of its range in `seconds`) for `seconds`, then back at the same speed, through the safety layer;
+    the tracking lag of both ramps together (`tracking_lag`)."""
     spec = robot.spec
     fps = float(spec.fps)
     joint = next(i for i, stepwise in enumerate(spec.stepwise_mask) if not stepwise)
@@ -46,7 +46,7 @@ def measure_tracking_lag(robot: Robot, config: ClientConfig, speed: float | None
     start = np.asarray(robot.get_observation(with_images=False).state, dtype=float)[: spec.action_dim]
     lo, hi = float(safety.low[joint]), float(safety.high[joint])
     max_velocity = float(np.broadcast_to(np.asarray(config.safety.max_velocity, dtype=float), (spec.action_dim,))[joint])
-    rate = speed if speed is not None else min(max_velocity / 3.0, 0.3 * (hi - lo) / seconds)
+    rate = speed if speed is not None else min(max_velocity / 3.0, 0.1 * (hi - lo) / seconds)
     span = rate * seconds
     direction = 1.0 if start[joint] + span <= hi else -1.0
     if not lo <= start[joint] + direction * span <= hi:
