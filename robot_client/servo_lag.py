@@ -3,7 +3,8 @@
 This is the lag the scheduler reads at each capture (`state_lag: measured`) and that `state_lag_ticks` caps: the
 command the measured state is nearest to, counted back from the command about to be sent (the control loop reads
 the state, then sends). A step response's 50% rise time (`calibrate.measure_lag`) is shorter: a servo with a
-velocity-dependent error trails a ramp by more than it takes to cover half a step (our sim: 2.5 vs 4 ticks).
+velocity-dependent error trails a ramp by more than it takes to cover half a step (our sim: 2.5 vs 3 ticks;
+the scheduler's `state_lag_ticks` there is 4, a tick above).
 """
 
 from __future__ import annotations
