@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from robot_client.servo_lag import measure_tracking_lag
+from robot_client.servo_lag import JointProbe, measure_tracking_lag
 from vla_async.config import ClientConfig, ConfigError, config_from_cli
 from vla_async.config.loader import deep_merge
 from vla_async.messages import Observation
@@ -165,11 +165,9 @@ def measure_lag(robot: Robot, config: ClientConfig, step: float | None, hold_s: 
     """Step one joint (the first smooth one) by `step` and back, through the safety layer; the lag is the
     number of ticks until the measured state covers half the step (the mean of the way out and back)."""
     spec = robot.spec
-    joint = next(i for i, s in enumerate(spec.stepwise_mask) if not s)
-    safety = SafetyLayer(config.safety, spec)
-    start = np.asarray(robot.get_observation(with_images=False).state, dtype=float)[: spec.action_dim]
-    max_step = np.broadcast_to(np.asarray(config.safety.max_step, dtype=float), (spec.action_dim,))[joint]
-    lo, hi = safety.low[joint], safety.high[joint]
+    probe = JointProbe.first_smooth(robot, config)
+    joint, safety, start, lo, hi = probe.joint, probe.safety, probe.start, probe.low, probe.high
+    max_step = probe.of_joint(config.safety.max_step, spec.action_dim)
     size = step if step is not None else min(3.0 * float(max_step), 0.05 * float(hi - lo))
     size = size if start[joint] + size <= hi else -size
     if not lo <= start[joint] + size <= hi:

@@ -3,7 +3,7 @@
 This is the lag the scheduler reads at each capture (`state_lag: measured`) and that `state_lag_ticks` caps: the
 command the measured state is nearest to, counted back from the command about to be sent (the control loop reads
 the state, then sends). A step response's 50% rise time (`calibrate.measure_lag`) is shorter: a servo with a
-velocity-dependent error trails a ramp by more than it takes to cover half a step (our sim: 2.5 vs 3 ticks;
+velocity-dependent error trails a ramp by more than it takes to cover half a step (our sim: 2–3 vs 3 ticks;
 the scheduler's `state_lag_ticks` there is 4, a tick above).
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +21,29 @@ from vla_async.robot import Robot
 from vla_async.safety import SafetyLayer
 
 MAX_LAG_TICKS = 12
+
+
+@dataclass(frozen=True)
+class JointProbe:
+    """The joint a calibration moves (the first smooth one), where it starts and its safety limits."""
+
+    joint: int
+    safety: SafetyLayer
+    start: np.ndarray  # the action joints' measured state
+    low: float
+    high: float
+
+    @classmethod
+    def first_smooth(cls, robot: Robot, config: ClientConfig) -> JointProbe:
+        spec = robot.spec
+        joint = next(i for i, stepwise in enumerate(spec.stepwise_mask) if not stepwise)
+        safety = SafetyLayer(config.safety, spec)
+        start = np.asarray(robot.get_observation(with_images=False).state, dtype=float)[: spec.action_dim]
+        return cls(joint, safety, start, float(safety.low[joint]), float(safety.high[joint]))
+
+    def of_joint(self, value: float | Sequence[float], dim: int) -> float:
+        """A scalar or per-joint safety setting's value for the probed joint."""
+        return float(np.broadcast_to(np.asarray(value, dtype=float), (dim,))[self.joint])
 
 
 def tracking_lag(commands: np.ndarray, states: np.ndarray, max_lag: int = MAX_LAG_TICKS,
@@ -42,11 +67,9 @@ def measure_tracking_lag(robot: Robot, config: ClientConfig, speed: float | None
     the tracking lag of both ramps together (`tracking_lag`)."""
     spec = robot.spec
     fps = float(spec.fps)
-    joint = next(i for i, stepwise in enumerate(spec.stepwise_mask) if not stepwise)
-    safety = SafetyLayer(config.safety, spec)
-    start = np.asarray(robot.get_observation(with_images=False).state, dtype=float)[: spec.action_dim]
-    lo, hi = float(safety.low[joint]), float(safety.high[joint])
-    max_velocity = float(np.broadcast_to(np.asarray(config.safety.max_velocity, dtype=float), (spec.action_dim,))[joint])
+    probe = JointProbe.first_smooth(robot, config)
+    joint, safety, start, lo, hi = probe.joint, probe.safety, probe.start, probe.low, probe.high
+    max_velocity = probe.of_joint(config.safety.max_velocity, spec.action_dim)
     rate = speed if speed is not None else min(max_velocity / 3.0, 0.1 * (hi - lo) / seconds)
     span = rate * seconds
     direction = 1.0 if start[joint] + span <= hi else -1.0
