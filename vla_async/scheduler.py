@@ -9,7 +9,9 @@ Pure: no clock, no I/O, no threads. The caller owns time and passes ticks:
         # a chunk that arrives before tick k+1 is commanded:
         sched.on_chunk(chunk, k_now=k + 1, latency_s=...)
 
-`on_tick` is a lookup in the plan plus the safety layer. `on_chunk` validates and places a chunk, then
+`on_tick` is a lookup in the plan plus the safety layer. `on_chunk` validates and places a chunk (row i at
+exec_tick + i, later by the ticks the arm was held between the request and the arrival: a held arm did not
+move along any plan, so those rows are not skipped — at start-up the first chunk starts at its row 0), then
 hands it to the strategy's `ChunkFusion` (smoothing, blending, their caches), which may leave rows the
 next ticks do not need to the plan to write when first read (see plan.py): a tick that reads such a
 row pays for a block of them. The real-time client and the virtual-time evaluator drive this same
@@ -18,7 +20,9 @@ object, so what is benchmarked is what runs on the robot.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -158,6 +162,7 @@ class ActionScheduler:
         self._prefix_rows = strategy.prefix_rows
         self._streams = bool(strategy.streaming) and streaming_plan(policy) is not None
         self._parts: dict[int, np.ndarray] = {}  # request id -> rows of its streamed chunk received so far
+        self._part_held: dict[int, int] = {}  # request id -> held ticks before its stream's first part (see _place)
         self._sync = strategy.sync
         self._align = strategy.fuser.align and not strategy.sync
         self.trigger = create_trigger(strategy)
@@ -171,6 +176,8 @@ class ActionScheduler:
         self._last_tick: int | None = None
         self._last_command: np.ndarray | None = None
         self._waiting_since: int | None = None  # first request sent since the last accepted chunk
+        # ticks the arm was held (no planned action: start-up, underrun, watchdog), the newest few chunk lives
+        self._held_ticks: deque[int] = deque(maxlen=4 * chunk_length + self.watchdog_ticks)
         self._stalled = False
         self._watchdog = False
 
@@ -210,6 +217,7 @@ class ActionScheduler:
         stats = self.stats
         stats.ticks += 1
         if stalled:
+            self._held_ticks.append(k)
             stats.stall_ticks += 1
             stats.stalls += not self._stalled
         self._stalled = stalled
@@ -359,7 +367,7 @@ class ActionScheduler:
             return ChunkReport(chunk.request_id, math.nan, 0, False)
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         self.delay.add_sample(lat_s)
-        return self._accept(chunk, k_now, lat_s)
+        return self._accept(chunk, k_now, lat_s, held=self._held_since(request, chunk.start_tick, k_now))
 
     def _on_part(self, part: ActionChunk, k_now: int, latency_s: float | None) -> ChunkReport:
         """A part of a streamed chunk: rows extending the ones received in order are fused (the whole received
@@ -379,13 +387,16 @@ class ActionScheduler:
         lat_s = latency_s if latency_s is not None else (k_now - request.tick) / self.fps
         if n_have == 0:  # the first rows: what the robot waits for (d̂ is the delay until they are usable)
             self.delay.add_sample(lat_s)
+            self._part_held[rid] = self._held_since(request, part.start_tick, k_now)  # every part placed alike
         received = rows if have is None else np.concatenate([have, rows])
+        held = self._part_held.get(rid, 0)
         if part.final:
             self._in_flight.pop(rid, None)
             self._parts.pop(rid, None)
+            self._part_held.pop(rid, None)
         else:
             self._parts[rid] = received
-        report = self._accept(ActionChunk(rid, part.start_tick, received), k_now, lat_s, n_have, part.final)
+        report = self._accept(ActionChunk(rid, part.start_tick, received), k_now, lat_s, n_have, part.final, held)
         if report.accepted:
             self.stats.parts += 1
             if not part.final:
@@ -397,14 +408,15 @@ class ActionScheduler:
         self.stats.chunks_rejected += 1
         self.stats.parts_rejected += rejected
         self._parts.pop(request_id, None)
+        self._part_held.pop(request_id, None)
         if self._in_flight.pop(request_id, None) is not None:
             self.stats.failures += 1
 
     def _accept(self, chunk: ActionChunk, k_now: int, lat_s: float, counted: int = 0,
-                complete: bool = True) -> ChunkReport:
+                complete: bool = True, held: int = 0) -> ChunkReport:
         """Place and fuse a chunk of a request that was in flight (`counted` leading rows were placed before;
-        `complete`: its last rows, so it counts as a chunk)."""
-        placed, dropped = self._place(chunk, k_now, counted)
+        `complete`: its last rows, so it counts as a chunk; `held`: see `_place`)."""
+        placed, dropped = self._place(chunk, k_now, counted, held)
         if placed is None:
             self.stats.chunks_rejected += 1
         elif chunk.request_id < self._newest_fused:  # pipelining: never overwrite a newer chunk's ticks
@@ -416,9 +428,18 @@ class ActionScheduler:
             self.stats.chunks += complete
         return ChunkReport(chunk.request_id, lat_s * self.fps, dropped, placed is not None)
 
-    def _place(self, chunk: ActionChunk, k_now: int, counted: int = 0) -> tuple[PlacedChunk | None, int]:
+    def _held_since(self, request: InferenceRequest, start_tick: int, k_now: int) -> int:
+        """How many ticks from the request (or the chunk's start, when later) to k_now the arm was held (no plan)."""
+        held, lo = self._held_ticks, max(request.tick, start_tick)
+        if not held or held[-1] < lo:
+            return 0
+        return bisect.bisect_left(held, k_now) - bisect.bisect_left(held, lo)
+
+    def _place(self, chunk: ActionChunk, k_now: int, counted: int = 0, held: int = 0) -> tuple[PlacedChunk | None, int]:
         """The chunk's finite actions on the tick grid, and how many of them are for ticks < k_now (dropped; the
-        first `counted` rows were counted before); None when malformed or every action is late."""
+        first `counted` rows were counted before); None when malformed or every action is late. `held`: ticks since
+        the request (or its exec tick, when later) that the arm was held; the chunk starts that much later, since a
+        held arm did not move along any plan (at start-up it is still where the chunk starts: nothing is skipped)."""
         actions = chunk.actions
         if type(actions) is not np.ndarray or actions.dtype.kind != "f":
             actions = np.asarray(actions, dtype=float)
@@ -428,7 +449,7 @@ class ActionScheduler:
             return None, 0
         if self._sync:
             actions = actions[: self.strategy.execution_horizon]
-        start = chunk.start_tick if self._align else k_now
+        start = chunk.start_tick + held if self._align else k_now
         dropped = min(len(actions), max(0, k_now - start))
         self.stats.late_actions_dropped += max(0, dropped - counted)
         if dropped == len(actions):
@@ -454,6 +475,7 @@ class ActionScheduler:
     def on_request_failed(self, request_id: int) -> None:
         """An error or a missed deadline: free the in-flight slot (the caller drops any late reply)."""
         self._parts.pop(request_id, None)
+        self._part_held.pop(request_id, None)
         if self._in_flight.pop(request_id, None) is not None:
             self.stats.failures += 1
             self._predictions = {t: v for t, v in self._predictions.items() if v[0] != request_id}

@@ -38,6 +38,14 @@ class Run:
     reports: list[tuple[int, ChunkReport]] = field(default_factory=list)  # (k_now, report)
     plans_after_chunk: list[tuple[int, int, int]] = field(default_factory=list)  # (k_now, start, end)
 
+    def chunk_start(self, request_id: int) -> int:
+        """The tick an aligned chunk's row 0 is for: its exec tick, later by the ticks the arm was held (no plan)
+        from its request (or its exec tick, when later) to its arrival — a held arm did not move along any plan."""
+        arrival = next(k for k, rep in self.reports if rep.request_id == request_id)
+        tick = next(o.request.tick for o in self.outputs if o.request is not None and o.request.request_id == request_id)
+        start = self.chunks[request_id].start_tick
+        return start + sum(o.source_request_id < 0 for o in self.outputs if max(tick, start) <= o.tick < arrival)
+
 
 def drive(
     sched: ActionScheduler,

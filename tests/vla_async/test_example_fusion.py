@@ -35,8 +35,9 @@ def test_a_new_fusion_is_one_class_and_a_registry_entry(monkeypatch):
     second = sched.on_tick(1, state).request
     b = np.full((20, 3), 2.0)
     assert sched.on_chunk(ActionChunk(second.request_id, second.exec_tick, b), k_now=2).accepted
+    first_start = first.exec_tick + 1  # the arm was held at tick 0 (no plan yet): the first chunk starts a tick later
     for k in range(2, 20):
         out = sched.on_tick(k, state)
-        want = 0.5 * (a[k - first.exec_tick] + b[k - second.exec_tick])
+        want = 0.5 * (a[k - first_start] + b[k - second.exec_tick])
         np.testing.assert_allclose(out.command, want, atol=1e-12)
         assert out.source_request_id == second.request_id

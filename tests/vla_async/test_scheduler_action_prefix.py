@@ -16,7 +16,7 @@ H = 20
 
 def _run_until_second_request(preset: str, latency_ticks: int, **fields: object
                               ) -> tuple[ActionScheduler, object, np.ndarray]:
-    """(scheduler, its second request, the first chunk as planned by tick: row i is tick i)"""
+    """(scheduler, its second request, the first chunk as planned by tick: row i at tick i + its arrival)"""
     sched = ActionScheduler(StrategyConfig(preset=preset, **fields), ROBOT, H)
     state = np.zeros(14)
     first = sched.on_tick(0, state).request
@@ -28,7 +28,8 @@ def _run_until_second_request(preset: str, latency_ticks: int, **fields: object
     sched.on_chunk(ActionChunk(first.request_id, first.exec_tick, chunk.astype(np.float32)), k_now=k + 1)
     second = sched.on_tick(k + 1, state).request
     assert second is not None
-    by_tick = np.concatenate([np.full((first.exec_tick, 14), np.nan), chunk])
+    start = k + 1  # the arm was held from the request to the arrival (nothing planned): the chunk starts there
+    by_tick = np.concatenate([np.full((start, 14), np.nan), chunk])
     return sched, second, by_tick
 
 

@@ -45,12 +45,13 @@ def test_the_plan_never_executes_rows_that_have_not_arrived(preset):
     for k in (1, 2):
         sched.on_tick(k, np.zeros(D))
     assert sched.on_chunk(_part(req, 0, FIRST), k_now=3).accepted
-    assert sched.plan.end_tick == req.exec_tick + FIRST and sched.in_flight == 1
+    start = req.exec_tick + 3  # the arm was held at ticks 0-2 (nothing planned): the rows start at the arrival
+    assert sched.plan.end_tick == start + FIRST and sched.in_flight == 1
     for k in range(3, 30):
         out = sched.on_tick(k, np.zeros(D))
         plan = sched.plan
-        assert all(plan.source_at(t) != req.request_id for t in range(req.exec_tick + FIRST, plan.end_tick))
-        if k < req.exec_tick + FIRST:
+        assert all(plan.source_at(t) != req.request_id for t in range(start + FIRST, plan.end_tick))
+        if k < start + FIRST:
             assert out.source_request_id == req.request_id and not out.stalled
         else:  # past the arrived rows: an underrun (the safety layer's hold), no plan row at all
             assert out.stalled and out.source_request_id == -1 and out.planned is None and out.request is None
@@ -67,17 +68,18 @@ def test_parts_are_fused_in_order_and_equal_the_whole_chunk():
         streamed.on_tick(k, np.zeros(D))
         whole.on_tick(k, np.zeros(D))
     streamed.on_chunk(_part(req, 0, FIRST), k_now=3)
+    whole.on_chunk(ActionChunk(req_whole.request_id, req_whole.exec_tick, CHUNK), k_now=3)  # when the first rows came
     for k in (3, 4):
         streamed.on_tick(k, np.zeros(D))
         whole.on_tick(k, np.zeros(D))
     report = streamed.on_chunk(_part(req, FIRST, H), k_now=5)
-    whole.on_chunk(ActionChunk(req_whole.request_id, req_whole.exec_tick, CHUNK), k_now=5)
     assert report.accepted and streamed.in_flight == 0
     assert (streamed.stats.chunks, streamed.stats.parts, streamed.stats.parts_rejected) == (1, 2, 0)
     a, b = streamed.plan.rows(), whole.plan.rows()
-    assert a.end_tick == b.end_tick == req.exec_tick + H
+    start = req.exec_tick + 3  # held at ticks 0-2; the later parts are placed like the first
+    assert a.end_tick == b.end_tick == start + H
     np.testing.assert_array_equal(a.pos[a.index(5):], b.pos[b.index(5):])
-    np.testing.assert_array_equal(a.pos[a.index(5):], CHUNK[5:])
+    np.testing.assert_array_equal(a.pos[a.index(5):], CHUNK[5 - start:])
     assert streamed.on_tick(5, np.zeros(D)).request is not None  # the slot is free once the final part is in
 
 
@@ -90,7 +92,7 @@ def test_a_gap_drops_the_stream_and_a_repeat_is_harmless():
     assert not sched.on_chunk(_part(req, FIRST + 2, H), k_now=2).accepted  # a gap: rows 6, 7 missing
     assert sched.in_flight == 0 and sched.stats.parts_rejected == 1
     assert not sched.on_chunk(_part(req, FIRST, H), k_now=3).accepted  # the stream is gone
-    assert sched.plan.end_tick == req.exec_tick + FIRST
+    assert sched.plan.end_tick == req.exec_tick + 1 + FIRST  # held at tick 0: the rows start at the arrival
 
 
 @pytest.mark.parametrize(("lo", "hi", "final"), [(3, 6, False), (0, H, False), (1, H + 1, True), (2, H, True)])
