@@ -34,14 +34,40 @@ from vla_async.latency import DelayEstimator
 from vla_async.messages import ActionChunk
 from vla_async.plan import Plan, index_selector
 from vla_async.policy_input import reads_images, uses_exec_offset
-from vla_async.rollforward import RollForward, create_rollforward, resolve_rollforward
+from vla_async.rollforward import RollForward, create_rollforward, resolve_action_prefix, resolve_rollforward
 from vla_async.safety import SafetyLayer
-from vla_async.specs import PolicySpec, RobotSpec, streaming_plan
+from vla_async.specs import PolicySpec, RobotSpec, accepts_action_prefix, streaming_plan
 from vla_async.triggers import TriggerState, create_trigger
 
 _LAG_TOLERANCE = 1e-3  # state_lag measured: lags whose command is this close to the nearest one count as it (units)
 
 _EAGER_MARGIN_TICKS = 2  # plan rows written on a chunk's arrival beyond d̂ (the rest may be deferred, see plan.py)
+
+
+class Conditioning(NamedTuple):
+    """What a strategy's `auto` fields resolve to for one served policy (`resolve_conditioning`)."""
+
+    action_prefix: str  # "none" | "committed" (real-time chunking)
+    rollforward: str  # the conditioning state's mode (vla_async.rollforward)
+    lag_ticks: int  # the servo lag (ticks) the placement or `rollforward_to: arm` may use; 0 with a prefix
+
+    def describe(self) -> str:
+        """One line for people: what the policy is sent."""
+        state = {"none": "the measured state" + (f", chunks placed by the servo lag (≤ {self.lag_ticks} ticks)"
+                                                 if self.lag_ticks else ""),
+                 "last_command": "the command at the capture tick",
+                 "commanded": "VLASH's rollforward (the state at the chunk's start)"}.get(self.rollforward,
+                                                                                        f"rollforward {self.rollforward}")
+        return f"real-time chunking (the committed plan as a prefix) + {state}" if self.action_prefix == "committed" \
+            else state
+
+
+def resolve_conditioning(strategy: StrategyConfig, policy: PolicySpec | None) -> Conditioning:
+    """`action_prefix: auto` first (a prefix rules out the lag placement), then `rollforward: auto`."""
+    prefix = resolve_action_prefix(strategy.action_prefix, strategy.rollforward, accepts_action_prefix(policy))
+    lag_ticks = strategy.state_lag_ticks if prefix == "none" else 0
+    rollforward = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy), reads_images(policy), lag_ticks > 0)
+    return Conditioning(prefix, rollforward, lag_ticks)
 
 
 # Results are immutable NamedTuples: as cheap to build on the tick path as a slots dataclass, where a frozen
@@ -148,9 +174,8 @@ class ActionScheduler:
             strategy, robot, chunk_length, (self.safety.max_velocity, self.safety.max_acceleration)
         )
         # the servo-lag placement: chunks planned from the measured state, without a prefix (`auto` may resolve to none)
-        lag_ticks = strategy.state_lag_ticks if strategy.action_prefix == "none" else 0
-        self.rollforward_mode = resolve_rollforward(strategy.rollforward, uses_exec_offset(policy), reads_images(policy),
-                                                    lag_ticks > 0)
+        self.conditioning = resolve_conditioning(strategy, policy)
+        self.action_prefix_mode, self.rollforward_mode, lag_ticks = self.conditioning
         self.rollforward = create_rollforward(self.rollforward_mode, self.action_dim, strategy.tracking_forgetting)
         self._rf_last_only = self.rollforward.last_only
         self._rf_observes = type(self.rollforward).observe is not RollForward.observe
@@ -158,7 +183,7 @@ class ActionScheduler:
         self._shifts_exec = self.rollforward.shifts_exec
         self._init_lag(strategy, robot, lag_ticks)
         self._max_in_flight = strategy.max_in_flight
-        self._sends_prefix = strategy.action_prefix == "committed"
+        self._sends_prefix = self.action_prefix_mode == "committed"
         self._prefix_rows = strategy.prefix_rows
         self._streams = bool(strategy.streaming) and streaming_plan(policy) is not None
         self._parts: dict[int, np.ndarray] = {}  # request id -> rows of its streamed chunk received so far

@@ -1,5 +1,6 @@
-"""The real-time client sends its committed action prefix to a server whose policy accepts one (strategy rtc), and
-never with a strategy that does not ask for it; in-process server on 127.0.0.1, light 14-joint arm."""
+"""The real-time client sends its committed action prefix to a server whose policy accepts one (strategy rtc, and the
+default vlash_rail, whose `action_prefix: auto` reads the policy's spec from the handshake), and never with a strategy
+that does not ask for it; in-process server on 127.0.0.1, light 14-joint arm."""
 
 from __future__ import annotations
 
@@ -48,11 +49,14 @@ def _run(preset: str, tmp_path: Path) -> list:
     return backend.seen[1:]  # [0] is the warm-up
 
 
-@pytest.mark.timeout(90)
-def test_rtc_client_sends_the_committed_prefix_and_vlash_rail_does_not(tmp_path: Path) -> None:
-    seen = _run("rtc", tmp_path)
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("preset", ["rtc", "vlash_rail"])
+def test_the_client_sends_the_committed_prefix_to_a_policy_that_takes_one_and_lag_rail_does_not(
+        tmp_path: Path, preset: str) -> None:
+    seen = _run(preset, tmp_path)
     with_prefix = [(p, frozen) for p, frozen in seen if p is not None]
     assert len(with_prefix) >= 2  # every request after the first chunk carries the plan
     for prefix, frozen in with_prefix:
         assert prefix.shape[1] == 14 and 1 <= len(prefix) <= 30 and 1 <= frozen <= len(prefix)
-    assert all(p is None for p, _ in _run("vlash_rail", tmp_path))
+    if preset == "vlash_rail":
+        assert all(p is None for p, _ in _run("lag_rail", tmp_path))

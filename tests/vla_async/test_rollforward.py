@@ -159,3 +159,15 @@ def test_auto_rolls_forward_only_for_a_policy_declaring_exec_offset_training():
     trained = PolicySpec("p", robot.state_names, robot.action_names, 10, fps=robot.fps, cameras=camera,
                          extra={EXEC_OFFSET_KEY: True})
     assert exec_ticks(trained)[0] == "commanded"
+
+
+def test_action_prefix_auto_commits_for_a_prefix_taking_policy_unless_the_state_is_measured():
+    from vla_async.rollforward import resolve_action_prefix
+
+    assert resolve_action_prefix("auto", "auto", True) == "committed"
+    assert resolve_action_prefix("auto", "last_command", True) == "committed"
+    assert resolve_action_prefix("auto", "commanded", True) == "committed"  # a VLASH + RTC policy: vlash_rtc
+    assert resolve_action_prefix("auto", "auto", False) == "none"  # the spec decides
+    assert resolve_action_prefix("auto", "none", True) == "none"  # the lag placement a prefix would contradict
+    assert resolve_action_prefix("committed", "none", False) == "committed"  # an explicit mode is kept
+    assert resolve_action_prefix("none", "auto", True) == "none"

@@ -124,3 +124,44 @@ def test_the_default_gives_an_image_policy_the_measured_state_placed_by_the_lag_
     assert len(sent) > 10 and all(o.request.exec_tick == o.tick for o in sent)
     for o in sent:
         np.testing.assert_allclose(o.request.rollforward_state, o.command)  # the command of the capture tick
+
+
+def _outputs_key(run):
+    return [(o.tick, o.command.tobytes(), None if o.request is None else
+             (o.request.exec_tick, None if o.request.action_prefix is None else o.request.action_prefix.tobytes(),
+              o.request.prefix_frozen, None if o.request.rollforward_state is None else
+              o.request.rollforward_state.tobytes())) for o in run.outputs]
+
+
+def test_the_default_gives_a_prefix_taking_policy_real_time_chunking_as_vlash_rtc_rail_does():
+    """vlash_rail's `action_prefix: auto`: a policy whose spec accepts the committed prefix (an RTC-exported flow
+    policy) gets vlash_rtc_rail's configuration — the plan from the capture tick, its first d̂ rows committed, and
+    the command at that tick as the state, not the lag placement — tick for tick; a plain image policy gets none."""
+    from vla_async.specs import ACTION_PREFIX_KEY, CameraSpec
+
+    cameras = (CameraSpec("wrist", 8, 8),)
+    rtc_policy = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps, cameras=cameras,
+                            extra={ACTION_PREFIX_KEY: "inpaint"})
+    plain = PolicySpec("p", ROBOT.state_names, ROBOT.action_names, H, fps=ROBOT.fps, cameras=cameras)
+    latencies = [3, 5, 4, 6]
+
+    def run(preset: str, policy: PolicySpec):
+        sched = ActionScheduler(strategy_config(preset), ROBOT, chunk_length=H, policy=policy)
+        return sched, drive(sched, 120, latencies, plant=_delay_line(3))
+
+    default, by_default = run("vlash_rail", rtc_policy)
+    assert (default.action_prefix_mode, default.rollforward_mode) == ("committed", "last_command")
+    sent = [o for o in by_default.outputs if o.request is not None and o.tick > 20]
+    assert len(sent) > 10 and all(o.request.exec_tick == o.tick and o.request.prefix_frozen >= 3 for o in sent)
+    assert all(o.request.action_prefix is not None for o in sent)
+    for o in sent:
+        np.testing.assert_allclose(o.request.rollforward_state, o.command)  # where the committed prefix starts
+    _, composed = run("vlash_rtc_rail", rtc_policy)
+    assert _outputs_key(by_default) == _outputs_key(composed)
+    without, by_plain = run("vlash_rail", plain)
+    assert (without.action_prefix_mode, without.rollforward_mode) == ("none", "none")
+    assert all(o.request.action_prefix is None for o in by_plain.outputs if o.request is not None)
+    # an explicit measured-state conditioning keeps its lag placement and sends no prefix, even to such a policy
+    explicit = ActionScheduler(strategy_config("vlash_rail", rollforward="none"), ROBOT, chunk_length=H,
+                               policy=rtc_policy)
+    assert (explicit.action_prefix_mode, explicit._state_lag) == ("none", 4)

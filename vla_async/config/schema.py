@@ -229,9 +229,12 @@ class StrategyConfig(StrictModel):
     delay: DelayConfig = DelayConfig()
     smoother: SmootherConfig = SmootherConfig()
     fuser: FuserConfig = FuserConfig()
-    action_prefix: Literal["none", "committed"] = Field(
+    action_prefix: Literal["none", "committed", "auto"] = Field(
         "none", description="committed: requests carry the plan from exec_tick (its first d̂ ticks committed) for "
-        "real-time chunking; sent only to a policy whose spec accepts an action prefix")
+        "real-time chunking; sent only to a policy whose spec accepts an action prefix. auto (the vlash_rail "
+        "default): committed for a policy whose spec accepts a prefix, and then rollforward auto conditions on the "
+        "command at the capture tick, where the prefix starts (vlash_rtc_rail's configuration); none otherwise, and "
+        "when the strategy conditions on the measured state explicitly (rollforward: none)")
     prefix_rows: int | None = Field(
         None, ge=1, le=10_000, description="action_prefix=committed: rows of the plan sent as the prefix, counted from "
         "exec_tick (RTC's H - s: the committed rows, then soft-masked ones that pull the new chunk toward the old "
@@ -256,8 +259,9 @@ class StrategyConfig(StrictModel):
     def _state_lag_needs_measured_state(self) -> StrategyConfig:
         # The lag places chunks planned from the measured state; the scheduler ignores it for any other conditioning
         # (so a preset's value survives an override such as rollforward: commanded). A committed prefix with the
-        # measured state stated explicitly is refused: RTC with the lag placement lost (session 25, 28).
-        if self.state_lag_ticks and self.rollforward == "none" and self.action_prefix != "none":
+        # measured state stated explicitly is refused: RTC with the lag placement lost (session 25, 28); `auto` then
+        # sends none (`resolve_action_prefix`).
+        if self.state_lag_ticks and self.rollforward == "none" and self.action_prefix == "committed":
             raise ValueError(f"state_lag_ticks={self.state_lag_ticks} places chunks planned from the measured state: it "
                              f"needs action_prefix: none (got action_prefix: {self.action_prefix})")
         return self
