@@ -18,6 +18,7 @@ from typing import Any
 from robot_client.live_status import LiveStatus
 from vla_async.config import ClientConfig, ConfigError, config_from_cli, strategy_names
 from vla_async.config.schema import DEFAULT_STRATEGY
+from vla_async.scheduler import resolve_conditioning
 
 USAGE = f"""usage: vla-async client [--config NAME|PATH] [--section.field=value ...]
 
@@ -86,7 +87,8 @@ def run_client(config: ClientConfig) -> int:
         _say_stop(client)
         return 1
     if config.log.print_summary:
-        print(f"strategy {describe_strategy(config)}, robot {robot.spec.name}")
+        print(f"strategy {describe_strategy(config)}, robot {robot.spec.name}; the policy was sent "
+              f"{resolve_conditioning(config.strategy, client.policy_spec).describe()}")
         print(summary.format_table())
         if config.log.path:
             print(f"per-tick log: {config.log.path}")

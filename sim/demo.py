@@ -3,8 +3,9 @@
 1. starts `python -m policy_server` (`--policy=auto`, the default: the learned policy shipped in
    models/<task>/policy.onnx when there is one, served by the onnx backend from the cameras' images,
    else the scripted expert; `--policy=expert|learned|PATH` chooses; injected latency ~150 ms with jitter, like a large VLA on a GPU) on a
-   free 127.0.0.1 port, and the real-time client with the strategy for that policy (`--strategy auto`: lag_rail
-   for a plainly trained learned policy, such as the shipped ones, the default vlash_rail otherwise) on
+   free 127.0.0.1 port, and the real-time client with the default strategy, vlash_rail, whose `auto` fields
+   adapt to the served policy (the shipped pick_place policy takes a committed action prefix, so it runs
+   real-time chunking; a plainly trained image policy gets the measured state placed by the servo lag) on
    `pick_place`, the arm advancing with the wall clock; prints a live status line and films the front
    camera while the episode runs (and a few seconds past its end);
 2. compares, in virtual time over a few held-out seeds, that strategy with `sync` at the same latency
@@ -36,21 +37,21 @@ from vla_async.config import (
     strategy_names,
 )
 from vla_async.config.schema import DEFAULT_STRATEGY, SIM_TASKS
+from vla_async.scheduler import resolve_conditioning
 
 #: seconds the camera keeps filming after the live episode ends (the arm holds its last command)
 VIDEO_LINGER_S = 3.0
 #: the learned policies shipped with the repository (models/<task>/policy.onnx, see models/README.md)
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-PLAIN_POLICY_STRATEGY = "lag_rail"  # --strategy auto with a learned policy not trained for exec_offset_s
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(prog="vla-async demo", allow_abbrev=False,
                               description="server + real-time client on pick_place, then a comparison report")
     p.add_argument("--task", default="pick_place", help=" | ".join(SIM_TASKS))
-    p.add_argument("--strategy", default="auto",
-                   help=f"the strategy to run live: auto | {' | '.join(strategy_names())} (auto: {PLAIN_POLICY_STRATEGY} "
-                   f"for a plainly trained learned policy, such as the shipped ones, else {DEFAULT_STRATEGY})")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                   help=f"the strategy to run live: {' | '.join(strategy_names())} (default {DEFAULT_STRATEGY}: its "
+                   "conditioning and real-time chunking adapt to the served policy; the demo prints what they resolve to)")
     p.add_argument("--policy", default="auto",
                    help="auto (learned if models/<task>/policy.onnx exists, else expert) | learned | expert "
                         "(the scripted one) | a path to an .onnx policy")
@@ -67,11 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo_config(args: argparse.Namespace) -> EvalConfig:
-    """The comparison grid; every flag validated like a config field (one-line ConfigError). Resolves
-    `--strategy auto` in `args`."""
+    """The comparison grid; every flag validated like a config field (one-line ConfigError)."""
     backend = policy_backend(args.policy, args.task)
-    if args.strategy == "auto":
-        args.strategy = strategy_for(backend)
     config = build_config(EvalConfig, {
         "tasks": [args.task], "strategies": [args.strategy, "sync"], "latencies_ms": [args.latency_ms],
         "jitter_ms": args.jitter_ms, "seeds": args.compare_seeds, "max_duration_s": args.duration_s,
@@ -97,22 +95,19 @@ def policy_backend(policy: str, task: str) -> dict[str, Any] | None:
     return {"name": "onnx", "path": str(path)}
 
 
-def strategy_for(backend: dict[str, Any] | None) -> str:
-    """`--strategy auto`: `lag_rail` for a learned policy trained without `exec_offset_s` (it reads the scene
-    relative to the arm its images show, so it is conditioned on the measured state; docs/learned_results.md, "Servo-lag-aware
-    conditioning": on unseen pick_place scenes 91 / 83% at 0 / 200 ms against vlash_rail's 82 / 78%), else the
-    default (the scripted expert, a VLASH-trained policy)."""
-    if backend is None:
-        return DEFAULT_STRATEGY
-    from policy_server.backend import BackendError
-    from policy_server.model_io import read_card
-    from vla_async.policy_input import uses_exec_offset
+def conditioning_line(config: EvalConfig, strategy: StrategyConfig) -> str:
+    """What `strategy`'s `auto` fields resolve to for the served policy (the card's spec; the scripted expert has
+    no cameras and takes no prefix), in words."""
+    spec = None
+    if config.backend is not None:
+        from policy_server.backend import BackendError
+        from policy_server.model_io import read_card
 
-    try:
-        spec = read_card(backend["path"]).spec
-    except (BackendError, OSError, ValueError):  # no or a bad card: the backend says so, in one line, when it loads
-        return DEFAULT_STRATEGY
-    return DEFAULT_STRATEGY if uses_exec_offset(spec) else PLAIN_POLICY_STRATEGY
+        try:
+            spec = read_card(config.backend.path).spec
+        except (BackendError, OSError, ValueError):  # no or a bad card: the backend says so, in one line, when it loads
+            return "the policy's card could not be read"
+    return resolve_conditioning(strategy, spec).describe()
 
 
 def policy_label(config: EvalConfig) -> str:
@@ -154,7 +149,8 @@ def run_demo(args: argparse.Namespace, config: EvalConfig) -> int:
         print(seen_note, flush=True)
 
     print(f"[1/3] real time: policy server ({policy_label(config)}, {latency_ms:.0f}±{config.jitter_ms:.0f} ms injected) + "
-          f"robot client ({strategy.name}) on {args.task}, seed {args.seed}", flush=True)
+          f"robot client ({strategy.name}: {conditioning_line(config, strategy)}) on {args.task}, seed {args.seed}",
+          flush=True)
     live_log, video = run_live(args, config, strategy, latency, out)
     from sim.eval.runner import metrics_for, row_for
 

@@ -35,28 +35,35 @@ def test_the_demo_runs_on_scenes_the_shipped_policy_never_saw_and_says_so_when_t
     assert "pick_place: 3 of the 3 seeds (0-2; trained on 0-399,100000-100249)" in seen_scenes_note(on_training_scenes)
 
 
-def test_auto_strategy_is_lag_rail_for_a_plain_learned_policy_and_the_default_otherwise(tmp_path):
+def test_the_demo_runs_the_default_strategy_and_says_what_it_resolves_to_for_the_served_policy(tmp_path):
+    """The shipped pick_place policy takes a committed action prefix, so the default runs real-time chunking with
+    it; a plain image policy gets the measured state placed by the servo lag; the scripted expert the command."""
     import json
     import shutil
 
+    from vla_async.config import StrategyConfig
     from vla_async.config.schema import DEFAULT_STRATEGY
 
-    assert demo.strategy_for(None) == DEFAULT_STRATEGY  # the scripted expert
+    args = demo.build_parser().parse_args([])
+    config = demo.demo_config(args)
+    assert config.strategies == [DEFAULT_STRATEGY, "sync"] and args.strategy == DEFAULT_STRATEGY
+    default = StrategyConfig(preset=DEFAULT_STRATEGY)
+    assert demo.conditioning_line(config, default) == (
+        "real-time chunking (the committed plan as a prefix) + the command at the capture tick")
+    expert = demo.demo_config(demo.build_parser().parse_args(["--policy", "expert"]))
+    assert expert.strategies == [DEFAULT_STRATEGY, "sync"]
+    assert demo.conditioning_line(expert, default) == "the command at the capture tick"
     shipped = demo.MODELS_DIR / "pick_place" / "policy.onnx"
-    assert demo.strategy_for({"name": "onnx", "path": str(shipped)}) == "lag_rail"  # trained without exec_offset_s
     card = json.loads(shipped.with_name("policy.spec.json").read_text())
-    card["policy_spec"]["extra"]["exec_offset_s_input"] = True  # a VLASH-trained policy
-    card["inputs"].append({"name": "exec_offset_s", "source": "exec_offset_s", "shape": [1], "dtype": "float32"})
+    del card["policy_spec"]["extra"]["action_prefix"]  # the same network exported without the prefix inputs
+    card["inputs"] = [i for i in card["inputs"] if i["source"] not in ("action_prefix", "prefix_weights")]
     (tmp_path / "policy.spec.json").write_text(json.dumps(card))
     shutil.copy(shipped, tmp_path / "policy.onnx")
-    assert demo.strategy_for({"name": "onnx", "path": str(tmp_path / "policy.onnx")}) == DEFAULT_STRATEGY
+    plain = config.model_copy(update={"backend": config.backend.model_copy(update={"path": str(tmp_path / "policy.onnx")})})
+    assert demo.conditioning_line(plain, default) == (
+        "the measured state, chunks placed by the servo lag (≤ 4 ticks)")
     (tmp_path / "policy.spec.json").write_text("{not a card")
-    assert demo.strategy_for({"name": "onnx", "path": str(tmp_path / "policy.onnx")}) == DEFAULT_STRATEGY
-    args = demo.build_parser().parse_args([])
-    assert demo.demo_config(args).strategies == ["lag_rail", "sync"] and args.strategy == "lag_rail"
-    args = demo.build_parser().parse_args(["--policy", "expert"])
-    assert demo.demo_config(args).strategies == [DEFAULT_STRATEGY, "sync"]
-
+    assert demo.conditioning_line(plain, default) == "the policy's card could not be read"
 
 def test_a_policy_file_that_does_not_load_is_one_line_not_a_traceback(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
