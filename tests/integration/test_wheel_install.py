@@ -46,9 +46,19 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -
 
 
 def _source_repo(tmp_path: Path) -> Path:
-    """This working tree (committed or not) as a one-commit git repository: what a git URL would serve."""
+    """This working tree (committed or not) as a one-commit git repository: what a git URL would serve. In a git
+    checkout, the files git sees (tracked or not, minus what it ignores, .git/info/exclude included), so a local
+    run folder or data link is not copied; elsewhere the tree minus the usual build and run folders."""
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=_IGNORE)
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True)
+    if listed.returncode != 0:
+        shutil.copytree(ROOT, src, ignore=_IGNORE)
+    for name in filter(None, listed.stdout.decode().split("\0") if listed.returncode == 0 else []):
+        path = ROOT / name
+        if path.is_file() and not path.is_symlink():  # a deleted, uncommitted file is still in the index
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / name)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"]):
         subprocess.run([*git, *cmd], cwd=src, check=True, capture_output=True)
