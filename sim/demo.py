@@ -148,9 +148,9 @@ def run_demo(args: argparse.Namespace, config: EvalConfig) -> int:
     if seen_note:
         print(seen_note, flush=True)
 
+    conditioning = conditioning_line(config, strategy)
     print(f"[1/3] real time: policy server ({policy_label(config)}, {latency_ms:.0f}±{config.jitter_ms:.0f} ms injected) + "
-          f"robot client ({strategy.name}: {conditioning_line(config, strategy)}) on {args.task}, seed {args.seed}",
-          flush=True)
+          f"robot client ({strategy.name}: {conditioning}) on {args.task}, seed {args.seed}", flush=True)
     live_log, video = run_live(args, config, strategy, latency, out)
     from sim.eval.runner import metrics_for, row_for
 
@@ -166,7 +166,7 @@ def run_demo(args: argparse.Namespace, config: EvalConfig) -> int:
     rows = [live_row, *({**r, "engine": "virtual"} for r in result.rows)]
 
     print("[3/3] report\n")
-    report = demo_report(rows, config, args.strategy, live_log, live_row, result.logs, out)
+    report = demo_report(rows, config, args.strategy, live_log, live_row, result.logs, out, conditioning)
     text = report.text + (f"\n\n{seen_note}" if seen_note else "")
     print(text)
     (out / "report.md").write_text(text + "\n")

@@ -27,7 +27,8 @@ class DemoReport:
 
 def demo_report(rows: Sequence[Mapping[str, Any]], config: EvalConfig, strategy: str, live_log: EpisodeLog,
                 live_row: Mapping[str, Any], logs: Mapping[tuple[str, str, float], EpisodeLog],
-                out: Path) -> DemoReport:
+                out: Path, conditioning: str = "") -> DemoReport:
+    """`conditioning`: what the strategy's `auto` fields resolved to for the served policy, in words."""
     from sim import so101
     from sim.eval.cli import velocity_jump_cap
     from sim.eval.plots import plot_junction_trajectory
@@ -46,7 +47,8 @@ def demo_report(rows: Sequence[Mapping[str, Any]], config: EvalConfig, strategy:
     parts = [
         markdown_table(rows, columns), "",
         "Rows: the first is the live run (real server process, real sockets, wall clock); the others are "
-        f"virtual-time episodes (same scheduler code, seeds {_seeds(config)}), sync @ 0 ms = an instant model.",
+        f"virtual-time episodes (same scheduler code, seeds {_seeds(config)}), sync @ 0 ms = an instant model."
+        + (f" {strategy} sent the policy {conditioning}." if conditioning else ""),
         legend(columns, velocity_jump_cap=velocity_jump_cap(config)), "",
         quality_text(checks, strategy), "",
         "Reading: " + reading,

@@ -71,8 +71,9 @@ def test_demo_report_lists_misses_and_reads_the_result(tmp_path):
     config = EvalConfig(tasks=["pick_place"], strategies=["vlash_rail", "sync"], latencies_ms=[150], jitter_ms=25)
     logs = {("pick_place", "sync", 150.0): _log(0.01, 5), ("pick_place", "sync", 0.0): _log(0.01, 5)}
     report = demo_report([{**rows[1], "strategy": "vlash_rail (real time, seed 0)", "engine": "realtime"}, *rows],
-                         config, "vlash_rail", live, rows[1], logs, tmp_path)
+                         config, "vlash_rail", live, rows[1], logs, tmp_path, "the command at the capture tick")
     assert "Missed:\n  - stalled ticks / episode = 0: 3 (limit 0)" in report.text
+    assert "vlash_rail sent the policy the command at the capture tick." in report.text
     assert "Reading: With a model that answers in 150 ms" in report.text and "3 held ticks" in report.text
     assert "columns: " in report.text and report.plot.stat().st_size > 10_000
     assert any(not c["passed"] for c in report.checks)
