@@ -491,22 +491,31 @@ class PolicyServer:
             if batch is None:
                 return
             if batch:
-                self._serve(batch)
+                replies = self._batch_replies(batch)
+                # free before the replies go out: a robot's next request, sent the moment its reply lands, must
+                # find the worker idle, or it loses the inline path to a race with this thread
                 with self._cond:
                     self._worker_busy = False
+                self._send_all(replies)
 
     def _serve(self, batch: list[tuple[Session, PendingRequest]]) -> None:
-        """Run `batch` and send its replies (the worker, or the I/O thread on the inline path)."""
+        """Run `batch` and send its replies (the I/O thread's inline path)."""
+        self._send_all(self._batch_replies(batch))
+
+    def _send_all(self, replies: list[list[Any]]) -> None:
+        for frames in replies:
+            self._send(frames)
+
+    def _batch_replies(self, batch: list[tuple[Session, PendingRequest]]) -> list[list[Any]]:
+        """Run `batch`; its replies' frames (an error reply per request if anything outside the model fails)."""
         try:
-            replies = self._run_batch(batch)
+            return self._run_batch(batch)
         except Exception as exc:  # anything outside the model call: these requests fail, the thread goes on
             with self._cond:
                 self._counts["internal_errors"] += 1
             log.warning("batch failed: %s: %s", type(exc).__name__, excerpt(str(exc), 200))
-            replies = [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
-                                                         r.obs.request_id))] for s, r in batch]
-        for frames in replies:
-            self._send(frames)
+            return [[s.identity, *encode(ErrorMessage(ErrorCode.BACKEND_ERROR, _INTERNAL_ERROR,
+                                                      r.obs.request_id))] for s, r in batch]
 
     def _next_batch(self, max_batch: int) -> list[tuple[Session, PendingRequest]] | None:
         """The next batch (maybe empty after a timeout), or None once stopped."""
