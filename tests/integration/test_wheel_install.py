@@ -54,11 +54,12 @@ def _source_repo(tmp_path: Path) -> Path:
                             capture_output=True)
     if listed.returncode != 0:
         shutil.copytree(ROOT, src, ignore=_IGNORE)
-    for name in filter(None, listed.stdout.decode().split("\0") if listed.returncode == 0 else []):
-        path = ROOT / name
-        if path.is_file() and not path.is_symlink():  # a deleted, uncommitted file is still in the index
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, src / name)
+    else:
+        for name in filter(None, listed.stdout.decode().split("\0")):
+            path = ROOT / name
+            if path.is_file() and not path.is_symlink():  # a deleted, uncommitted file is still in the index
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, src / name)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"]):
         subprocess.run([*git, *cmd], cwd=src, check=True, capture_output=True)
