@@ -14,7 +14,7 @@ from sim.eval.quality import quality_checks
 from sim.eval.report import legend, markdown_table, select_columns
 
 #: the columns that matter for pick-and-place (eval prints all of them)
-DEMO_COLUMNS = ("success", "done s", "stalls", "TTFA ms", "stale ms", "δ p95 ms", "jerk", "Δp p95", "Δv p95")
+DEMO_COLUMNS = ("success", "done s", "start s", "stalls", "TTFA ms", "stale ms", "δ p95 ms", "jerk", "Δp p95", "Δv p95")
 
 
 @dataclass(frozen=True)

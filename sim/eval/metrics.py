@@ -312,6 +312,7 @@ def episode_metrics(
         "moving_third_diffs": _finite(third[1:][steps > MOVING_STEP]).tolist(),
         **stalls,
         "stall_time_s": stalls["stall_ticks"] / fps,
+        "startup_s": stalls["startup_ticks"] / fps,
         "reaction_s": [r if r is not None else w for r, w in zip(reactions, windows, strict=True)],
         "reaction_missed": sum(r is None for r in reactions),
         "reaction_cmd_s": [r if r is not None else w for r, w in zip(per_event["reaction_cmd"], windows, strict=True)],
@@ -371,7 +372,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
         return [float(v) for ep in episodes for v in ep[key]]  # type: ignore[attr-defined]
 
     def mean_of(key: str) -> float | None:
-        vals = [ep[key] for ep in episodes if ep[key] is not None]
+        vals = [ep[key] for ep in episodes if ep.get(key) is not None]  # a stream from an older version: "–"
         return float(np.mean(vals)) if vals else None  # type: ignore[arg-type]
 
     n = len(episodes)
@@ -390,6 +391,7 @@ def aggregate(episodes: Sequence[Mapping[str, object]]) -> dict[str, object]:
         "rms_jerk": mean_of("rms_jerk"),
         "stall_ticks": mean_of("stall_ticks"), "stall_runs": mean_of("stall_runs"),
         "stall_time_s": mean_of("stall_time_s"), "startup_ticks": mean_of("startup_ticks"),
+        "startup_s": mean_of("startup_s"),
         # p95, the same quantile as the junction statistics it is compared with (quality.py)
         "typical_step": _stat(moving, "p95"), "typical_step_p50": _stat(moving, "p50"),
         "typical_third_diff": _stat(pool("moving_third_diffs"), "p95"),

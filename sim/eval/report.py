@@ -28,6 +28,9 @@ COLUMNS: list[Column] = [
            f"seconds to task success over ALL episodes, a failure counting as the episode timeout ('–' for "
            f"{', '.join(FIXED_LENGTH_TASKS)}: fixed length, judged at the end)"),
     Column("done ok s", "completion_ok_s", 1.0, "{:.2f}", "the same, mean over successes only"),
+    Column("start s", "startup_s", 1.0, "{:.2f}",
+           "start-up: the wait for the first chunk, when the arm cannot move yet (mean over episodes; part of "
+           "'done s': latency adds at least this much to a task's time however the chunks are joined)"),
     Column("thr/min", "throughput_per_min", 1.0, "{:.1f}", "successes per minute of robot time"),
     Column("react ms", "reaction_s_mean", 1000.0, "{:.0f}",
            "target jump → MEASURED tool moving toward the new target, mean; a miss counts as its whole window "

@@ -138,7 +138,7 @@ def _log(success: bool, completion: float | None):
 def test_episode_metrics_and_aggregate(tmp_path):
     log = _log(True, 0.6)
     m = episode_metrics(log)
-    assert m["stall_ticks"] == 1 and m["startup_ticks"] == 1
+    assert m["stall_ticks"] == 1 and m["startup_ticks"] == 1 and m["startup_s"] == pytest.approx(0.1)
     assert m["rollforward_error"] == [0.5]
     assert m["staleness_s"] == pytest.approx([0.1, 0.2, 0.1, 0.3])
     assert m["latency_s"] == [0.1]

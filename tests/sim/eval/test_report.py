@@ -98,3 +98,22 @@ def test_failures_count_at_the_timeout_and_misses_are_censored():
     assert failed["clip_ticks"] == 1
     row = aggregate([ok, failed])
     assert row["completion_time_s"] == (2.0 + 3.0) / 2 and row["completion_ok_s"] == 2.0
+
+
+def test_start_up_wait_is_its_own_column_and_part_of_the_completion_time():
+    """Ticks held before the first chunk are the start-up (not stalls); the table prints them in seconds."""
+    from sim.eval.report import select_columns
+
+    rec = EpisodeRecorder({}, 30.0, np.array([True, False]))
+    for k in range(30):
+        waiting = k < 6
+        rec.tick(tick=k, command=[0.0 if waiting else 0.01 * k, 0], state=[0, 0], stalled=waiting,
+                 source_request_id=-1 if waiting else 0)
+    rec.request(0, 0, 0)
+    m = episode_metrics(rec.finish(True, 1.0))
+    assert m["startup_ticks"] == 6 and m["stall_ticks"] == 0
+    row = {"task": "pick_place", "strategy": "s", "trigger": "every_tick", "latency_ms": 200.0, "jitter_ms": 0.0,
+           "is_reference": False, **aggregate([m])}
+    assert row["startup_s"] == 0.2
+    table = markdown_table([row], columns=select_columns(["done ok s", "start s", "stalls"]))
+    assert "| 1.00 | 0.20 | 0.0 |" in table.splitlines()[-1]
