@@ -117,3 +117,6 @@ def test_start_up_wait_is_its_own_column_and_part_of_the_completion_time():
     assert row["startup_s"] == 0.2
     table = markdown_table([row], columns=select_columns(["done ok s", "start s", "stalls"]))
     assert "| 1.00 | 0.20 | 0.0 |" in table.splitlines()[-1]
+    older = {k: v for k, v in m.items() if k != "startup_s"}  # an episode stream written before the column
+    assert aggregate([older])["startup_s"] is None and "| 1.00 | – |" in markdown_table(
+        [{**row, **aggregate([older])}], columns=select_columns(["done ok s", "start s"]))
